@@ -1,0 +1,1240 @@
+"""Static pickle analysis: an opcode-level emulation of CPython's unpickler that never imports.
+
+Layout. A pickle is a program for a stack machine: ~70 opcodes (protocols 0-5) that push
+literals, build containers, memoise values (PUT/BINPUT/LONG_BINPUT/MEMOIZE, read back with
+GET/BINGET/LONG_BINGET), import globals (GLOBAL, STACK_GLOBAL, INST, EXT1/2/4) and call them
+(REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ, BUILD via `__setstate__`, APPEND/SETITEM/ADDITEMS on
+non-container objects). STOP ends one pickle; files may hold several back to back (legacy torch
+saves five). Protocol 4 adds FRAME, protocol 5 out-of-band buffers.
+
+Attack surface (attacks.md section 2): any importable callable can be called with attacker
+arguments on load. Scanners are bypassed by hiding the import (memo indirection, computed
+STACK_GLOBAL names, dotted attribute paths, EXT codes, Python 2 aliases), by hiding the call
+(OBJ/INST/NEWOBJ/BUILD/`__setstate__` injection instead of REDUCE, a popped result), by parser
+differentials (FRAME straddling, data after STOP, a pickle in front of a zip), by damage
+(nullifAI: payload, then garbage) and by size (a 150 MB bytes field before the payload).
+
+What is checked. The walker follows the opcode stream exactly as `_pickle.c` reads it: the
+mark fence and stack-underflow rules, memo semantics, protocol-dependent name resolution,
+`_compat_pickle` mapping, and the C unpickler's frame buffering (a fixed-size read that
+straddles a frame end is re-read after the frame when the loader reads from a file; such a
+stream is walked both ways). Every import is classified by `workers/pickle_policy.py`; every
+call is recorded with its static arguments as evidence. Pure helpers used to compute names
+(`codecs.decode(.., 'rot13')`, base64, `getattr` on a known global, `importlib.import_module`,
+name resolvers) are folded so that the real target is judged. Bytes handed to a second-stage
+loader (`pickle.loads`, `torch.storage._load_from_bytes`, after base64/hex decoding) and bytes
+values that are themselves complete pickles are analysed recursively within the budget.
+Large byte payloads are skipped by length and never read.
+
+Not checked: what an allowed class does in its own `__setstate__` (the allow-list vouches for
+it); values that only exist at run time (e.g. names read from the environment).
+
+References: pickletools and `Modules/_pickle.c` (CPython 3.11); picklescan/fickling/modelscan
+advisories; ReversingLabs nullifAI; JFrog CVE-2025-10155/10156/10157.
+
+Rules
+| id     | name                      | severity | CWE     |
+|--------|---------------------------|----------|---------|
+| PKL001 | dangerous-global          | error    | CWE-502 |
+| PKL002 | unknown-callable          | warning  | CWE-502 |
+| PKL003 | unknown-global            | info     | CWE-502 |
+| PKL004 | malformed-stream          | warning  | CWE-20  |
+| PKL005 | computed-import           | error    | CWE-502 |
+| PKL006 | object-mutation-gadget    | error    | CWE-502 |
+| PKL007 | extension-registry-import | warning  | CWE-502 |
+| PKL008 | parser-differential       | error    | CWE-436 |
+| PKL009 | trailing-data             | info     | CWE-436 |
+| PKL010 | nested-pickle             | warning  | CWE-502 |
+| PKL011 | blacklisted-global        | error    | CWE-502 |
+| PKL012 | analysis-limit            | warning  | CWE-400 |
+| PKL013 | computed-callable         | warning  | CWE-502 |
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import io
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from batchscan.records import Finding, Severity
+from workers import pickle_policy as policy
+from workers.base import LimitExceeded, Rule, ScanContext, Source
+
+FORMAT = "pickle"
+
+DANGEROUS_GLOBAL = Rule(
+    "PKL001", "dangerous-global", Severity.ERROR, "CWE-502",
+    "The pickle imports a callable that can run code, touch files or the network on load.",
+)
+UNKNOWN_CALLABLE = Rule(
+    "PKL002", "unknown-callable", Severity.WARNING, "CWE-502",
+    "The pickle calls a function that is neither known-safe nor known-dangerous.",
+)
+UNKNOWN_GLOBAL = Rule(
+    "PKL003", "unknown-global", Severity.INFO, "CWE-502",
+    "The pickle imports or constructs a class that is not on the allow-list.",
+)
+MALFORMED = Rule(
+    "PKL004", "malformed-stream", Severity.WARNING, "CWE-20",
+    "The opcode stream is damaged; the unpickler stops there after running what came before.",
+)
+COMPUTED_IMPORT = Rule(
+    "PKL005", "computed-import", Severity.ERROR, "CWE-502",
+    "STACK_GLOBAL imports a name computed at load time, hiding what is imported.",
+)
+MUTATION_GADGET = Rule(
+    "PKL006", "object-mutation-gadget", Severity.ERROR, "CWE-502",
+    "BUILD/SETITEM/APPEND applied to an imported object, or `__setstate__` injected: "
+    "code runs or global state changes without a REDUCE.",
+)
+EXTENSION_IMPORT = Rule(
+    "PKL007", "extension-registry-import", Severity.WARNING, "CWE-502",
+    "EXT1/EXT2/EXT4 import a global through copyreg's extension registry.",
+)
+PARSER_DIFFERENTIAL = Rule(
+    "PKL008", "parser-differential", Severity.ERROR, "CWE-436",
+    "The stream reads differently in different unpicklers (FRAME straddling): a classic "
+    "way to show scanners one program and the loader another.",
+)
+TRAILING_DATA = Rule(
+    "PKL009", "trailing-data", Severity.INFO, "CWE-436",
+    "Bytes follow the last STOP (a polyglot, or data a custom loader reads).",
+)
+NESTED_PICKLE = Rule(
+    "PKL010", "nested-pickle", Severity.WARNING, "CWE-502",
+    "A bytes value, or a base64/hex string, is itself a complete pickle: a second stage "
+    "waiting for a loader. It was analysed recursively.",
+)
+BLACKLISTED_GLOBAL = Rule(
+    "PKL011", "blacklisted-global", Severity.ERROR, "CWE-502",
+    "A global matches a user-supplied -b/--blacklist pattern.",
+)
+ANALYSIS_LIMIT = Rule(
+    "PKL012", "analysis-limit", Severity.WARNING, "CWE-400",
+    "A budget (opcodes, nesting, nested pickle bytes) ran out before the stream was finished.",
+)
+
+COMPUTED_CALLABLE = Rule(
+    "PKL013", "computed-callable", Severity.WARNING, "CWE-502",
+    "The pickle calls a value produced at load time rather than an import.",
+)
+
+RULES = (
+    DANGEROUS_GLOBAL, UNKNOWN_CALLABLE, UNKNOWN_GLOBAL, MALFORMED, COMPUTED_IMPORT,
+    MUTATION_GADGET, EXTENSION_IMPORT, PARSER_DIFFERENTIAL, TRAILING_DATA, NESTED_PICKLE,
+    BLACKLISTED_GLOBAL, ANALYSIS_LIMIT, COMPUTED_CALLABLE,
+)
+
+HIGHEST_PROTOCOL = 5
+_CHUNK = 8 * 1024 * 1024  # bytes held in memory while walking a large stream
+_INLINE_MAX = 1024 * 1024  # longer string/bytes payloads are skipped by length, not read
+_MAX_LINE = 64 * 1024 * 1024
+_CONTAINER_CAP = 64  # container items kept for evidence and gadget detection
+_EVIDENCE_CHARS = 400
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+# --- values on the emulated stack -----------------------------------------------------------
+class Ref:
+    """A resolved import: what `find_class(module, name)` would return."""
+
+    __slots__ = ("module", "name", "offset")
+
+    def __init__(self, module: str, name: str, offset: int):
+        self.module = module
+        self.name = name
+        self.offset = offset
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+class ModuleRef:
+    """A module object obtained at load time (`importlib.import_module('os')`)."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: str):
+        self.module = module
+
+
+class Call:
+    """The result of calling `func` with `args` (REDUCE, INST, OBJ, NEWOBJ, ...)."""
+
+    __slots__ = ("args", "func", "kind", "offset", "setstate")
+
+    def __init__(self, func: object, args: object, offset: int, kind: str):
+        self.func = func
+        self.args = args
+        self.offset = offset
+        self.kind = kind
+        self.setstate: object = None
+
+
+class Blob:
+    """A string or bytes payload too large to keep: only where it lies."""
+
+    __slots__ = ("kind", "length", "offset")
+
+    def __init__(self, kind: str, offset: int, length: int):
+        self.kind = kind
+        self.offset = offset
+        self.length = length
+
+
+class PDict:
+    __slots__ = ("count", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[object, object]] = []
+        self.count = 0
+
+    def add(self, key: object, value: object) -> None:
+        self.count += 1
+        if len(self.items) < _CONTAINER_CAP:
+            self.items.append((key, value))
+
+    def get(self, key: str) -> object:
+        for k, v in self.items:
+            if k == key:
+                return v
+        return None
+
+
+class PList:
+    __slots__ = ("count", "items", "kind")
+
+    def __init__(self, kind: str, items: list[object] | None = None):
+        self.kind = kind
+        self.items: list[object] = items[:_CONTAINER_CAP] if items else []
+        self.count = len(items) if items else 0
+
+    def extend(self, values: list[object]) -> None:
+        self.count += len(values)
+        room = _CONTAINER_CAP - len(self.items)
+        if room > 0:
+            self.items.extend(values[:room])
+
+
+class Opaque:
+    """A value we do not model (persistent ids, out-of-band buffers, extension results)."""
+
+    __slots__ = ("label",)
+
+    def __init__(self, label: str):
+        self.label = label
+
+
+class _Damage(Exception):  # noqa: N818 - internal control flow, never leaves this module
+    def __init__(self, offset: int, reason: str):
+        super().__init__(reason)
+        self.offset = offset
+        self.reason = reason
+
+
+class _Straddle(Exception):  # noqa: N818
+    """A fixed-size read crosses a FRAME end: the C loader reading a file diverges here."""
+
+    def __init__(self, offset: int):
+        super().__init__(offset)
+        self.offset = offset
+
+
+# --- what one walk learns --------------------------------------------------------------------
+@dataclass(slots=True)
+class _Use:
+    module: str
+    name: str
+    verdict: policy.Classification
+    first_offset: int
+    count: int = 0
+    called: bool = False
+    constructed: bool = False
+    call_offset: int | None = None
+    evidence: str | None = None
+
+
+@dataclass(slots=True)
+class _Walk:
+    """Findings and facts of one stream (one or several concatenated pickles)."""
+
+    uses: dict[tuple[str, str], _Use] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    first_value: object = None
+    end: int = 0
+    pickles: int = 0
+    opcodes: int = 0
+    straddle: int | None = None
+
+
+def render(value: object, depth: int = 0) -> str:
+    """Short, safe text for evidence: literal values, globals and nested calls."""
+    if depth > 4:
+        return "..."
+    if isinstance(value, str):
+        return repr(value[:200] + ("..." if len(value) > 200 else ""))
+    if isinstance(value, (bytes, bytearray)):
+        return repr(bytes(value[:64])) + ("..." if len(value) > 64 else "")
+    if isinstance(value, Ref):
+        return value.qualname
+    if isinstance(value, ModuleRef):
+        return f"<module {value.module}>"
+    if isinstance(value, Call):
+        args = value.args
+        inner = (
+            ", ".join(render(a, depth + 1) for a in args)
+            if isinstance(args, tuple)
+            else render(args, depth + 1)
+        )
+        return f"{render(value.func, depth + 1)}({inner})"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(render(v, depth + 1) for v in value[:8]) + ")"
+    if isinstance(value, Blob):
+        return f"<{value.kind} of {value.length} bytes at offset {value.offset}>"
+    if isinstance(value, PDict):
+        shown = ", ".join(
+            f"{render(k, depth + 1)}: {render(v, depth + 1)}" for k, v in value.items[:4]
+        )
+        return "{" + shown + (", ..." if value.count > 4 else "") + "}"
+    if isinstance(value, PList):
+        return "[" + ", ".join(render(v, depth + 1) for v in value.items[:4]) + "]"
+    if isinstance(value, Opaque):
+        return f"<{value.label}>"
+    return repr(value)[:100]
+
+
+# --- reading the stream ----------------------------------------------------------------------
+class _Reader:
+    """A window over the stream: whole small inputs, 8 MiB chunks of big ones."""
+
+    __slots__ = ("base", "buf", "eof", "limit", "stream")
+
+    def __init__(self, stream: BinaryIO, start: int, limit: int, data: bytes | None = None):
+        self.stream = stream
+        self.limit = limit  # absolute end of the readable region
+        if data is not None:
+            self.buf = data
+            self.base = 0
+            self.eof = True
+        else:
+            self.base = start
+            self.buf = b""
+            self.eof = False
+            self.fill(start, 0)
+
+    def fill(self, absolute: int, need: int) -> None:
+        """Make `buf` start at `absolute` and hold at least `need` bytes if the data has them."""
+        if self.eof and self.base <= absolute and absolute + need <= self.base + len(self.buf):
+            return
+        want = max(_CHUNK, need)
+        self.stream.seek(absolute)
+        data = self.stream.read(min(want, max(0, self.limit - absolute)))
+        self.buf = data
+        self.base = absolute
+        self.eof = absolute + len(data) >= self.limit
+
+
+def _decode_line_int(line: bytes) -> int:
+    text = line.strip()
+    if text.endswith(b"L"):
+        text = text[:-1]
+    return int(text, 0) if text[:2] in (b"0x", b"0X") else int(text)
+
+
+def _string_line(line: bytes, offset: int) -> str:
+    """Protocol-0 STRING: a quoted Python 2 repr, decoded like `load_string` (ASCII)."""
+    text = line.rstrip()
+    if len(text) < 2 or text[0] != text[-1] or text[:1] not in (b"'", b'"'):
+        raise _Damage(offset, "the STRING opcode argument must be quoted")
+    raw = codecs.escape_decode(text[1:-1])[0]
+    return raw.decode("latin-1")
+
+
+# --- folding pure helpers so computed names resolve --------------------------------------
+_TEXT_CODECS = {"rot13", "rot_13"}
+_BYTES_DECODERS = {
+    ("base64", "b64decode"),
+    ("base64", "standard_b64decode"),
+    ("base64", "urlsafe_b64decode"),
+    ("base64", "b32decode"),
+    ("base64", "b16decode"),
+    ("base64", "a85decode"),
+    ("base64", "b85decode"),
+    ("base64", "decodebytes"),
+    ("binascii", "a2b_base64"),
+    ("binascii", "unhexlify"),
+    ("binascii", "a2b_hex"),
+}
+_NAME_RESOLVERS = {
+    ("pkgutil", "resolve_name"),
+    ("logging.config", "_resolve"),
+    ("torch._utils", "_import_dotted_name"),
+    ("pydoc", "locate"),
+    ("numpy.compat", "npy_load_module"),
+}
+_IMPORTERS = {
+    ("importlib", "import_module"),
+    ("builtins", "__import__"),
+    ("importlib", "__import__"),
+    ("importlib._bootstrap", "_gcd_import"),
+}
+
+
+def _literal(value: object) -> object:
+    """The static value of a stack item when it is a plain literal or a folded call."""
+    if isinstance(value, Call):
+        return fold(value)
+    return value
+
+
+def fold(call: Call) -> object:
+    """Evaluate calls of pure helpers statically; anything else stays a `Call`."""
+    func = call.func
+    if isinstance(func, Call):
+        func = fold(func)
+    args = call.args if isinstance(call.args, tuple) else ()
+    if not isinstance(func, Ref):
+        return call
+    key = (func.module, func.name)
+    vals = [_literal(a) for a in args]
+    try:
+        if key in _BYTES_DECODERS and vals and isinstance(vals[0], (str, bytes)):
+            module = base64 if func.module == "base64" else binascii
+            decoded: bytes = getattr(module, func.name)(vals[0])
+            return decoded
+        if key in {("codecs", "decode"), ("_codecs", "decode")} and len(vals) >= 2:
+            data, codec = vals[0], vals[1]
+            if isinstance(codec, str) and isinstance(data, (str, bytes)):
+                name = codec.lower().replace("-", "_")
+                if name in _TEXT_CODECS and isinstance(data, str):
+                    return codecs.decode(data, "rot13")
+                if name in {"base64", "base_64", "hex", "hex_codec", "base64_codec"}:
+                    raw = data.encode("latin-1") if isinstance(data, str) else data
+                    return codecs.decode(raw, name.replace("_codec", ""))
+        if key in {("builtins", "bytes.fromhex")} and vals and isinstance(vals[0], str):
+            return bytes.fromhex(vals[0])
+        if key in _IMPORTERS and vals and isinstance(vals[0], str):
+            return ModuleRef(vals[0])
+        if key in _NAME_RESOLVERS and vals and isinstance(vals[0], str):
+            target = vals[0].replace(":", ".")
+            if "." in target:
+                mod, _, name = target.rpartition(".")
+                return Ref(mod, name, call.offset)
+            return ModuleRef(target)
+        if key == ("builtins", "getattr") and len(vals) >= 2 and isinstance(vals[1], str):
+            owner = vals[0]
+            if isinstance(owner, Ref):
+                return Ref(owner.module, f"{owner.name}.{vals[1]}", call.offset)
+            if isinstance(owner, ModuleRef):
+                return Ref(owner.module, vals[1], call.offset)
+        if key in {("operator", "getitem"), ("_operator", "getitem")} and len(vals) >= 2:
+            owner, item = vals[0], vals[1]
+            if isinstance(item, str) and isinstance(owner, Call):
+                inner = _literal(owner)
+                if isinstance(inner, Call) and isinstance(inner.func, Ref):
+                    ref = inner.func
+                    iargs = inner.args if isinstance(inner.args, tuple) else ()
+                    if ref.qualname == "builtins.vars" and iargs:
+                        target = _literal(iargs[0])
+                        if isinstance(target, ModuleRef):
+                            return Ref(target.module, item, call.offset)
+        if key in {("builtins", "str"), ("builtins", "bytes")} and len(vals) == 1:
+            if isinstance(vals[0], (str, bytes)):
+                return vals[0]
+        if key == ("builtins", "str.join") and len(vals) == 2:
+            sep, parts = vals
+            if isinstance(sep, str) and isinstance(parts, PList):
+                items = [_literal(p) for p in parts.items]
+                if all(isinstance(p, str) for p in items) and parts.count == len(items):
+                    return sep.join(str(p) for p in items)
+    except (ValueError, TypeError, binascii.Error, UnicodeError, LookupError):
+        return call
+    return call
+
+
+# --- the walker ------------------------------------------------------------------------------
+class _Walker:
+    """Walks one stream from `start`; `divergent` follows the C file loader's FRAME reading."""
+
+    def __init__(
+        self, reader: _Reader, ctx: ScanContext, walk: _Walk, *, divergent: bool, budget: int
+    ):
+        self.r = reader
+        self.ctx = ctx
+        self.walk = walk
+        self.divergent = divergent
+        self.budget = budget
+        self.nested: list[tuple[bytes, int, str]] = []
+        self.lenient = False  # ignore FRAME lengths that overrun the data (salvage pass)
+        self.sniffing = False  # reject names no importer accepts (content sniffing)
+
+    # classification bookkeeping ---------------------------------------------------------
+    def use(self, module: str, name: str, offset: int) -> Ref:
+        key = (module, name)
+        entry = self.walk.uses.get(key)
+        if entry is None:
+            entry = _Use(module, name, _classify(module, name), offset)
+            self.walk.uses[key] = entry
+        entry.count += 1
+        return Ref(module, name, offset)
+
+    def called(self, func: object, args: object, offset: int, kind: str) -> Call:
+        """Record a call of `func` (the heart of the analysis) and return its result."""
+        call = Call(func, args, offset, kind)
+        resolved = func
+        if isinstance(resolved, Call):
+            resolved = fold(resolved)
+        if isinstance(resolved, Call) and isinstance(args, tuple):
+            # attrgetter('system')(os) and methodcaller('system', cmd)(os) call os.system
+            getter = resolved.func
+            gargs = resolved.args if isinstance(resolved.args, tuple) else ()
+            if isinstance(getter, Ref) and gargs and len(args) == 1:
+                attr = _literal(gargs[0])
+                owner = _literal(args[0])
+                if getter.name in ("attrgetter", "methodcaller") and isinstance(attr, str):
+                    target: Ref | None = None
+                    if isinstance(owner, ModuleRef):
+                        target = Ref(owner.module, attr, offset)
+                    elif isinstance(owner, Ref):
+                        target = Ref(owner.module, f"{owner.name}.{attr}", offset)
+                    if target is not None and getter.name == "attrgetter":
+                        return Call(target, (), offset, "attribute")
+                    if target is not None:
+                        return self.called(target, gargs[1:], offset, kind)
+        if isinstance(resolved, Ref):
+            entry = self.walk.uses.get((resolved.module, resolved.name))
+            if entry is None:  # a name produced by folding (getattr, resolvers)
+                entry = _Use(resolved.module, resolved.name,
+                             _classify(resolved.module, resolved.name), offset, count=1)
+                self.walk.uses[(resolved.module, resolved.name)] = entry
+            if kind in ("newobj", "newobj_ex"):
+                entry.constructed = True
+            else:
+                entry.called = True
+            if entry.call_offset is None:
+                entry.call_offset = offset
+                entry.evidence = render(call)[:_EVIDENCE_CHARS]
+            qual = (resolved.module, resolved.name)
+            if qual in (("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
+                        ("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__")):
+                cls = args[0] if isinstance(args, tuple) and args else None
+                if isinstance(cls, Ref):
+                    inner = self.walk.uses.get((cls.module, cls.name))
+                    if inner is not None:
+                        inner.constructed = True
+            if entry.verdict.loader or qual in policy.SECOND_STAGE_LOADERS:
+                self.second_stage(args, offset, resolved.qualname)
+        elif isinstance(resolved, ModuleRef):
+            self.flag(MUTATION_GADGET, f"calls module object `{resolved.module}`", offset)
+        elif isinstance(resolved, Call) and resolved.kind == "attribute":
+            return self.called(resolved.func, args, offset, kind)
+        elif not isinstance(resolved, Opaque):
+            # Calling something that is not an import: a value produced at load time.
+            self.flag(COMPUTED_CALLABLE, f"calls a value computed at load time: "
+                      f"{render(resolved)[:200]}", offset,
+                      evidence=render(call)[:_EVIDENCE_CHARS])
+        return call
+
+    def second_stage(self, args: object, offset: int, loader: str) -> None:
+        if not isinstance(args, tuple) or not args:
+            return
+        payload = _literal(args[0])
+        if isinstance(payload, str):
+            payload = payload.encode("latin-1", "replace")
+        if isinstance(payload, bytes):
+            self.nested.append((payload, offset, loader))
+        elif isinstance(payload, Blob):
+            if payload.length <= self.ctx.limits.max_nested_pickle_bytes:
+                data = self.r_read(payload.offset, payload.length)
+                self.nested.append((data, offset, loader))
+            else:
+                self.flag(ANALYSIS_LIMIT, f"payload passed to {loader} is too large to "
+                          f"analyse ({payload.length} bytes)", offset)
+
+    def encoded_pickle(self, text: str, offset: int) -> None:
+        """A base64 (`gA...`) or hex (`800...`) string that decodes to a whole pickle."""
+        try:
+            if text[:2] == "80":
+                raw = bytes.fromhex(text.strip())
+            else:
+                raw = base64.b64decode(text.strip(), validate=True)
+        except (ValueError, binascii.Error):
+            return
+        if len(raw) >= 8 and _is_complete_pickle(raw):
+            self.nested.append((raw, offset, ""))
+
+    def r_read(self, offset: int, length: int) -> bytes:
+        stream = self.r.stream
+        here = stream.tell()
+        stream.seek(offset)
+        data = stream.read(length)
+        stream.seek(here)
+        return data
+
+    def flag(self, rule: Rule, message: str, offset: int, *,
+             severity: Severity | None = None, evidence: str | None = None) -> None:
+        self.walk.findings.append(
+            rule.finding(message, severity=severity, member=self.ctx.member, offset=offset,
+                         evidence=evidence)
+        )
+
+    # the opcode loop --------------------------------------------------------------------
+    def run(self, start: int) -> int:  # noqa: C901, PLR0912, PLR0915 - one dispatch loop
+        """Walk one pickle from `start`; return the offset after its STOP."""
+        r = self.r
+        buf = r.buf
+        pos = start - r.base
+        blen = len(buf)
+        stack: list[object] = []
+        marks: list[int] = []
+        fence = 0
+        memo: dict[int, object] = {}
+        proto = 0
+        frame_end = -1
+        ops = 0
+        budget = self.budget
+        unpack_from = struct.unpack_from
+        walk = self.walk
+
+        def refill(at: int, need: int) -> None:
+            nonlocal buf, pos, blen
+            absolute = r.base + at
+            r.fill(absolute, need)
+            buf = r.buf
+            blen = len(buf)
+            pos = absolute - r.base
+
+        def take(n: int, op_offset: int) -> bytes:
+            """A fixed-size argument, with the C loader's frame behaviour."""
+            nonlocal pos, frame_end
+            if frame_end >= 0:
+                here = r.base + pos
+                if here < frame_end < here + n:
+                    if not self.divergent:
+                        raise _Straddle(op_offset)
+                    pos = frame_end - r.base  # C drops the buffered partial read
+                if r.base + pos >= frame_end:
+                    frame_end = -1
+            if pos + n > blen:
+                if r.eof:
+                    raise _Damage(op_offset, "stream ends inside an opcode argument")
+                refill(pos, n)
+                if pos + n > blen:
+                    raise _Damage(op_offset, "stream ends inside an opcode argument")
+            data = buf[pos:pos + n]
+            pos += n
+            return data
+
+        def line(op_offset: int) -> bytes:
+            nonlocal pos, frame_end
+            nl = buf.find(b"\n", pos)
+            while nl < 0:
+                if r.eof:
+                    raise _Damage(op_offset, "stream ends inside a text argument")
+                if blen - pos >= _MAX_LINE:
+                    raise LimitExceeded("text opcode argument bytes", _MAX_LINE, blen - pos)
+                refill(pos, min(_MAX_LINE, 2 * max(blen - pos, _CHUNK)))
+                nl = buf.find(b"\n", pos)
+            if frame_end >= 0:
+                here = r.base + pos
+                if here < frame_end < r.base + nl + 1:
+                    if not self.divergent:
+                        raise _Straddle(op_offset)
+                    pos = frame_end - r.base
+                    frame_end = -1
+                    return line(op_offset)
+                if r.base + nl + 1 >= frame_end:
+                    frame_end = -1
+            data = buf[pos:nl]
+            pos = nl + 1
+            return data
+
+        def payload(n: int, op_offset: int, kind: str, straddle_safe: bool) -> object:
+            """A counted string/bytes payload: kept when small, skipped by length when big."""
+            nonlocal pos, frame_end
+            if n < 0:
+                raise _Damage(op_offset, "negative byte count")
+            if n <= _INLINE_MAX:
+                if straddle_safe and frame_end >= 0:
+                    # C reads bytes payloads with readinto(): no divergence at a frame end.
+                    saved, frame_end = frame_end, -1
+                    data = take(n, op_offset)
+                    frame_end = saved if r.base + pos < saved else -1
+                else:
+                    data = take(n, op_offset)
+                if kind == "str":
+                    return data.decode("utf-8", "surrogatepass")
+                if kind == "latin1":
+                    return data.decode("latin-1")
+                return data
+            absolute = r.base + pos
+            if absolute + n > r.limit:
+                raise _Damage(op_offset, f"a {n}-byte payload runs past the end of the data")
+            blob = Blob("str" if kind != "bytes" else "bytes", absolute, n)
+            if frame_end >= 0 and absolute + n >= frame_end:
+                frame_end = -1
+            if pos + n <= blen:
+                pos += n
+            else:
+                refill(pos + n, 16)
+            return blob
+
+        def pop_item(op_offset: int) -> object:
+            if len(stack) <= fence:
+                raise _Damage(op_offset, "unpickling stack underflow")
+            return stack.pop()
+
+        def pop_mark(op_offset: int) -> list[object]:
+            nonlocal fence
+            if not marks:
+                raise _Damage(op_offset, "could not find MARK")
+            mark = marks.pop()
+            fence = marks[-1] if marks else 0
+            items = stack[mark:]
+            del stack[mark:]
+            return items
+
+        def memo_key(value: int, op_offset: int) -> int:
+            if value < 0:
+                raise _Damage(op_offset, "negative memo index")
+            return value
+
+        while True:
+            if pos + 16 > blen and not r.eof:
+                refill(pos, 16)
+            if pos >= blen:
+                raise _Damage(r.base + pos, "stream ends without STOP")
+            op = buf[pos]
+            offset = r.base + pos
+            pos += 1
+            ops += 1
+            if ops > budget:
+                raise LimitExceeded("pickle opcodes", budget, ops)
+
+            if op == 0x71 or op == 0x94 or op == 0x72 or op == 0x70:  # BINPUT MEMOIZE LONG_BINPUT PUT
+                if len(stack) <= fence:
+                    raise _Damage(offset, "memoising with an empty stack")
+                if op == 0x71:
+                    key = take(1, offset)[0]
+                elif op == 0x94:
+                    key = len(memo)
+                elif op == 0x72:
+                    key = memo_key(unpack_from("<i", take(4, offset))[0], offset)
+                else:
+                    key = memo_key(_decode_line_int(line(offset)), offset)
+                memo[key] = stack[-1]
+            elif op == 0x8C or op == 0x58 or op == 0x8D:  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
+                if op == 0x8C:
+                    n = take(1, offset)[0]
+                elif op == 0x58:
+                    n = unpack_from("<I", take(4, offset))[0]
+                else:
+                    n = unpack_from("<Q", take(8, offset))[0]
+                try:
+                    text = payload(n, offset, "str", False)
+                except UnicodeDecodeError as exc:
+                    raise _Damage(offset, "invalid UTF-8 in a unicode string") from exc
+                if n >= 16 and isinstance(text, str) and text[:2] in _ENCODED_PICKLE_PREFIXES:
+                    self.encoded_pickle(text, offset)
+                stack.append(text)
+            elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET LONG_BINGET GET
+                if op == 0x68:
+                    key = take(1, offset)[0]
+                elif op == 0x6A:
+                    key = unpack_from("<I", take(4, offset))[0]
+                else:
+                    key = _decode_line_int(line(offset))
+                if key not in memo:
+                    raise _Damage(offset, f"memo value not found at index {key}")
+                stack.append(memo[key])
+            elif op == 0x4B:  # BININT1
+                stack.append(take(1, offset)[0])
+            elif op == 0x28:  # MARK
+                marks.append(len(stack))
+                fence = len(stack)
+            elif op == 0x7D:  # EMPTY_DICT
+                stack.append(PDict())
+            elif op == 0x75 or op == 0x73:  # SETITEMS SETITEM
+                if op == 0x75:
+                    items = pop_mark(offset)
+                    if len(items) % 2:
+                        raise _Damage(offset, "odd number of items for SETITEMS")
+                else:
+                    value = pop_item(offset)
+                    key_obj = pop_item(offset)
+                    items = [key_obj, value]
+                if len(stack) <= fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+                target = stack[-1]
+                if isinstance(target, PDict):
+                    for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
+                        target.add(items[i], items[i + 1])
+                    target.count += max(0, len(items) // 2 - _CONTAINER_CAP)
+                else:
+                    self.mutation(target, "__setitem__", items, offset)
+            elif op == 0x65 or op == 0x61:  # APPENDS APPEND
+                items = pop_mark(offset) if op == 0x65 else [pop_item(offset)]
+                if len(stack) <= fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+                target = stack[-1]
+                if isinstance(target, PList):
+                    target.extend(items)
+                else:
+                    self.mutation(target, "extend/append", items, offset)
+            elif op == 0x4A:  # BININT
+                stack.append(unpack_from("<i", take(4, offset))[0])
+            elif op == 0x4D:  # BININT2
+                stack.append(unpack_from("<H", take(2, offset))[0])
+            elif op == 0x47:  # BINFLOAT
+                stack.append(unpack_from(">d", take(8, offset))[0])
+            elif op == 0x4E:  # NONE
+                stack.append(None)
+            elif op == 0x88:
+                stack.append(True)
+            elif op == 0x89:
+                stack.append(False)
+            elif op == 0x85 or op == 0x86 or op == 0x87:  # TUPLE1..3
+                n = op - 0x84
+                if len(stack) - n < fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+                tup = tuple(stack[-n:])
+                del stack[-n:]
+                stack.append(tup)
+            elif op == 0x74:  # TUPLE
+                stack.append(tuple(pop_mark(offset)))
+            elif op == 0x29:  # EMPTY_TUPLE
+                stack.append(())
+            elif op == 0x5D:  # EMPTY_LIST
+                stack.append(PList("list"))
+            elif op == 0x52:  # REDUCE
+                args = pop_item(offset)
+                func = pop_item(offset)
+                if not isinstance(args, tuple):
+                    raise _Damage(offset, "REDUCE arguments must be a tuple")
+                stack.append(self.called(func, args, offset, "reduce"))
+            elif op == 0x62:  # BUILD
+                state = pop_item(offset)
+                if len(stack) <= fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+                self.build(stack[-1], state, offset)
+            elif op == 0x81:  # NEWOBJ
+                args = pop_item(offset)
+                cls = pop_item(offset)
+                if not isinstance(args, tuple):
+                    raise _Damage(offset, "NEWOBJ expected an argument tuple")
+                stack.append(self.called(cls, args, offset, "newobj"))
+            elif op == 0x92:  # NEWOBJ_EX
+                kwargs = pop_item(offset)
+                args = pop_item(offset)
+                cls = pop_item(offset)
+                stack.append(self.called(cls, (args, kwargs), offset, "newobj_ex"))
+            elif op == 0x51:  # BINPERSID
+                pid = pop_item(offset)
+                stack.append(Opaque(f"persistent {render(pid)[:80]}"))
+            elif op == 0x93:  # STACK_GLOBAL
+                name = pop_item(offset)
+                module = pop_item(offset)
+                stack.append(self.stack_global(module, name, offset))
+            elif op == 0x63 or op == 0x69:  # GLOBAL INST
+                try:
+                    module_s = line(offset).decode("utf-8")
+                    name_s = line(offset).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _Damage(offset, "GLOBAL/INST names are not valid UTF-8") from exc
+                ref = self.resolve(module_s, name_s, proto, offset)
+                if op == 0x63:
+                    stack.append(ref)
+                else:
+                    stack.append(self.called(ref, tuple(pop_mark(offset)), offset, "inst"))
+            elif op == 0x6F:  # OBJ
+                items = pop_mark(offset)
+                if not items:
+                    raise _Damage(offset, "OBJ without a class")
+                stack.append(self.called(items[0], tuple(items[1:]), offset, "obj"))
+            elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # bytes payloads
+                if op == 0x43:
+                    n = take(1, offset)[0]
+                elif op == 0x42:
+                    n = unpack_from("<I", take(4, offset))[0]
+                else:
+                    n = unpack_from("<Q", take(8, offset))[0]
+                value = payload(n, offset, "bytes", True)
+                if isinstance(value, bytes) and len(value) >= 8 and _is_complete_pickle(value):
+                    self.nested.append((value, offset, ""))
+                stack.append(value)
+            elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING BINSTRING
+                if op == 0x55:
+                    n = take(1, offset)[0]
+                else:
+                    n = unpack_from("<i", take(4, offset))[0]
+                stack.append(payload(n, offset, "latin1", False))
+            elif op == 0x8A or op == 0x8B:  # LONG1 LONG4
+                n = take(1, offset)[0] if op == 0x8A else unpack_from("<i", take(4, offset))[0]
+                if n < 0:
+                    raise _Damage(offset, "LONG pickle has negative byte count")
+                if n > _INLINE_MAX:
+                    stack.append(payload(n, offset, "bytes", False))
+                else:
+                    stack.append(int.from_bytes(take(n, offset), "little", signed=True))
+            elif op == 0x49 or op == 0x4C:  # INT LONG (text)
+                text = line(offset)
+                if op == 0x49 and text in (b"00", b"01"):
+                    stack.append(text == b"01")
+                else:
+                    try:
+                        stack.append(_decode_line_int(text))
+                    except ValueError as exc:
+                        raise _Damage(offset, "invalid literal in INT/LONG") from exc
+            elif op == 0x46:  # FLOAT
+                try:
+                    stack.append(float(line(offset)))
+                except ValueError as exc:
+                    raise _Damage(offset, "invalid literal in FLOAT") from exc
+            elif op == 0x53:  # STRING
+                stack.append(_string_line(line(offset), offset))
+            elif op == 0x56:  # UNICODE
+                stack.append(line(offset).decode("raw_unicode_escape"))
+            elif op == 0x6C:  # LIST
+                stack.append(PList("list", pop_mark(offset)))
+            elif op == 0x64:  # DICT
+                items = pop_mark(offset)
+                if len(items) % 2:
+                    raise _Damage(offset, "odd number of items for DICT")
+                d = PDict()
+                for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
+                    d.add(items[i], items[i + 1])
+                stack.append(d)
+            elif op == 0x8F:  # EMPTY_SET
+                stack.append(PList("set"))
+            elif op == 0x90:  # ADDITEMS
+                items = pop_mark(offset)
+                if len(stack) <= fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+                target = stack[-1]
+                if isinstance(target, PList):
+                    target.extend(items)
+                else:
+                    self.mutation(target, "add", items, offset)
+            elif op == 0x91:  # FROZENSET
+                stack.append(PList("frozenset", pop_mark(offset)))
+            elif op == 0x30:  # POP
+                if marks and marks[-1] == len(stack):
+                    marks.pop()
+                    fence = marks[-1] if marks else 0
+                else:
+                    pop_item(offset)
+            elif op == 0x31:  # POP_MARK
+                pop_mark(offset)
+            elif op == 0x32:  # DUP
+                if len(stack) <= fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+                stack.append(stack[-1])
+            elif op == 0x80:  # PROTO
+                proto = take(1, offset)[0]
+                if proto > HIGHEST_PROTOCOL:
+                    raise _Damage(offset, f"unsupported pickle protocol: {proto}")
+            elif op == 0x95:  # FRAME
+                n = unpack_from("<Q", take(8, offset))[0]
+                end = r.base + pos + n
+                if end > r.limit and not self.lenient:
+                    raise _Damage(offset, _FRAME_OVERRUN)
+                frame_end = end if end <= r.limit else -1
+            elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1 EXT2 EXT4
+                size = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                code = int.from_bytes(take(size, offset), "little", signed=op == 0x84)
+                self.flag(EXTENSION_IMPORT,
+                          f"imports through copyreg extension code {code}; the target is "
+                          "whatever the loading process registered", offset)
+                stack.append(Opaque(f"extension {code}"))
+            elif op == 0x50:  # PERSID
+                stack.append(Opaque(f"persistent {line(offset)[:80]!r}"))
+            elif op == 0x97:  # NEXT_BUFFER
+                stack.append(Opaque("out-of-band buffer"))
+            elif op == 0x98:  # READONLY_BUFFER
+                if len(stack) <= fence:
+                    raise _Damage(offset, "unpickling stack underflow")
+            elif op == 0x2E:  # STOP
+                value = pop_item(offset)
+                if walk.pickles == 0:
+                    walk.first_value = value
+                walk.pickles += 1
+                walk.opcodes += ops
+                return r.base + pos
+            else:
+                raise _Damage(offset, f"invalid opcode 0x{op:02x}")
+
+    # helpers of the loop ----------------------------------------------------------------
+    def resolve(self, module: str, name: str, proto: int, offset: int) -> Ref:
+        """`find_class`: Python 2 names are mapped under protocol < 3, like the unpickler."""
+        if self.sniffing and not (_IDENTIFIER.match(module) and _IDENTIFIER.match(name)):
+            raise _Damage(offset, "not an importable name")
+        if proto < 3:
+            mapped = policy._compat_pickle.NAME_MAPPING.get((module, name))
+            if mapped is not None:
+                module, name = mapped
+            else:
+                module = policy._compat_pickle.IMPORT_MAPPING.get(module, module)
+        pattern = self.ctx.blacklisted(f"{module}.{name}")
+        if pattern is not None:
+            self.flag(BLACKLISTED_GLOBAL, f"global `{module}.{name}` matches blacklist pattern "
+                      f"{pattern!r}", offset)
+        return self.use(module, name, offset)
+
+    def stack_global(self, module: object, name: object, offset: int) -> Ref:
+        module_v, name_v = _literal(module), _literal(name)
+        computed = isinstance(module, Call) or isinstance(name, Call)
+        if not isinstance(module_v, str) or not isinstance(name_v, str):
+            if computed:
+                self.flag(COMPUTED_IMPORT,
+                          f"STACK_GLOBAL imports a name computed at load time: "
+                          f"{render(module)[:150]} . {render(name)[:150]}", offset)
+                return Ref("<computed>", "<computed>", offset)
+            raise _Damage(offset, "STACK_GLOBAL requires str operands")
+        if computed:
+            self.flag(COMPUTED_IMPORT,
+                      f"STACK_GLOBAL name is computed at load time and resolves to "
+                      f"`{module_v}.{name_v}`", offset,
+                      evidence=f"{render(module)} . {render(name)}"[:_EVIDENCE_CHARS])
+        return self.resolve(module_v, name_v, 4, offset)
+
+    def build(self, inst: object, state: object, offset: int) -> None:
+        """BUILD: `inst.__setstate__(state)` if it has one, else a `__dict__`/slot update."""
+        if isinstance(inst, (Ref, ModuleRef)):
+            self.flag(MUTATION_GADGET,
+                      f"BUILD sets attributes on the imported object {render(inst)}",
+                      offset, evidence=render(state)[:_EVIDENCE_CHARS])
+            return
+        if isinstance(inst, Call) and inst.setstate is not None:
+            self.called(inst.setstate, (state,), offset, "setstate")
+            return
+        dicts: list[PDict] = []
+        if isinstance(state, PDict):
+            dicts.append(state)
+        elif isinstance(state, tuple) and len(state) == 2:
+            dicts.extend(part for part in state if isinstance(part, PDict))
+        for d in dicts:
+            for key, value in d.items:
+                if key == "__setstate__" or (isinstance(key, str) and key in
+                                             policy.DANGEROUS_ATTRIBUTES - {"__dict__"}):
+                    self.flag(MUTATION_GADGET,
+                              f"BUILD installs `{key}` = {render(value)[:150]} on an object; "
+                              "a later BUILD calls it", offset)
+                    if isinstance(inst, Call) and key == "__setstate__":
+                        inst.setstate = value
+
+    def mutation(self, target: object, method: str, items: list[object], offset: int) -> None:
+        """SETITEM/APPEND/ADDITEMS on something that is not a plain container calls a method."""
+        if isinstance(target, (Ref, ModuleRef)):
+            self.flag(MUTATION_GADGET,
+                      f"calls `{method}` on the imported object {render(target)}", offset,
+                      evidence=render(tuple(items[:4]))[:_EVIDENCE_CHARS])
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_FRAME_OVERRUN = "FRAME runs past the end of the data"
+
+_CLASSIFY_CACHE: dict[tuple[str, str], policy.Classification] = {}
+
+
+def _classify(module: str, name: str) -> policy.Classification:
+    key = (module, name)
+    hit = _CLASSIFY_CACHE.get(key)
+    if hit is None:
+        if len(_CLASSIFY_CACHE) > 65536:
+            _CLASSIFY_CACHE.clear()
+        hit = _CLASSIFY_CACHE[key] = policy.classify(module, name)
+    return hit
+
+
+# base64 of b"\x80\x02".."\x80\x05" starts with "gA"; hex with "80".
+_ENCODED_PICKLE_PREFIXES = frozenset({"gA", "80"})
+
+
+def _is_complete_pickle(data: bytes) -> bool:
+    """Cheap test for bytes that are a whole pickle (PROTO 2-5 ... STOP)."""
+    return data[0] == 0x80 and 2 <= data[1] <= HIGHEST_PROTOCOL and data[-1] == 0x2E
+
+
+# --- public entry points ---------------------------------------------------------------------
+_PROTO01_START = frozenset(b"(]})NIJKLMFGSTUVXcdlpqrt\x80")
+
+
+def sniff(head: bytes, name: str) -> bool:
+    """Pickles of protocol 2-5 start with PROTO; protocol 0/1 ones pass a trial walk."""
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= HIGHEST_PROTOCOL:
+        return True
+    if not head or head[0] not in _PROTO01_START:
+        return False
+    return _trial_walk(head)
+
+
+def _trial_walk(head: bytes) -> bool:
+    walk = _Walk()
+    reader = _Reader(io.BytesIO(head), 0, len(head), head)
+    walker = _Walker(reader, ScanContext(), walk, divergent=False, budget=100_000)
+    walker.sniffing = True
+    try:
+        walker.run(0)
+    except _Damage as damage:
+        # Text fails within its first bytes; a damaged or cut pickle parses for a while.
+        return damage.offset >= min(len(head) - 1, 8)
+    except (LimitExceeded, _Straddle, ValueError, UnicodeError, struct.error):
+        return False
+    return True
+
+
+def analyse(
+    stream: BinaryIO, size: int, ctx: ScanContext, *, start: int = 0, data: bytes | None = None
+) -> tuple[list[Finding], _Walk]:
+    """Analyse every pickle in `stream[start:size]`; returns findings and what was learned."""
+    walk = _Walk()
+    findings = _analyse_into(stream, size, ctx, start, data, walk, divergent=False)
+    if any(f.rule_id == MALFORMED.rule_id and _FRAME_OVERRUN in f.message for f in findings):
+        # Edited pickles often keep a stale FRAME length; show what the frame hides.
+        salvage = _Walk()
+        more = _analyse_into(stream, size, ctx, start, data, salvage, divergent=False,
+                             lenient=True)
+        seen = {(f.rule_id, f.message) for f in findings}
+        findings.extend(f for f in more if (f.rule_id, f.message) not in seen)
+    if walk.straddle is not None:
+        # The C loader reading a file re-reads after the frame end: walk that program too.
+        other = _Walk()
+        more = _analyse_into(stream, size, ctx, start, data, other, divergent=True)
+        findings.append(PARSER_DIFFERENTIAL.finding(
+            "a fixed-size opcode argument straddles a FRAME end: pickle.load(file) and "
+            "pickle.loads(bytes) read different programs; both were analysed",
+            member=ctx.member, offset=walk.straddle))
+        seen = {(f.rule_id, f.message) for f in findings}
+        findings.extend(f for f in more if (f.rule_id, f.message) not in seen)
+    return findings, walk
+
+
+def _analyse_into(
+    stream: BinaryIO, size: int, ctx: ScanContext, start: int, data: bytes | None,
+    walk: _Walk, *, divergent: bool, lenient: bool = False,
+) -> list[Finding]:
+    reader = _Reader(stream, start, size, data)
+    walker = _Walker(reader, ctx, walk, divergent=divergent, budget=ctx.limits.max_opcodes)
+    walker.lenient = lenient
+    offset = start
+    while True:
+        try:
+            offset = walker.run(offset)
+        except _Straddle as straddle:
+            walk.straddle = straddle.offset
+            break
+        except _Damage as damage:
+            walker.flag(
+                MALFORMED,
+                f"stream damaged at offset {damage.offset}: {damage.reason}; the unpickler "
+                "stops there after executing everything before it",
+                damage.offset,
+            )
+            break
+        except LimitExceeded as exc:
+            walker.flag(ANALYSIS_LIMIT, f"analysis stopped: {exc}", offset)
+            break
+        walk.end = offset
+        if offset >= size:
+            break
+        nxt = reader.buf[offset - reader.base : offset - reader.base + 2]
+        if len(nxt) < 2 and not reader.eof:
+            reader.fill(offset, 16)
+            nxt = reader.buf[:2]
+        if nxt[:1] == b"\x80" and len(nxt) == 2 and nxt[1] <= HIGHEST_PROTOCOL:
+            continue  # another pickle follows (legacy torch, concatenated streams)
+        tail = stream_peek(stream, offset, 512)
+        if tail[:1] and tail[0] in _PROTO01_START and _trial_walk(tail):
+            continue
+        kind = "a zip archive" if tail.startswith(b"PK\x03\x04") else "non-pickle data"
+        walker.flag(
+            TRAILING_DATA,
+            f"{size - offset} bytes of {kind} follow the last STOP at offset {offset}",
+            offset,
+            severity=Severity.WARNING if tail.startswith(b"PK") else None,
+        )
+        break
+    findings = _use_findings(walk, ctx) + walk.findings
+    findings.extend(_nested(walker, ctx))
+    return findings
+
+
+def stream_peek(stream: BinaryIO, offset: int, length: int) -> bytes:
+    stream.seek(offset)
+    return stream.read(length)
+
+
+def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
+    out: list[Finding] = []
+    for use in walk.uses.values():
+        qual = f"{use.module}.{use.name}"
+        verdict = use.verdict.verdict
+        where = use.call_offset if use.call_offset is not None else use.first_offset
+        if verdict is policy.Verdict.DENY:
+            how = "calls" if use.called else ("constructs" if use.constructed else "imports")
+            out.append(DANGEROUS_GLOBAL.finding(
+                f"{how} `{qual}`: {use.verdict.reason}", member=ctx.member, offset=where,
+                evidence=use.evidence or qual))
+        elif verdict is policy.Verdict.UNKNOWN:
+            if use.called and not policy.looks_like_class(use.name):
+                out.append(UNKNOWN_CALLABLE.finding(
+                    f"calls `{qual}`, which is not on the allow-list", member=ctx.member,
+                    offset=where, evidence=use.evidence or qual))
+            else:
+                how = "constructs" if (use.called or use.constructed) else "imports"
+                out.append(UNKNOWN_GLOBAL.finding(
+                    f"{how} `{qual}`, which is not on the allow-list", member=ctx.member,
+                    offset=where, evidence=use.evidence or qual))
+    return out
+
+
+def _nested(walker: _Walker, ctx: ScanContext) -> list[Finding]:
+    out: list[Finding] = []
+    for data, offset, loader in walker.nested:
+        if not data:
+            continue
+        try:
+            child = ctx.child(f"pickle@{offset}")
+        except LimitExceeded as exc:
+            out.append(ANALYSIS_LIMIT.finding(f"nested pickle not analysed: {exc}",
+                                              member=ctx.member, offset=offset))
+            continue
+        inner, inner_walk = analyse(io.BytesIO(data), len(data), child, data=data)
+        if not loader and (
+            inner_walk.pickles == 0 or any(f.rule_id == MALFORMED.rule_id for f in inner)
+        ):
+            continue  # data that merely starts like a pickle: not a second stage
+        how = f"loaded by `{loader}`" if loader else "stored as data for a later loader"
+        out.append(NESTED_PICKLE.finding(
+            f"a {len(data)}-byte pickle is embedded at offset {offset}, {how}",
+            severity=Severity.INFO if loader else None, member=ctx.member, offset=offset))
+        out.extend(inner)
+    return out
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    data = source.head if len(source.head) >= source.size else None
+    findings, _ = analyse(source.stream, source.size, ctx, data=data)
+    yield from findings
+
+
+def first_value(source: Source) -> Any:
+    """The first pickled value when it is a plain literal (used to spot legacy torch files)."""
+    head = source.head[:256]
+    walk = _Walk()
+    reader = _Reader(io.BytesIO(head), 0, len(head), head)
+    try:
+        _Walker(reader, ScanContext(), walk, divergent=False, budget=64).run(0)
+    except (_Damage, _Straddle, LimitExceeded, ValueError):
+        return None
+    return walk.first_value
+
+
+__all__ = ["FORMAT", "RULES", "analyse", "first_value", "scan", "sniff"]
