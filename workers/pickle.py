@@ -239,14 +239,6 @@ class _Damage(Exception):  # noqa: N818 - internal control flow, never leaves th
         self.reason = reason
 
 
-class _Straddle(Exception):  # noqa: N818
-    """A fixed-size read crosses a FRAME end: the C loader reading a file diverges here."""
-
-    def __init__(self, offset: int):
-        super().__init__(offset)
-        self.offset = offset
-
-
 # --- what one walk learns --------------------------------------------------------------------
 @dataclass(slots=True)
 class _Use:
@@ -618,8 +610,10 @@ class _Walker:
                 here = r.base + pos
                 if here < frame_end < here + n:
                     if not self.divergent:
-                        raise _Straddle(op_offset)
-                    pos = frame_end - r.base  # C drops the buffered partial read
+                        if walk.straddle is None:
+                            walk.straddle = op_offset
+                    else:
+                        pos = frame_end - r.base  # C drops the buffered partial read
                 if r.base + pos >= frame_end:
                     frame_end = -1
             if pos + n > blen:
@@ -646,10 +640,12 @@ class _Walker:
                 here = r.base + pos
                 if here < frame_end < r.base + nl + 1:
                     if not self.divergent:
-                        raise _Straddle(op_offset)
-                    pos = frame_end - r.base
-                    frame_end = -1
-                    return line(op_offset)
+                        if walk.straddle is None:
+                            walk.straddle = op_offset
+                    else:
+                        pos = frame_end - r.base
+                        frame_end = -1
+                        return line(op_offset)
                 if r.base + nl + 1 >= frame_end:
                     frame_end = -1
             data = buf[pos:nl]
@@ -1085,7 +1081,7 @@ def _trial_walk(head: bytes) -> bool:
     except _Damage as damage:
         # Text fails within its first bytes; a damaged or cut pickle parses for a while.
         return damage.offset >= min(len(head) - 1, 8)
-    except (LimitExceeded, _Straddle, ValueError, UnicodeError, struct.error):
+    except (LimitExceeded, ValueError, UnicodeError, struct.error):
         return False
     return True
 
@@ -1108,8 +1104,9 @@ def analyse(
         other = _Walk()
         more = _analyse_into(stream, size, ctx, start, data, other, divergent=True)
         findings.append(PARSER_DIFFERENTIAL.finding(
-            "a fixed-size opcode argument straddles a FRAME end: pickle.load(file) and "
-            "pickle.loads(bytes) read different programs; both were analysed",
+            "a fixed-size opcode argument straddles a FRAME end: pickle.loads() and "
+            "pickle.load() from an unbuffered stream (torch.load of a zip member) read "
+            "different programs; both were analysed",
             member=ctx.member, offset=walk.straddle))
         seen = {(f.rule_id, f.message) for f in findings}
         findings.extend(f for f in more if (f.rule_id, f.message) not in seen)
@@ -1127,9 +1124,6 @@ def _analyse_into(
     while True:
         try:
             offset = walker.run(offset)
-        except _Straddle as straddle:
-            walk.straddle = straddle.offset
-            break
         except _Damage as damage:
             walker.flag(
                 MALFORMED,
@@ -1197,9 +1191,10 @@ def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
 
 def _nested(walker: _Walker, ctx: ScanContext) -> list[Finding]:
     out: list[Finding] = []
+    loaded = {data for data, _, loader in walker.nested if loader}
     for data, offset, loader in walker.nested:
-        if not data:
-            continue
+        if not data or (not loader and data in loaded):
+            continue  # reported once, where a loader takes it
         try:
             child = ctx.child(f"pickle@{offset}")
         except LimitExceeded as exc:
@@ -1232,7 +1227,7 @@ def first_value(source: Source) -> Any:
     reader = _Reader(io.BytesIO(head), 0, len(head), head)
     try:
         _Walker(reader, ScanContext(), walk, divergent=False, budget=64).run(0)
-    except (_Damage, _Straddle, LimitExceeded, ValueError):
+    except (_Damage, LimitExceeded, ValueError):
         return None
     return walk.first_value
 

@@ -479,7 +479,16 @@ _TORCH_DTYPES = frozenset(
 )
 
 SAFE_GLOBALS: dict[str, frozenset[str]] = {
-    "collections": frozenset({"OrderedDict", "Counter", "deque", "namedtuple", "ChainMap"}),
+    # defaultdict's factory is itself an import and is judged on its own
+    "collections": frozenset(
+        {"OrderedDict", "Counter", "deque", "namedtuple", "ChainMap", "defaultdict"}
+    ),
+    # pure decoders: what they compute (names, nested pickles) is followed and judged
+    "base64": frozenset(
+        {"b64decode", "standard_b64decode", "urlsafe_b64decode", "b32decode", "b16decode",
+         "a85decode", "b85decode", "decodebytes", "b64encode"}
+    ),
+    "binascii": frozenset({"a2b_base64", "unhexlify", "a2b_hex", "hexlify", "b2a_hex"}),
     "builtins": frozenset(
         {
             "set",
@@ -551,8 +560,8 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     ),
     "copyreg": frozenset({"_reconstructor", "__newobj__", "__newobj_ex__", "_new_type"}),
     "copy_reg": frozenset({"_reconstructor"}),
-    "codecs": frozenset({"encode"}),  # numpy/torch byte payloads: codecs.encode(str, 'latin1')
-    "_codecs": frozenset({"encode"}),
+    "codecs": frozenset({"encode", "decode"}),  # numpy byte payloads: encode(str, 'latin1')
+    "_codecs": frozenset({"encode", "decode"}),
     "datetime": frozenset({"datetime", "date", "time", "timedelta", "timezone", "tzinfo"}),
     "decimal": frozenset({"Decimal", "Context"}),
     "fractions": frozenset({"Fraction"}),

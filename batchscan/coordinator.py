@@ -1,0 +1,295 @@
+"""The coordinator: a lazy item stream in, a bounded window of pool tasks, records out.
+
+    items (lazy) -> pre-decided records (skipped, too_large, unreadable)  -> yield
+                 -> small files batched (<= batch_files / batch_bytes)    -> pool task
+                 -> large files alone                                     -> pool task
+    pool results in completion order -> records                          -> yield
+
+Back-pressure: at most `jobs * inflight_per_worker` tasks are in the pool at once; the walk
+is only advanced when a slot frees. Failure handling:
+
+- a task that times out, crashes (segfault, SIGKILL, OOM kill) or raises MemoryError costs
+  nothing but its own files: a batch is split and its files retried one by one, so exactly
+  the guilty file gets the `timeout` / `crashed` / `oom` record;
+- a batch gets `min(timeout, batch_timeout_cap)` (its files are retried with the full
+  per-file timeout), a single file gets `timeout`, enforced by pebble with SIGTERM then
+  SIGKILL: a hung C parser is killed, the run goes on;
+- a watchdog rebuilds the pool when no task has finished for longer than any task may run
+  (pebble has known hangs after OOM kills) and retries what was in flight; a file caught in
+  two stalls is marked `crashed`.
+"""
+
+from __future__ import annotations
+
+import collections
+import multiprocessing
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+
+from pebble import ProcessExpired, ProcessPool
+
+from batchscan import __version__
+from batchscan.config import ScanConfig
+from batchscan.records import FileResult, ScanRecord, Status
+from batchscan.sandbox import SandboxPolicy, worker_init
+from batchscan.schema import utc_now
+from batchscan.sources import Item
+from batchscan.sources.local import WalkOptions
+from batchscan.sources.targets import expand
+from workers.task import BatchResult, Job, WorkerOptions, scan_batch
+
+_PRELOAD = ["workers.task"]
+# Thread pools inside native libraries would multiply memory per worker (glibc arenas).
+_WORKER_ENV = {
+    "MALLOC_ARENA_MAX": "2",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "HDF5_USE_FILE_LOCKING": "FALSE",
+}
+
+
+@dataclass(slots=True)
+class _Task:
+    items: list[Item]
+    attempt: int = 0  # how many pool stalls this task has lived through
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What the run summary reports besides the records themselves."""
+
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    sandbox: dict[str, str] = field(default_factory=dict)
+    pool_rebuilds: int = 0
+    retried_files: int = 0
+    interrupted: bool = False
+
+    @property
+    def wall_seconds(self) -> float:
+        end = self.finished if self.finished is not None else time.monotonic()
+        return end - self.started
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class Engine:
+    """Runs one scan. Use `run(targets)` as an iterator of records."""
+
+    def __init__(self, config: ScanConfig, run_id: str | None = None):
+        self.config = config
+        self.run_id = run_id or uuid.uuid4().hex
+        self.stats = RunStats()
+        self.options = WorkerOptions(
+            hash=config.hash,
+            verbose=config.verbose,
+            blacklist=config.blacklist,
+            limits=config.limits,
+            fault_injection=config.fault_injection,
+        )
+        self.policy = SandboxPolicy(memory_limit=config.memory_limit, enabled=config.sandbox)
+        self.walk_options = WalkOptions(
+            follow_symlinks=config.follow_symlinks,
+            one_file_system=config.one_file_system,
+            max_depth=config.max_depth,
+        )
+        self._pool: ProcessPool | None = None
+
+    # --- records -------------------------------------------------------------------------
+    def _record(self, item: Item, result: FileResult) -> ScanRecord:
+        return ScanRecord(
+            run_id=self.run_id,
+            path=item.display,
+            source=item.source,
+            size=result.size if result.size is not None else item.size,
+            sha256=result.sha256,
+            format=result.format,
+            status=result.derived_status(),
+            findings=result.findings,
+            error=result.error,
+            scanned_at=utc_now(),
+            duration_ms=result.duration_ms,
+            scanner_version=__version__,
+        )
+
+    def _decided(self, item: Item, status: Status, reason: str | None) -> ScanRecord:
+        return self._record(
+            item,
+            FileResult(format="unknown", size=item.size, sha256=None, error=reason,
+                       status=status),
+        )
+
+    # --- pool ----------------------------------------------------------------------------
+    def _new_pool(self) -> ProcessPool:
+        for key, value in _WORKER_ENV.items():
+            os.environ.setdefault(key, value)
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(_PRELOAD)
+        return ProcessPool(
+            max_workers=max(1, self.config.jobs),
+            max_tasks=0,
+            initializer=worker_init,
+            initargs=(self.policy,),
+            context=context,
+        )
+
+    def _stop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=10)
+
+    def _submit(self, task: _Task, inflight: dict[Future[BatchResult], _Task]) -> None:
+        assert self._pool is not None
+        jobs = [Job(item.path) for item in task.items]
+        timeout = self.config.timeout
+        if len(jobs) > 1:
+            timeout = min(timeout, self.config.batch_timeout_cap)
+        future = self._pool.schedule(scan_batch, args=(jobs, self.options), timeout=timeout)
+        inflight[future] = task
+
+    # --- the loop ------------------------------------------------------------------------
+    def run(self, targets: Iterable[str]) -> Iterator[ScanRecord]:
+        return self.run_items(expand(targets, self.walk_options))
+
+    def run_items(self, items: Iterable[Item]) -> Iterator[ScanRecord]:
+        config = self.config
+        window = max(1, config.jobs) * max(1, config.inflight_per_worker)
+        stall_limit = config.timeout + config.stall_grace
+        source = iter(items)
+        exhausted = False
+        batch: list[Item] = []
+        batch_bytes = 0
+        retry: collections.deque[_Task] = collections.deque()
+        inflight: dict[Future[BatchResult], _Task] = {}
+        last_progress = time.monotonic()
+        self._pool = self._new_pool()
+        try:
+            while True:
+                while len(inflight) < window:
+                    if retry:
+                        self._submit(retry.popleft(), inflight)
+                        continue
+                    if exhausted:
+                        if batch:
+                            self._submit(_Task(batch), inflight)
+                            batch, batch_bytes = [], 0
+                            continue
+                        break
+                    item = next(source, None)
+                    if item is None:
+                        exhausted = True
+                        continue
+                    if item.decided is not None:
+                        yield self._decided(item, item.decided, item.reason)
+                        continue
+                    limit = config.max_file_size
+                    if limit is not None and item.size is not None and item.size > limit:
+                        yield self._decided(
+                            item, Status.TOO_LARGE,
+                            f"{item.size} bytes exceeds --max-file-size {limit}; not read",
+                        )
+                        continue
+                    if item.size is None or item.size > config.small_file:
+                        self._submit(_Task([item]), inflight)
+                        continue
+                    batch.append(item)
+                    batch_bytes += item.size
+                    if len(batch) >= config.batch_files or batch_bytes >= config.batch_bytes:
+                        self._submit(_Task(batch), inflight)
+                        batch, batch_bytes = [], 0
+                if not inflight:
+                    break
+                done, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
+                now = time.monotonic()
+                if done:
+                    last_progress = now
+                for future in done:
+                    task = inflight.pop(future)
+                    yield from self._complete(future, task, retry)
+                if not done and now - last_progress > stall_limit:
+                    yield from self._rebuild(inflight, retry)
+                    last_progress = time.monotonic()
+        except (KeyboardInterrupt, GeneratorExit):
+            self.stats.interrupted = True
+            raise
+        finally:
+            self._stop_pool()
+            self.stats.finished = time.monotonic()
+
+    def _complete(
+        self, future: Future[BatchResult], task: _Task, retry: collections.deque[_Task]
+    ) -> Iterator[ScanRecord]:
+        status: Status
+        try:
+            batch = future.result()
+        except TimeoutError:
+            status = Status.TIMEOUT
+            reason = f"killed after the {self.config.timeout:g} s per-file timeout"
+        except ProcessExpired as exc:
+            status = Status.CRASHED
+            code = exc.exitcode
+            if code is not None and code < 0:
+                reason = f"worker died with {_signal_name(code)}"
+                if code == -signal.SIGKILL:
+                    reason += " (killed: the kernel OOM killer does this)"
+            else:
+                reason = f"worker exited with code {code}"
+        except MemoryError:
+            status = Status.OOM
+            reason = "worker exceeded --memory-limit"
+        except BrokenProcessPool as exc:
+            status = Status.CRASHED
+            reason = f"worker pool broke: {exc}"
+        except Exception as exc:  # noqa: BLE001 - anything else still costs one file only
+            status = Status.CRASHED
+            reason = f"worker failed: {type(exc).__name__}: {exc}"
+        else:
+            self.stats.sandbox.update(batch.sandbox)
+            for item, result in zip(task.items, batch.results, strict=True):
+                yield self._record(item, result)
+            return
+        if len(task.items) > 1:
+            # Retry alone so only the guilty file carries the failure.
+            self.stats.retried_files += len(task.items)
+            retry.extend(_Task([item], task.attempt) for item in task.items)
+            return
+        if status is Status.TIMEOUT and len(task.items) == 1:
+            reason = f"killed after the {self.config.timeout:g} s per-file timeout"
+        yield self._decided(task.items[0], status, reason)
+
+    def _rebuild(
+        self, inflight: dict[Future[BatchResult], _Task], retry: collections.deque[_Task]
+    ) -> Iterator[ScanRecord]:
+        """The pool stopped making progress: replace it and retry what it held."""
+        self.stats.pool_rebuilds += 1
+        stuck = list(inflight.values())
+        inflight.clear()
+        self._stop_pool()
+        self._pool = self._new_pool()
+        for task in stuck:
+            for item in task.items:
+                if task.attempt >= 1 and len(task.items) == 1:
+                    yield self._decided(item, Status.CRASHED,
+                                        "worker pool stalled twice while scanning this file")
+                else:
+                    retry.append(_Task([item], task.attempt + 1))
+
+
+def scan(
+    targets: Iterable[str], config: ScanConfig | None = None, run_id: str | None = None
+) -> Iterator[ScanRecord]:
+    """Library entry point: scan files, directories and `@FILE` lists; yield records."""
+    return Engine(config or ScanConfig(), run_id).run(targets)

@@ -1,0 +1,113 @@
+"""Writers: each receives records as they complete and finishes with the run summary.
+
+- `JsonlWriter`: one line per record, written with a single `write()` and flushed at once, so
+  a killed run leaves a valid, resumable file (every complete line is a complete record).
+- `JsonWriter`: one document `{schema_version, run_id, summary, records}` written at the end.
+- `TextWriter`: files with findings or failures as they complete, then a summary.
+"""
+
+from __future__ import annotations
+
+from typing import Any, BinaryIO, Protocol, TextIO
+
+import orjson
+
+from batchscan.records import ScanRecord, Severity, Status
+from batchscan.schema import SCHEMA_VERSION, dumps_record, record_to_dict
+
+
+class Writer(Protocol):
+    def write(self, record: ScanRecord) -> None: ...
+
+    def finish(self, summary: dict[str, Any]) -> None: ...
+
+
+class JsonlWriter:
+    def __init__(self, out: BinaryIO):
+        self.out = out
+
+    def write(self, record: ScanRecord) -> None:
+        self.out.write(dumps_record(record))
+        self.out.flush()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self.out.flush()
+
+
+class JsonWriter:
+    def __init__(self, out: BinaryIO, run_id: str):
+        self.out = out
+        self.run_id = run_id
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: ScanRecord) -> None:
+        self.records.append(record_to_dict(record))
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        document = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "summary": summary,
+            "records": self.records,
+        }
+        self.out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        self.out.write(b"\n")
+        self.out.flush()
+
+
+_LABEL = {
+    Severity.ERROR: "ERROR",
+    Severity.WARNING: "WARNING",
+    Severity.INFO: "INFO",
+    Severity.DEBUG: "DEBUG",
+}
+
+
+class TextWriter:
+    def __init__(self, out: TextIO, verbose: bool = False):
+        self.out = out
+        self.verbose = verbose
+
+    def write(self, record: ScanRecord) -> None:
+        quiet = record.status in (Status.CLEAN,) and not record.findings
+        if quiet and not self.verbose:
+            return
+        head = f"{record.path} [{record.format}] {record.status.value}"
+        if record.error:
+            head += f": {record.error}"
+        lines = [head]
+        for finding in record.findings:
+            if finding.severity is Severity.DEBUG and not self.verbose:
+                continue
+            where = ""
+            if finding.member:
+                where += f" in {finding.member}"
+            if finding.offset is not None:
+                where += f" at offset {finding.offset}"
+            lines.append(f"  {_LABEL[finding.severity]:7} {finding.rule_id} {finding.message}{where}")
+            if finding.evidence and (self.verbose or finding.severity.rank >= 2):
+                lines.append(f"          evidence: {finding.evidence[:300]}")
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        sev = summary["by_severity"]
+        status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()) or "none"
+        lines = [
+            "",
+            f"Scanned {summary['files']} files ({summary['bytes']:,} bytes) in "
+            f"{summary['wall_seconds']:.2f} s"
+            + (f", {summary['files_per_second']} files/s" if summary["files_per_second"] else ""),
+            f"Status: {status}",
+            f"Findings: ERROR {sev['error']}, WARNING {sev['warning']}, INFO {sev['info']}"
+            + (f", DEBUG {sev['debug']}" if self.verbose else ""),
+        ]
+        if summary.get("top_rules"):
+            lines.append("Top rules: " + ", ".join(
+                f"{rule} x{count}" for rule, count in summary["top_rules"].items()))
+        if summary.get("sandbox_degraded"):
+            lines.append("Sandbox degraded: " + "; ".join(summary["sandbox_degraded"]))
+        if summary.get("interrupted"):
+            lines.append("Interrupted: the results above are partial.")
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()

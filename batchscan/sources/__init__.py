@@ -1,0 +1,19 @@
+"""Where scan targets come from: each source yields `Item`s lazily into the coordinator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchscan.records import Status
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One input: a file to scan, or an entry already decided (skipped, unreadable...)."""
+
+    path: str  # what a worker opens
+    display: str  # the path as the user names it (the record's `path`)
+    source: str = "file"
+    size: int | None = None
+    decided: Status | None = None  # set when no worker is needed
+    reason: str | None = None  # why, for decided items

@@ -1,0 +1,39 @@
+"""Turn command-line targets into a lazy stream of items: paths, `@FILE` lists, hub URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from batchscan.records import Status
+from batchscan.sources import Item
+from batchscan.sources.local import WalkOptions, walk_target
+
+HUB_PREFIX = "hf://"
+
+
+def expand(targets: Iterable[str], options: WalkOptions, *, _depth: int = 0) -> Iterator[Item]:
+    for target in targets:
+        if target.startswith("@") and len(target) > 1:
+            yield from _from_list(target[1:], options, _depth)
+        elif target.startswith(HUB_PREFIX):
+            yield Item(path=target, display=target, source="hf", decided=Status.ERROR,
+                       reason="hf:// targets are not supported by this version")
+        else:
+            yield from walk_target(target, options)
+
+
+def _from_list(list_path: str, options: WalkOptions, depth: int) -> Iterator[Item]:
+    if depth >= 4:
+        yield Item(path=list_path, display="@" + list_path, decided=Status.ERROR,
+                   reason="@FILE lists nested more than 4 deep")
+        return
+    try:
+        handle = open(list_path, encoding="utf-8")  # noqa: SIM115 - closed below, read lazily
+    except OSError as exc:
+        yield Item(path=list_path, display="@" + list_path, decided=Status.ERROR,
+                   reason=f"cannot read target list: {exc.strerror}")
+        return
+    with handle:
+        lines = (line.strip() for line in handle)
+        yield from expand((t for t in lines if t and not t.startswith("#")), options,
+                          _depth=depth + 1)

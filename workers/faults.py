@@ -1,0 +1,52 @@
+"""Fault injection for the engine's own tests: files that make a worker misbehave on purpose.
+
+Only active when the coordinator is configured with `fault_injection=True` (the test suite,
+or `BATCHSCAN_FAULT_INJECTION=1` for the CLI); a file alone can never enable it. A fault file
+starts with `BATCHSCAN-FAULT ` followed by one action:
+
+- `sleep SECONDS`      hang (a C parser stuck in a loop)
+- `allocate MIB`       allocate memory (a decompression bomb)
+- `segfault`           read address 0 (a crashing native parser)
+- `sigkill`            SIGKILL itself (the kernel OOM killer)
+- `raise`              raise an unexpected exception (a scanner bug)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+from batchscan.records import Finding, Severity
+from workers.base import Rule, ScanContext, Source
+
+FORMAT = "fault"
+MAGIC = b"BATCHSCAN-FAULT "
+
+FAULT_RAN = Rule("TST001", "fault-injected", Severity.INFO, "CWE-703",
+                 "A fault-injection file was processed (tests only).")
+RULES = (FAULT_RAN,)
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return head.startswith(MAGIC)
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    words = source.head[len(MAGIC) :].split()
+    action = words[0].decode() if words else ""
+    arg = float(words[1]) if len(words) > 1 else 0.0
+    if action == "sleep":
+        time.sleep(arg)
+    elif action == "allocate":
+        hog = bytearray(int(arg * 1024 * 1024))
+        hog[::4096] = b"x" * len(hog[::4096])
+    elif action == "segfault":
+        ctypes.string_at(0)
+    elif action == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "raise":
+        raise RuntimeError("injected scanner bug")
+    yield FAULT_RAN.finding(f"fault {action} completed")

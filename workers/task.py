@@ -1,0 +1,131 @@
+"""The task run in a worker process: scan a batch of files, return one result per file.
+
+One read serves sniffing, scanning and hashing for small files (the whole file is read once
+into memory). Large files are scanned through a buffered file object that reads only what
+the format needs, then hashed in one sequential pass that shares the page cache.
+
+Every failure of one file becomes that file's result; a batch never raises for one file's
+sake. Only a dying process (timeout kill, segfault, SIGKILL) escapes, and the coordinator
+then retries the batch's files one by one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+
+from batchscan import sandbox
+from batchscan.records import FileResult, Finding, Severity, Status
+from workers import SCANNERS, detect, faults
+from workers.base import FormatError, FormatModule, LimitExceeded, Limits, Rule, ScanContext, Source
+
+SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
+_HASH_CHUNK = 1024 * 1024
+
+LIMIT_REACHED = Rule("ENG002", "limit-exceeded", Severity.WARNING, "CWE-400",
+                     "A scanning budget ran out; the file was not fully scanned.")
+BLACKLISTED_NAME = Rule("ENG003", "blacklisted-name", Severity.ERROR, "CWE-506",
+                        "The file name matches a -b/--blacklist pattern.")
+ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    hash: bool = True
+    verbose: bool = False
+    blacklist: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    fault_injection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    results: tuple[FileResult, ...]
+    sandbox: tuple[tuple[str, str], ...]
+    pid: int
+
+
+def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
+    """Entry point scheduled on the pool (top level, so the forkserver can import it)."""
+    scanners: tuple[FormatModule, ...] = SCANNERS
+    if options.fault_injection:
+        scanners = (faults, *SCANNERS)
+    results = tuple(scan_file(job.path, options, scanners) for job in jobs)
+    return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
+
+
+def _hash_rest(handle: object, digest: hashlib._Hash) -> None:
+    read = handle.read  # type: ignore[attr-defined]
+    while chunk := read(_HASH_CHUNK):
+        digest.update(chunk)
+
+
+def scan_file(
+    path: str, options: WorkerOptions, scanners: tuple[FormatModule, ...] = SCANNERS
+) -> FileResult:
+    started = time.perf_counter()
+    fmt = "unknown"
+    size: int | None = None
+    sha: str | None = None
+    findings: list[Finding] = []
+    error: str | None = None
+    status: Status | None = None
+    ctx = ScanContext(limits=options.limits, blacklist=options.blacklist)
+    name = os.path.basename(path)
+    try:
+        pattern = ctx.blacklisted(name)
+        if pattern is not None:
+            findings.append(BLACKLISTED_NAME.finding(
+                f"file name {name!r} matches blacklist pattern {pattern!r}"))
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size <= SMALL_FILE:
+                data = handle.read()
+                size = len(data)
+                if options.hash:
+                    sha = hashlib.sha256(data).hexdigest()
+                source = Source.from_bytes(data, name)
+            else:
+                source = Source(handle, size, name)
+            fmt, module = detect(source.head, name, scanners)
+            if module is not None:
+                findings.extend(module.scan(source, ctx))
+            elif fmt != "unknown":
+                error = f"format {fmt!r} recognised but not scanned by this version"
+            if sha is None and options.hash:
+                handle.seek(0)
+                digest = hashlib.sha256()
+                _hash_rest(handle, digest)
+                sha = digest.hexdigest()
+    except MemoryError:
+        status = Status.OOM
+        error = f"scanner exceeded the worker memory limit while scanning {fmt}"
+    except LimitExceeded as exc:
+        findings.append(LIMIT_REACHED.finding(str(exc), member=exc.member))
+        error = str(exc)
+    except FormatError as exc:
+        error = f"invalid {fmt}: {exc}"
+    except OSError as exc:
+        error = f"cannot read file: {exc.strerror or exc}"
+    except RecursionError:
+        error = f"{fmt} structure nested too deeply to analyse"
+    except Exception as exc:  # noqa: BLE001 - a scanner bug costs this file, never the batch
+        error = f"internal error in the {fmt} scanner: {type(exc).__name__}: {exc}"
+    if not options.verbose:
+        findings = [f for f in findings if f.severity is not Severity.DEBUG]
+    return FileResult(
+        format=fmt,
+        size=size,
+        sha256=sha,
+        findings=tuple(findings),
+        error=error,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+        status=status,
+    )
