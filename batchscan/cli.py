@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
 from tqdm import tqdm
 
@@ -96,7 +96,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _open_output(path: str | None, binary: bool) -> Iterator[IO[Any]]:
+def _open_output(path: str | None, binary: bool) -> Iterator[Any]:
+    """stdout or a file, binary for JSON/JSONL (orjson writes bytes), text otherwise."""
     if path is None:
         yield sys.stdout.buffer if binary else sys.stdout
         return

@@ -54,6 +54,6 @@ class ScanConfig:
     batch_files: int = 64
     batch_bytes: int = 8 * 1024 * 1024
     batch_timeout_cap: float = 30.0
-    inflight_per_worker: int = 4
+    inflight_per_worker: int = 2
     stall_grace: float = 30.0
     fault_injection: bool = False

@@ -148,7 +148,7 @@ class Engine:
     def _stop_pool(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.stop()
+            pool.stop()  # type: ignore[no-untyped-call]
             pool.join(timeout=10)
 
     def _submit(self, task: _Task, inflight: dict[Future[BatchResult], _Task]) -> None:
@@ -210,6 +210,10 @@ class Engine:
                     if len(batch) >= config.batch_files or batch_bytes >= config.batch_bytes:
                         self._submit(_Task(batch), inflight)
                         batch, batch_bytes = [], 0
+                if batch:
+                    # About to block: do not let small files wait behind slow big ones.
+                    self._submit(_Task(batch), inflight)
+                    batch, batch_bytes = [], 0
                 if not inflight:
                     break
                 done, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
@@ -253,7 +257,7 @@ class Engine:
         except BrokenProcessPool as exc:
             status = Status.CRASHED
             reason = f"worker pool broke: {exc}"
-        except Exception as exc:  # noqa: BLE001 - anything else still costs one file only
+        except Exception as exc:
             status = Status.CRASHED
             reason = f"worker failed: {type(exc).__name__}: {exc}"
         else:

@@ -17,6 +17,7 @@ Everything a worker imports is imported before these calls (forkserver preload).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
@@ -102,16 +103,14 @@ def enter(policy: SandboxPolicy) -> None:
         _prctl(libc, _PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
         if policy.isolate_network:
             _unshare_network(libc)
-    except Exception as exc:  # noqa: BLE001 - the initializer must never raise
+    except Exception as exc:
         STATUS["sandbox"] = f"failed: {type(exc).__name__}: {exc}"
 
 
 def worker_init(policy: SandboxPolicy) -> None:
     """Pool initializer: Ctrl-C is the coordinator's business; then enter the sandbox."""
-    try:
+    with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except (ValueError, OSError):
-        pass
     enter(policy)
 
 

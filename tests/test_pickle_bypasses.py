@@ -9,8 +9,6 @@ import pickle
 import struct
 
 import pytest
-
-from batchscan.records import Finding, Severity
 from conftest import rules, scan_pickle, worst
 from fixtures.generate import (
     PAYLOAD,
@@ -21,6 +19,8 @@ from fixtures.generate import (
     s4,
     suspicious_pickles,
 )
+
+from batchscan.records import Finding, Severity
 from workers.base import Limits, ScanContext
 
 MALICIOUS = malicious_pickles()
@@ -217,7 +217,7 @@ def test_huge_bytes_field_is_skipped_by_length_and_payload_after_it_found() -> N
 
 
 def test_opcode_budget_gives_limit_finding() -> None:
-    data = pickle.dumps(list(range(5000)), 2)
+    data = pickle.dumps([(i, i, i) for i in range(5000)], 2)  # TUPLE3: the checked path
     findings = scan_pickle(data, ScanContext(limits=Limits(max_opcodes=100)))
     assert "PKL012" in rules(findings) and worst(findings) is Severity.WARNING
 

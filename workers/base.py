@@ -28,7 +28,7 @@ class FormatError(Exception):
     """The input is not valid in the format it claims; the message says what is wrong."""
 
 
-class LimitExceeded(Exception):  # noqa: N818 - the name reads as the event it reports
+class LimitExceeded(Exception):
     """A scanning budget ran out (depth, members, bytes, ratio, opcodes...)."""
 
     def __init__(self, resource: str, limit: int, actual: int, member: str | None = None):
@@ -107,14 +107,16 @@ class Limits:
 
 def _compile_patterns(patterns: tuple[str, ...]) -> tuple[Callable[[str], bool], ...]:
     """`-b` patterns: globs when they contain glob characters, else case-insensitive substrings."""
-    matchers: list[Callable[[str], bool]] = []
-    for raw in patterns:
-        pattern = raw.lower()
-        if any(ch in pattern for ch in "*?["):
-            matchers.append(lambda text, p=pattern: fnmatch.fnmatchcase(text.lower(), p))
-        else:
-            matchers.append(lambda text, p=pattern: p in text.lower())
-    return tuple(matchers)
+    def glob(pattern: str) -> Callable[[str], bool]:
+        return lambda text: fnmatch.fnmatchcase(text.lower(), pattern)
+
+    def substring(pattern: str) -> Callable[[str], bool]:
+        return lambda text: pattern in text.lower()
+
+    return tuple(
+        glob(raw.lower()) if any(ch in raw for ch in "*?[") else substring(raw.lower())
+        for raw in patterns
+    )
 
 
 @dataclass(slots=True)

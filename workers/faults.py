@@ -9,6 +9,8 @@ starts with `BATCHSCAN-FAULT ` followed by one action:
 - `segfault`           read address 0 (a crashing native parser)
 - `sigkill`            SIGKILL itself (the kernel OOM killer)
 - `raise`              raise an unexpected exception (a scanner bug)
+- `connect PORT`       try to reach 127.0.0.1:PORT (checks network isolation)
+- `write PATH`         try to create a file (checks RLIMIT_FSIZE)
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -27,7 +30,7 @@ MAGIC = b"BATCHSCAN-FAULT "
 
 FAULT_RAN = Rule("TST001", "fault-injected", Severity.INFO, "CWE-703",
                  "A fault-injection file was processed (tests only).")
-RULES = (FAULT_RAN,)
+RULES: tuple[Rule, ...] = (FAULT_RAN,)
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -37,7 +40,7 @@ def sniff(head: bytes, name: str) -> bool:
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     words = source.head[len(MAGIC) :].split()
     action = words[0].decode() if words else ""
-    arg = float(words[1]) if len(words) > 1 else 0.0
+    arg = float(words[1]) if len(words) > 1 and words[1][:1].isdigit() else 0.0
     if action == "sleep":
         time.sleep(arg)
     elif action == "allocate":
@@ -49,4 +52,22 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         os.kill(os.getpid(), signal.SIGKILL)
     elif action == "raise":
         raise RuntimeError("injected scanner bug")
+    elif action == "connect":
+        try:
+            with socket.create_connection(("127.0.0.1", int(arg)), timeout=2):
+                outcome = "connected"
+        except OSError as exc:
+            outcome = f"blocked: {exc}"
+        yield FAULT_RAN.finding(f"fault connect {outcome}")
+        return
+    elif action == "write":
+        target = words[1].decode()
+        try:
+            with open(target, "wb") as handle:
+                handle.write(b"x" * 4096)
+            outcome = "written"
+        except OSError as exc:
+            outcome = f"blocked: {exc}"
+        yield FAULT_RAN.finding(f"fault write {outcome}")
+        return
     yield FAULT_RAN.finding(f"fault {action} completed")

@@ -52,6 +52,7 @@ Rules
 
 from __future__ import annotations
 
+import _compat_pickle
 import base64
 import binascii
 import codecs
@@ -125,7 +126,7 @@ COMPUTED_CALLABLE = Rule(
     "The pickle calls a value produced at load time rather than an import.",
 )
 
-RULES = (
+RULES: tuple[Rule, ...] = (
     DANGEROUS_GLOBAL, UNKNOWN_CALLABLE, UNKNOWN_GLOBAL, MALFORMED, COMPUTED_IMPORT,
     MUTATION_GADGET, EXTENSION_IMPORT, PARSER_DIFFERENTIAL, TRAILING_DATA, NESTED_PICKLE,
     BLACKLISTED_GLOBAL, ANALYSIS_LIMIT, COMPUTED_CALLABLE,
@@ -189,38 +190,32 @@ class Blob:
         self.length = length
 
 
-class PDict:
-    __slots__ = ("count", "items")
+class PDict(list):  # type: ignore[type-arg]
+    """A pickled dict: its first `_CONTAINER_CAP` keys and values, flat (k0, v0, k1, v1...).
 
-    def __init__(self) -> None:
-        self.items: list[tuple[object, object]] = []
-        self.count = 0
+    A list subclass, because it is created once per pickled dict: cheap matters.
+    """
+
+    __slots__ = ()
 
     def add(self, key: object, value: object) -> None:
-        self.count += 1
-        if len(self.items) < _CONTAINER_CAP:
-            self.items.append((key, value))
+        if len(self) < 2 * _CONTAINER_CAP:
+            self.append(key)
+            self.append(value)
 
-    def get(self, key: str) -> object:
-        for k, v in self.items:
-            if k == key:
-                return v
-        return None
+    def pairs(self) -> list[tuple[object, object]]:
+        return list(zip(self[0::2], self[1::2], strict=False))
 
 
-class PList:
-    __slots__ = ("count", "items", "kind")
+class PList(list):  # type: ignore[type-arg]
+    """A pickled list, set or frozenset: its first `_CONTAINER_CAP` items."""
 
-    def __init__(self, kind: str, items: list[object] | None = None):
-        self.kind = kind
-        self.items: list[object] = items[:_CONTAINER_CAP] if items else []
-        self.count = len(items) if items else 0
+    __slots__ = ()
 
-    def extend(self, values: list[object]) -> None:
-        self.count += len(values)
-        room = _CONTAINER_CAP - len(self.items)
+    def add_all(self, values: list[object]) -> None:
+        room = _CONTAINER_CAP - len(self)
         if room > 0:
-            self.items.extend(values[:room])
+            self.extend(values[:room])
 
 
 class Opaque:
@@ -232,7 +227,7 @@ class Opaque:
         self.label = label
 
 
-class _Damage(Exception):  # noqa: N818 - internal control flow, never leaves this module
+class _Damage(Exception):
     def __init__(self, offset: int, reason: str):
         super().__init__(reason)
         self.offset = offset
@@ -292,11 +287,11 @@ def render(value: object, depth: int = 0) -> str:
         return f"<{value.kind} of {value.length} bytes at offset {value.offset}>"
     if isinstance(value, PDict):
         shown = ", ".join(
-            f"{render(k, depth + 1)}: {render(v, depth + 1)}" for k, v in value.items[:4]
+            f"{render(k, depth + 1)}: {render(v, depth + 1)}" for k, v in value.pairs()[:4]
         )
-        return "{" + shown + (", ..." if value.count > 4 else "") + "}"
+        return "{" + shown + (", ..." if len(value) > 8 else "") + "}"
     if isinstance(value, PList):
-        return "[" + ", ".join(render(v, depth + 1) for v in value.items[:4]) + "]"
+        return "[" + ", ".join(render(v, depth + 1) for v in value[:4]) + "]"
     if isinstance(value, Opaque):
         return f"<{value.label}>"
     return repr(value)[:100]
@@ -434,17 +429,18 @@ def fold(call: Call) -> object:
                     ref = inner.func
                     iargs = inner.args if isinstance(inner.args, tuple) else ()
                     if ref.qualname == "builtins.vars" and iargs:
-                        target = _literal(iargs[0])
-                        if isinstance(target, ModuleRef):
-                            return Ref(target.module, item, call.offset)
-        if key in {("builtins", "str"), ("builtins", "bytes")} and len(vals) == 1:
-            if isinstance(vals[0], (str, bytes)):
-                return vals[0]
+                        module_value = _literal(iargs[0])
+                        if isinstance(module_value, ModuleRef):
+                            return Ref(module_value.module, item, call.offset)
+        if key in {("builtins", "str"), ("builtins", "bytes")} and len(vals) == 1 and isinstance(
+            vals[0], (str, bytes)
+        ):
+            return vals[0]
         if key == ("builtins", "str.join") and len(vals) == 2:
             sep, parts = vals
             if isinstance(sep, str) and isinstance(parts, PList):
-                items = [_literal(p) for p in parts.items]
-                if all(isinstance(p, str) for p in items) and parts.count == len(items):
+                items = [_literal(p) for p in parts]
+                if all(isinstance(p, str) for p in items) and len(items) < _CONTAINER_CAP:
                     return sep.join(str(p) for p in items)
     except (ValueError, TypeError, binascii.Error, UnicodeError, LookupError):
         return call
@@ -578,7 +574,7 @@ class _Walker:
         )
 
     # the opcode loop --------------------------------------------------------------------
-    def run(self, start: int) -> int:  # noqa: C901, PLR0912, PLR0915 - one dispatch loop
+    def run(self, start: int) -> int:
         """Walk one pickle from `start`; return the offset after its STOP."""
         r = self.r
         buf = r.buf
@@ -702,19 +698,162 @@ class _Walker:
                 raise _Damage(op_offset, "negative memo index")
             return value
 
+        decode_prefixes = _ENCODED_PICKLE_PREFIXES
+        uint4 = _UINT4
+        int4 = _INT4
+        double = _DOUBLE
+        # Arguments that end at or before `fast_end` lie inside the buffer and cannot straddle
+        # a FRAME end, so the hottest opcodes read them inline; everything else takes the
+        # checked path below, which recomputes `fast_end`.
+        fast_end = blen if frame_end < 0 else min(blen, frame_end - r.base)
+        guard = blen if r.eof else blen - 16
         while True:
-            if pos + 16 > blen and not r.eof:
-                refill(pos, 16)
-            if pos >= blen:
-                raise _Damage(r.base + pos, "stream ends without STOP")
+            if pos >= guard:
+                if not r.eof:
+                    refill(pos, 16)
+                    fast_end = blen if frame_end < 0 else min(blen, frame_end - r.base)
+                    guard = blen if r.eof else blen - 16
+                if pos >= blen:
+                    raise _Damage(r.base + pos, "stream ends without STOP")
             op = buf[pos]
-            offset = r.base + pos
             pos += 1
+
+            # --- fast paths: plain data opcodes, no frame or buffer edge in reach --------
+            # Ordered by measured frequency. A pushed string or container is usually
+            # memoised by the very next opcode, which is folded in here to save a turn.
+            if op == 0x68:  # BINGET
+                if pos < fast_end:
+                    got = memo.get(buf[pos], _MISSING)
+                    if got is not _MISSING:
+                        stack.append(got)
+                        pos += 1
+                        continue
+            elif op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                if op == 0x8C:
+                    start = pos + 1
+                    end = start + buf[pos] if pos < fast_end else fast_end + 1
+                else:
+                    start = pos + 4
+                    end = start + uint4(buf, pos)[0] if start <= fast_end else fast_end + 1
+                if end <= fast_end and end - start < _INLINE_MAX:
+                    try:
+                        text = buf[start:end].decode("utf-8", "surrogatepass")
+                    except UnicodeDecodeError:
+                        raise _Damage(r.base + pos - 1,
+                                      "invalid UTF-8 in a unicode string") from None
+                    if end - start > 15 and text[:2] in decode_prefixes:
+                        self.encoded_pickle(text, r.base + pos - 1)
+                    pos = end
+                    stack.append(text)
+                    if pos < fast_end:
+                        nxt = buf[pos]
+                        if nxt == 0x94:
+                            memo[len(memo)] = text
+                            pos += 1
+                        elif nxt == 0x71 and pos + 1 < fast_end:
+                            memo[buf[pos + 1]] = text
+                            pos += 2
+                    continue
+            elif op == 0x94:  # MEMOIZE
+                if len(stack) > fence:
+                    memo[len(memo)] = stack[-1]
+                    continue
+            elif op == 0x28:  # MARK
+                fence = len(stack)
+                marks.append(fence)
+                continue
+            elif op == 0x7D or op == 0x5D:  # EMPTY_DICT, EMPTY_LIST
+                fresh: list[object] = PDict() if op == 0x7D else PList()
+                stack.append(fresh)
+                if pos < fast_end:
+                    nxt = buf[pos]
+                    if nxt == 0x94:
+                        memo[len(memo)] = fresh
+                        pos += 1
+                    elif nxt == 0x71 and pos + 1 < fast_end:
+                        memo[buf[pos + 1]] = fresh
+                        pos += 2
+                continue
+            elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS
+                if marks:
+                    mark = marks[-1]
+                    below = marks[-2] if len(marks) > 1 else 0
+                    if mark > below:
+                        target = stack[mark - 1]
+                        if op == 0x75:
+                            if type(target) is PDict and (len(stack) - mark) % 2 == 0:
+                                room = 2 * _CONTAINER_CAP - len(target)
+                                if room > 0:
+                                    target.extend(stack[mark : mark + room])
+                                del stack[mark:]
+                                marks.pop()
+                                fence = below
+                                continue
+                        elif type(target) is PList:
+                            if len(target) < _CONTAINER_CAP:
+                                target.extend(stack[mark : mark + _CONTAINER_CAP - len(target)])
+                            del stack[mark:]
+                            marks.pop()
+                            fence = below
+                            continue
+            elif op == 0x47:  # BINFLOAT
+                if pos + 8 <= fast_end:
+                    stack.append(double(buf, pos)[0])
+                    pos += 8
+                    continue
+            elif op == 0x72:  # LONG_BINPUT
+                if pos + 4 <= fast_end and len(stack) > fence:
+                    key = uint4(buf, pos)[0]
+                    if key < 0x80000000:
+                        memo[key] = stack[-1]
+                        pos += 4
+                        continue
+            elif op == 0x4D:  # BININT2
+                if pos + 2 <= fast_end:
+                    stack.append(buf[pos] | buf[pos + 1] << 8)
+                    pos += 2
+                    continue
+            elif op == 0x4B:  # BININT1
+                if pos < fast_end:
+                    stack.append(buf[pos])
+                    pos += 1
+                    continue
+            elif op == 0x71:  # BINPUT
+                if pos < fast_end and len(stack) > fence:
+                    memo[buf[pos]] = stack[-1]
+                    pos += 1
+                    continue
+            elif op == 0x6A:  # LONG_BINGET
+                if pos + 4 <= fast_end:
+                    got = memo.get(uint4(buf, pos)[0], _MISSING)
+                    if got is not _MISSING:
+                        stack.append(got)
+                        pos += 4
+                        continue
+            elif op == 0x4A:  # BININT
+                if pos + 4 <= fast_end:
+                    stack.append(int4(buf, pos)[0])
+                    pos += 4
+                    continue
+            elif op == 0x86:  # TUPLE2
+                if len(stack) - 2 >= fence:
+                    second = stack.pop()
+                    stack[-1] = (stack[-1], second)
+                    continue
+            elif op == 0x85:  # TUPLE1
+                if len(stack) > fence:
+                    stack[-1] = (stack[-1],)
+                    continue
+            elif op == 0x4E:  # NONE
+                stack.append(None)
+                continue
+
+            # --- checked path: every opcode, with frame, buffer and stack rules ----------
+            offset = r.base + pos - 1
             ops += 1
             if ops > budget:
-                raise LimitExceeded("pickle opcodes", budget, ops)
-
-            if op == 0x71 or op == 0x94 or op == 0x72 or op == 0x70:  # BINPUT MEMOIZE LONG_BINPUT PUT
+                raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
+            if op == 0x71 or op == 0x94 or op == 0x72 or op == 0x70:  # BINPUT MEMOIZE ... PUT
                 if len(stack) <= fence:
                     raise _Damage(offset, "memoising with an empty stack")
                 if op == 0x71:
@@ -726,7 +865,7 @@ class _Walker:
                 else:
                     key = memo_key(_decode_line_int(line(offset)), offset)
                 memo[key] = stack[-1]
-            elif op == 0x8C or op == 0x58 or op == 0x8D:  # SHORT_BINUNICODE BINUNICODE BINUNICODE8
+            elif op == 0x8C or op == 0x58 or op == 0x8D:  # SHORT_BINUNICODE, BINUNICODE(8)
                 if op == 0x8C:
                     n = take(1, offset)[0]
                 elif op == 0x58:
@@ -734,12 +873,12 @@ class _Walker:
                 else:
                     n = unpack_from("<Q", take(8, offset))[0]
                 try:
-                    text = payload(n, offset, "str", False)
+                    decoded = payload(n, offset, "str", False)
                 except UnicodeDecodeError as exc:
                     raise _Damage(offset, "invalid UTF-8 in a unicode string") from exc
-                if n >= 16 and isinstance(text, str) and text[:2] in _ENCODED_PICKLE_PREFIXES:
-                    self.encoded_pickle(text, offset)
-                stack.append(text)
+                if n >= 16 and isinstance(decoded, str) and decoded[:2] in decode_prefixes:
+                    self.encoded_pickle(decoded, offset)
+                stack.append(decoded)
             elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET LONG_BINGET GET
                 if op == 0x68:
                     key = take(1, offset)[0]
@@ -772,7 +911,6 @@ class _Walker:
                 if isinstance(target, PDict):
                     for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
                         target.add(items[i], items[i + 1])
-                    target.count += max(0, len(items) // 2 - _CONTAINER_CAP)
                 else:
                     self.mutation(target, "__setitem__", items, offset)
             elif op == 0x65 or op == 0x61:  # APPENDS APPEND
@@ -781,7 +919,7 @@ class _Walker:
                     raise _Damage(offset, "unpickling stack underflow")
                 target = stack[-1]
                 if isinstance(target, PList):
-                    target.extend(items)
+                    target.add_all(items)
                 else:
                     self.mutation(target, "extend/append", items, offset)
             elif op == 0x4A:  # BININT
@@ -808,7 +946,7 @@ class _Walker:
             elif op == 0x29:  # EMPTY_TUPLE
                 stack.append(())
             elif op == 0x5D:  # EMPTY_LIST
-                stack.append(PList("list"))
+                stack.append(PList())
             elif op == 0x52:  # REDUCE
                 args = pop_item(offset)
                 func = pop_item(offset)
@@ -866,10 +1004,7 @@ class _Walker:
                     self.nested.append((value, offset, ""))
                 stack.append(value)
             elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING BINSTRING
-                if op == 0x55:
-                    n = take(1, offset)[0]
-                else:
-                    n = unpack_from("<i", take(4, offset))[0]
+                n = take(1, offset)[0] if op == 0x55 else unpack_from("<i", take(4, offset))[0]
                 stack.append(payload(n, offset, "latin1", False))
             elif op == 0x8A or op == 0x8B:  # LONG1 LONG4
                 n = take(1, offset)[0] if op == 0x8A else unpack_from("<i", take(4, offset))[0]
@@ -880,12 +1015,12 @@ class _Walker:
                 else:
                     stack.append(int.from_bytes(take(n, offset), "little", signed=True))
             elif op == 0x49 or op == 0x4C:  # INT LONG (text)
-                text = line(offset)
-                if op == 0x49 and text in (b"00", b"01"):
-                    stack.append(text == b"01")
+                digits = line(offset)
+                if op == 0x49 and digits in (b"00", b"01"):
+                    stack.append(digits == b"01")
                 else:
                     try:
-                        stack.append(_decode_line_int(text))
+                        stack.append(_decode_line_int(digits))
                     except ValueError as exc:
                         raise _Damage(offset, "invalid literal in INT/LONG") from exc
             elif op == 0x46:  # FLOAT
@@ -898,7 +1033,7 @@ class _Walker:
             elif op == 0x56:  # UNICODE
                 stack.append(line(offset).decode("raw_unicode_escape"))
             elif op == 0x6C:  # LIST
-                stack.append(PList("list", pop_mark(offset)))
+                stack.append(PList(pop_mark(offset)[:_CONTAINER_CAP]))
             elif op == 0x64:  # DICT
                 items = pop_mark(offset)
                 if len(items) % 2:
@@ -908,18 +1043,18 @@ class _Walker:
                     d.add(items[i], items[i + 1])
                 stack.append(d)
             elif op == 0x8F:  # EMPTY_SET
-                stack.append(PList("set"))
+                stack.append(PList())
             elif op == 0x90:  # ADDITEMS
                 items = pop_mark(offset)
                 if len(stack) <= fence:
                     raise _Damage(offset, "unpickling stack underflow")
                 target = stack[-1]
                 if isinstance(target, PList):
-                    target.extend(items)
+                    target.add_all(items)
                 else:
                     self.mutation(target, "add", items, offset)
             elif op == 0x91:  # FROZENSET
-                stack.append(PList("frozenset", pop_mark(offset)))
+                stack.append(PList(pop_mark(offset)[:_CONTAINER_CAP]))
             elif op == 0x30:  # POP
                 if marks and marks[-1] == len(stack):
                     marks.pop()
@@ -965,6 +1100,8 @@ class _Walker:
                 return r.base + pos
             else:
                 raise _Damage(offset, f"invalid opcode 0x{op:02x}")
+            fast_end = blen if frame_end < 0 else min(blen, frame_end - r.base)
+            guard = blen if r.eof else blen - 16
 
     # helpers of the loop ----------------------------------------------------------------
     def resolve(self, module: str, name: str, proto: int, offset: int) -> Ref:
@@ -972,11 +1109,11 @@ class _Walker:
         if self.sniffing and not (_IDENTIFIER.match(module) and _IDENTIFIER.match(name)):
             raise _Damage(offset, "not an importable name")
         if proto < 3:
-            mapped = policy._compat_pickle.NAME_MAPPING.get((module, name))
+            mapped = _compat_pickle.NAME_MAPPING.get((module, name))
             if mapped is not None:
                 module, name = mapped
             else:
-                module = policy._compat_pickle.IMPORT_MAPPING.get(module, module)
+                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         pattern = self.ctx.blacklisted(f"{module}.{name}")
         if pattern is not None:
             self.flag(BLACKLISTED_GLOBAL, f"global `{module}.{name}` matches blacklist pattern "
@@ -1016,7 +1153,7 @@ class _Walker:
         elif isinstance(state, tuple) and len(state) == 2:
             dicts.extend(part for part in state if isinstance(part, PDict))
         for d in dicts:
-            for key, value in d.items:
+            for key, value in d.pairs():
                 if key == "__setstate__" or (isinstance(key, str) and key in
                                              policy.DANGEROUS_ATTRIBUTES - {"__dict__"}):
                     self.flag(MUTATION_GADGET,
@@ -1031,6 +1168,12 @@ class _Walker:
             self.flag(MUTATION_GADGET,
                       f"calls `{method}` on the imported object {render(target)}", offset,
                       evidence=render(tuple(items[:4]))[:_EVIDENCE_CHARS])
+
+
+_MISSING = object()
+_UINT4 = struct.Struct("<I").unpack_from
+_INT4 = struct.Struct("<i").unpack_from
+_DOUBLE = struct.Struct(">d").unpack_from
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
@@ -1127,8 +1270,8 @@ def _analyse_into(
         except _Damage as damage:
             walker.flag(
                 MALFORMED,
-                f"stream damaged at offset {damage.offset}: {damage.reason}; the unpickler "
-                "stops there after executing everything before it",
+                f"stream damaged: {damage.reason}; the unpickler stops there after "
+                "executing everything before it",
                 damage.offset,
             )
             break

@@ -116,7 +116,7 @@ def scan_file(
         error = f"cannot read file: {exc.strerror or exc}"
     except RecursionError:
         error = f"{fmt} structure nested too deeply to analyse"
-    except Exception as exc:  # noqa: BLE001 - a scanner bug costs this file, never the batch
+    except Exception as exc:
         error = f"internal error in the {fmt} scanner: {type(exc).__name__}: {exc}"
     if not options.verbose:
         findings = [f for f in findings if f.severity is not Severity.DEBUG]

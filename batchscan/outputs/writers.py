@@ -84,7 +84,8 @@ class TextWriter:
                 where += f" in {finding.member}"
             if finding.offset is not None:
                 where += f" at offset {finding.offset}"
-            lines.append(f"  {_LABEL[finding.severity]:7} {finding.rule_id} {finding.message}{where}")
+            label = _LABEL[finding.severity]
+            lines.append(f"  {label:7} {finding.rule_id} {finding.message}{where}")
             if finding.evidence and (self.verbose or finding.severity.rank >= 2):
                 lines.append(f"          evidence: {finding.evidence[:300]}")
         self.out.write("\n".join(lines) + "\n")
