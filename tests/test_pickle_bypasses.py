@@ -9,6 +9,8 @@ import pickle
 import struct
 
 import pytest
+
+from batchscan.records import Finding, Severity
 from conftest import rules, scan_pickle, worst
 from fixtures.generate import (
     PAYLOAD,
@@ -19,8 +21,6 @@ from fixtures.generate import (
     s4,
     suspicious_pickles,
 )
-
-from batchscan.records import Finding, Severity
 from workers.base import Limits, ScanContext
 
 MALICIOUS = malicious_pickles()

@@ -1,0 +1,40 @@
+"""The format registry and rule tables: explicit, complete and stable (STYLE.md 2 and 4)."""
+
+from __future__ import annotations
+
+import re
+
+from workers import SCANNERS, faults
+from workers.task import ENGINE_RULES
+
+RULE_ID = re.compile(r"[A-Z]{3}\d{3}\Z")
+
+
+def all_rules() -> list[object]:
+    rules = list(ENGINE_RULES)
+    for module in (*SCANNERS, faults):
+        rules.extend(module.RULES)
+    return rules
+
+
+def test_every_scanner_module_has_the_shared_surface_and_a_docstring() -> None:
+    for module in SCANNERS:
+        assert isinstance(module.FORMAT, str) and module.FORMAT
+        assert callable(module.sniff) and callable(module.scan)
+        assert module.RULES, module.FORMAT
+        doc = module.__doc__ or ""  # type: ignore[attr-defined]
+        assert "Rules" in doc and all(rule.rule_id in doc for rule in module.RULES)
+
+
+def test_rule_ids_are_unique_well_formed_and_carry_a_cwe() -> None:
+    rules = all_rules()
+    ids = [rule.rule_id for rule in rules]  # type: ignore[attr-defined]
+    assert len(ids) == len(set(ids))
+    for rule in rules:
+        assert RULE_ID.match(rule.rule_id), rule  # type: ignore[attr-defined]
+        assert rule.cwe.startswith("CWE-"), rule  # type: ignore[attr-defined]
+
+
+def test_format_ids_are_unique() -> None:
+    formats = [module.FORMAT for module in SCANNERS]
+    assert len(formats) == len(set(formats))
