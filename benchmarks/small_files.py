@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import pickle
 import random
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import measure
 
 GENOPS_WORKER = r"""
 import os, pickletools, sys
@@ -54,15 +55,6 @@ def make_tree(root: Path, count: int) -> None:
     marker.touch()
 
 
-def timed(cmd: list[str]) -> tuple[float, int, subprocess.CompletedProcess[bytes]]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    result = subprocess.run(cmd, capture_output=True, check=False)
-    wall = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return wall, max(peak_kib, before), result
-
-
 def files_under(root: Path) -> list[str]:
     return sorted(str(p) for p in root.rglob("*.pkl"))
 
@@ -82,9 +74,9 @@ def main() -> None:
     list_file.write_text("\n".join(paths) + "\n")
     subprocess.run(f"xargs cat < {list_file} > /dev/null", shell=True, check=True)  # warm
 
-    rows = []
-    wall, _, _ = timed(["sh", "-c", f"xargs cat < {list_file} > /dev/null"])
-    rows.append(("cat (read every byte)", wall, None))
+    rows: list[tuple[str, float, str]] = []
+    cat = measure.run(["sh", "-c", f"xargs cat < {list_file} > /dev/null"])
+    rows.append(("cat (read every byte)", cat.wall, "-"))
     half = len(paths) // 2
     start = time.perf_counter()
     procs = [
@@ -93,23 +85,23 @@ def main() -> None:
     ]
     for proc in procs:
         proc.wait()
-    rows.append(("pickletools.genops, 2 processes", time.perf_counter() - start, None))
+    rows.append(("pickletools.genops, 2 processes", time.perf_counter() - start, "-"))
     out = root.parent / "small-files.jsonl"
-    wall, peak, result = timed(
+    result = measure.run(
         [sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl", "-o", str(out),
          "-j", str(args.jobs), "--no-progress"])
     if result.returncode not in (0, 1):
         raise SystemExit(f"batchscan failed: {result.returncode} {result.stderr.decode()[-500:]}")
     records = sum(1 for _ in out.open("rb"))
-    rows.append((f"batchscan -j {args.jobs} (sha256 on)", wall, peak))
+    rss = f"{result.peak_root_kib / 1024:.0f}/{result.peak_other_kib / 1024:.0f} MB"
+    rows.append((f"batchscan -j {args.jobs} (sha256 on)", result.wall, rss))
 
     print(f"tree: {len(paths)} pickles, {total / 1e6:.1f} MB; batchscan records: {records}")
-    print(f"{'what':38} {'wall s':>8} {'files/s':>9} {'MB/s':>8} {'peak RSS':>10}")
-    for name, seconds, peak_kib in rows:
-        rss = f"{peak_kib / 1024:.0f} MB" if peak_kib else "-"
+    print(f"{'what':38} {'wall s':>8} {'files/s':>9} {'MB/s':>8} {'peak RSS':>14}")
+    for name, seconds, rss_text in rows:
         print(f"{name:38} {seconds:8.2f} {len(paths) / seconds:9.0f} "
-              f"{total / 1e6 / seconds:8.1f} {rss:>10}")
-    print("peak RSS is the largest single process among batchscan's (coordinator or worker)")
+              f"{total / 1e6 / seconds:8.1f} {rss_text:>14}")
+    print("peak RSS: coordinator / largest worker, sampled from /proc every 20 ms")
 
 
 if __name__ == "__main__":

@@ -840,6 +840,15 @@ class _Walker:
                     second = stack.pop()
                     stack[-1] = (stack[-1], second)
                     continue
+            elif op == 0x87:  # TUPLE3
+                if len(stack) - 3 >= fence:
+                    third = stack.pop()
+                    second = stack.pop()
+                    stack[-1] = (stack[-1], second, third)
+                    continue
+            elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                stack.append(op == 0x88)
+                continue
             elif op == 0x85:  # TUPLE1
                 if len(stack) > fence:
                     stack[-1] = (stack[-1],)

@@ -1,0 +1,71 @@
+"""Run a command and measure it: wall time, CPU time, and peak RSS per process of its tree.
+
+`ru_maxrss` of children is unreliable for this (a forked child briefly shows its parent's
+RSS before exec, and grandchildren such as pool workers are not waited by us), so the tree
+under the command is sampled from /proc every 20 ms instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Measured:
+    wall: float
+    cpu: float
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    peak_root_kib: int = 0  # the command's own process (batchscan's coordinator)
+    peak_other_kib: int = 0  # the largest descendant (a worker, the forkserver)
+    samples: list[tuple[float, int]] = field(default_factory=list)  # (t, root RSS KiB)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out.extend(int(c) for c in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run(cmd: list[str], *, stdout: int | None = subprocess.PIPE,
+        env: dict[str, str] | None = None) -> Measured:
+    before = os.times()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    peak_root = peak_other = 0
+    samples: list[tuple[float, int]] = []
+    while proc.poll() is None:
+        root = _rss_kib(proc.pid)
+        peak_root = max(peak_root, root)
+        samples.append((time.perf_counter() - start, root))
+        stack = _children(proc.pid)
+        while stack:
+            child = stack.pop()
+            peak_other = max(peak_other, _rss_kib(child))
+            stack.extend(_children(child))
+        time.sleep(0.02)
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    after = os.times()
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system)
+    return Measured(wall, cpu, proc.returncode, out or b"", err, peak_root, peak_other, samples)
