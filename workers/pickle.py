@@ -169,14 +169,15 @@ class ModuleRef:
 class Call:
     """The result of calling `func` with `args` (REDUCE, INST, OBJ, NEWOBJ, ...)."""
 
-    __slots__ = ("args", "func", "kind", "offset", "setstate")
+    __slots__ = ("args", "func", "kind", "offset", "setstate", "state")
 
     def __init__(self, func: object, args: object, offset: int, kind: str):
         self.func = func
         self.args = args
         self.offset = offset
         self.kind = kind
-        self.setstate: object = None
+        self.setstate: object = None  # a callable injected as __setstate__ by a BUILD
+        self.state: object = None  # the last BUILD state (numpy dtypes keep their size there)
 
 
 class Blob:
@@ -259,6 +260,7 @@ class _Walk:
     pickles: int = 0
     opcodes: int = 0
     straddle: int | None = None
+    joblib_arrays: int = 0
 
 
 def render(value: object, depth: int = 0) -> str:
@@ -966,7 +968,29 @@ class _Walker:
                 state = pop_item(offset)
                 if len(stack) <= fence:
                     raise _Damage(offset, "unpickling stack underflow")
-                self.build(stack[-1], state, offset)
+                array = self.build(stack[-1], state, offset)
+                if array is not None:
+                    # joblib: the array's bytes (or a nested pickle) follow the BUILD.
+                    nbytes, nested, aligned = array
+                    here = r.base + pos
+                    if aligned:
+                        pad = self.r_read(here, 1)
+                        if not pad:
+                            raise _Damage(offset, "joblib array padding runs past the end")
+                        here += 1 + pad[0]
+                    if nested:
+                        self.walk.joblib_arrays += 1
+                        here = self.run(here)
+                    elif here + nbytes > r.limit:
+                        raise _Damage(offset, "joblib array data runs past the end")
+                    else:
+                        self.walk.joblib_arrays += 1
+                        here += nbytes
+                    r.fill(here, 16)
+                    buf = r.buf
+                    blen = len(buf)
+                    pos = here - r.base
+                    frame_end = -1
             elif op == 0x81:  # NEWOBJ
                 args = pop_item(offset)
                 cls = pop_item(offset)
@@ -1146,16 +1170,25 @@ class _Walker:
                       evidence=f"{render(module)} . {render(name)}"[:_EVIDENCE_CHARS])
         return self.resolve(module_v, name_v, 4, offset)
 
-    def build(self, inst: object, state: object, offset: int) -> None:
-        """BUILD: `inst.__setstate__(state)` if it has one, else a `__dict__`/slot update."""
+    def build(self, inst: object, state: object, offset: int) -> tuple[int, bool, bool] | None:
+        """BUILD: `inst.__setstate__(state)` if it has one, else a `__dict__`/slot update.
+
+        Returns (array bytes, nested pickle, alignment byte) when `inst` is a joblib
+        NumpyArrayWrapper, whose array data joblib's unpickler reads right after the BUILD.
+        """
         if isinstance(inst, (Ref, ModuleRef)):
             self.flag(MUTATION_GADGET,
                       f"BUILD sets attributes on the imported object {render(inst)}",
                       offset, evidence=render(state)[:_EVIDENCE_CHARS])
-            return
+            return None
         if isinstance(inst, Call) and inst.setstate is not None:
             self.called(inst.setstate, (state,), offset, "setstate")
-            return
+            return None
+        if isinstance(inst, Call):
+            inst.state = state
+            func = inst.func
+            if isinstance(func, Ref) and (func.module, func.name) == _JOBLIB_WRAPPER:
+                return _joblib_array(state, offset)
         dicts: list[PDict] = []
         if isinstance(state, PDict):
             dicts.append(state)
@@ -1170,6 +1203,7 @@ class _Walker:
                               "a later BUILD calls it", offset)
                     if isinstance(inst, Call) and key == "__setstate__":
                         inst.setstate = value
+        return None
 
     def mutation(self, target: object, method: str, items: list[object], offset: int) -> None:
         """SETITEM/APPEND/ADDITEMS on something that is not a plain container calls a method."""
@@ -1180,6 +1214,46 @@ class _Walker:
 
 
 _MISSING = object()
+_JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
+_DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z?])(\d*)\Z")
+
+
+def _dtype_itemsize(dtype: object) -> tuple[int, bool] | None:
+    """(itemsize, has objects) of a pickled `numpy.dtype(code, ...)` call plus its state."""
+    if not isinstance(dtype, Call) or not isinstance(dtype.args, tuple) or not dtype.args:
+        return None
+    code = dtype.args[0]
+    state = dtype.state
+    if isinstance(state, tuple) and len(state) >= 6 and isinstance(state[5], int) and (
+        state[5] > 0
+    ):
+        return state[5], False
+    match = _DTYPE_CODE.match(code) if isinstance(code, str) else None
+    if match is None:
+        return None
+    kind, digits = match.group(1), match.group(2)
+    if kind == "O":
+        return 8, True
+    size = int(digits) if digits else 1
+    return (4 * size if kind == "U" else size), False
+
+
+def _joblib_array(state: object, offset: int) -> tuple[int, bool, bool]:
+    if not isinstance(state, PDict):
+        raise _Damage(offset, "joblib array wrapper without a state dict")
+    fields = {k: v for k, v in state.pairs() if isinstance(k, str)}
+    shape = fields.get("shape")
+    size = _dtype_itemsize(fields.get("dtype"))
+    if not isinstance(shape, tuple) or size is None or not all(
+        isinstance(n, int) and n >= 0 for n in shape
+    ):
+        raise _Damage(offset, "joblib array wrapper with an unreadable shape or dtype")
+    count = 1
+    for n in shape:
+        count *= n
+    aligned = fields.get("numpy_array_alignment_bytes") is not None
+    itemsize, has_objects = size
+    return count * itemsize, has_objects, aligned and not has_objects
 _UINT4 = struct.Struct("<I").unpack_from
 _INT4 = struct.Struct("<i").unpack_from
 _DOUBLE = struct.Struct(">d").unpack_from

@@ -622,6 +622,14 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
             "core",
             "_core",
         }
+        # ufuncs and math helpers referenced by estimators (FunctionTransformer(np.log1p))
+        | {
+            "log", "log1p", "log2", "log10", "exp", "expm1", "sqrt", "square", "abs",
+            "absolute", "tanh", "sin", "cos", "arctan", "clip", "maximum", "minimum",
+            "mean", "median", "sum", "std", "var", "max", "min", "nan", "inf", "round",
+            "sign", "floor", "ceil", "reciprocal", "negative", "power", "add", "subtract",
+            "multiply", "divide", "true_divide", "arange", "array", "zeros", "ones", "empty",
+        }
     ),
     "numpy.core.multiarray": frozenset({"_reconstruct", "scalar", "_frombuffer"}),
     "numpy._core.multiarray": frozenset({"_reconstruct", "scalar", "_frombuffer"}),
@@ -636,7 +644,7 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "numpy.random._pcg64": frozenset({"PCG64", "PCG64DXSM"}),
     "numpy.random._philox": frozenset({"Philox"}),
     "numpy.random._sfc64": frozenset({"SFC64"}),
-    "numpy.random.bit_generator": frozenset({"SeedSequence"}),
+    "numpy.random.bit_generator": frozenset({"SeedSequence", "BitGenerator"}),
     "torch": frozenset(_TORCH_STORAGES | _TORCH_DTYPES),
     "torch._utils": frozenset(
         {
@@ -688,7 +696,12 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "lightgbm.sklearn": frozenset({_ALL}),
     "lightgbm.basic": frozenset({"Booster"}),
     "catboost": frozenset({_ALL}),
-    "pandas": frozenset({"DataFrame", "Series", "Index", "Categorical", "Timestamp", "Timedelta"}),
+    "pandas": frozenset(
+        {"DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex",
+         "Categorical", "CategoricalDtype", "StringDtype", "DatetimeTZDtype", "Timestamp",
+         "Timedelta", "Period", "Interval", "NaT", "NA"}
+    ),
+    "pandas.arrays": frozenset({_ALL}),
     "pandas.core.frame": frozenset({"DataFrame"}),
     "pandas.core.series": frozenset({"Series"}),
     "pandas.core.indexes": frozenset({_ALL}),
@@ -787,9 +800,15 @@ def _allowed_exact(module: str, name: str) -> bool:
     return False
 
 
+_CYTHON_RECONSTRUCTOR = "__pyx_unpickle_"
+
+
 def classify(module: str, name: str) -> Classification:
     """Decide one import. Pure and deterministic: no imports, no installed-package lookups."""
     module, name = _normalise(module, name)
+    if name.startswith(_CYTHON_RECONSTRUCTOR) and "." not in name:
+        # Cython's generated `__pyx_unpickle_Foo` rebuilds class `Foo` of the same module.
+        return classify(module, name[len(_CYTHON_RECONSTRUCTOR) :])
     if module.split(".", 1)[0] in ("__builtin__", "exceptions"):
         module = "builtins"
     reason = _deny_reason(module, name)
@@ -814,7 +833,7 @@ def classify(module: str, name: str) -> Classification:
 
 def looks_like_class(name: str) -> bool:
     """CamelCase last component: the naming convention of classes (`Net`, `StandardScaler`)."""
-    last = name.rsplit(".", 1)[-1]
+    last = name.rsplit(".", 1)[-1].removeprefix(_CYTHON_RECONSTRUCTOR)
     return last[:1].isupper() and not last.isupper()
 
 

@@ -1,0 +1,56 @@
+"""Real pickles made by torch, numpy, scikit-learn, pandas and joblib give no WARNING/ERROR.
+
+The files under tests/fixtures/real are written by tests/fixtures/make_real.py (committed so
+that CI checks them without installing torch or scikit-learn).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from batchscan.records import Severity
+from conftest import scan_pickle
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+FILES = sorted(p for p in REAL.iterdir() if p.is_file())
+
+
+def test_the_real_fixture_set_is_complete() -> None:
+    names = {p.name for p in FILES}
+    for expected in ("torch_state_dict.data.pkl", "torch_full_module.data.pkl",
+                     "torch_training_checkpoint.data.pkl", "sklearn_pipeline_p4.pkl",
+                     "sklearn_pipeline.joblib", "pandas_dataframe.pkl", "numpy_arrays_p5.pkl"):
+        assert expected in names
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_real_benign_pickle_has_no_warning(path: Path) -> None:
+    findings = scan_pickle(path.read_bytes())
+    assert all(f.severity.rank < Severity.WARNING.rank for f in findings), findings
+
+
+def _joblib_with_payload_after_arrays() -> bytes:
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (os.system, ("true",))
+
+    buffer = io.BytesIO()
+    joblib.dump({"weights": np.arange(10_000, dtype=np.float32),
+                 "objects": np.array(["a", 1], dtype=object),
+                 "strings": np.array(["abc", "d"]),
+                 "after": Payload()}, buffer)
+    return buffer.getvalue()
+
+
+def test_joblib_payload_after_array_bytes_is_found() -> None:
+    findings = scan_pickle(_joblib_with_payload_after_arrays())
+    assert any(f.rule_id == "PKL001" and "system" in f.message and "true" in (f.evidence or "")
+               for f in findings)
+    assert not any(f.rule_id == "PKL004" for f in findings)
