@@ -217,7 +217,7 @@ def test_huge_bytes_field_is_skipped_by_length_and_payload_after_it_found() -> N
 
 
 def test_opcode_budget_gives_limit_finding() -> None:
-    data = pickle.dumps([(i, i, i) for i in range(5000)], 2)  # TUPLE3: the checked path
+    data = pickle.dumps([frozenset([i]) for i in range(5000)], 4)  # FROZENSET: checked path
     findings = scan_pickle(data, ScanContext(limits=Limits(max_opcodes=100)))
     assert "PKL012" in rules(findings) and worst(findings) is Severity.WARNING
 
