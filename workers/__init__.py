@@ -1,16 +1,29 @@
 """Format modules that run inside sandboxed worker processes.
 
 `SCANNERS` is the explicit registry (order matters: the first module whose `sniff` accepts
-the head bytes scans the file). `workers.magic` names formats that have no scanner yet.
+the head bytes scans the input). `workers.magic` names formats that have no scanner yet.
+Containers hand their members back through `scan_source`, so every member is sniffed by
+content and scanned by the same modules within the same budgets.
 """
 
 from __future__ import annotations
 
-from workers import pickle
-from workers.base import FormatModule
+from collections.abc import Iterator
+
+from batchscan.records import Finding
+from workers import compressed, numpy, pickle, pytorch_legacy, sevenzip, tar, zip
+from workers.base import FormatModule, ScanContext, Source
 from workers.magic import recognise
 
-SCANNERS: tuple[FormatModule, ...] = (pickle,)
+SCANNERS: tuple[FormatModule, ...] = (
+    zip,
+    compressed,
+    tar,
+    sevenzip,
+    numpy,
+    pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
+    pickle,
+)
 
 UNKNOWN = "unknown"
 
@@ -18,8 +31,17 @@ UNKNOWN = "unknown"
 def detect(head: bytes, name: str, scanners: tuple[FormatModule, ...] = SCANNERS) -> tuple[
     str, FormatModule | None
 ]:
-    """Format id and scanner module for a file, decided by content (the name is a hint)."""
+    """Format id and scanner module for an input, decided by content (the name is a hint)."""
     for module in scanners:
         if module.sniff(head, name):
             return module.FORMAT, module
     return recognise(head, name) or UNKNOWN, None
+
+
+def scan_source(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    """Scan a container member: detect by content, scan, or say why it was not scanned."""
+    fmt, module = detect(source.head, source.name)
+    if module is not None:
+        yield from module.scan(source, ctx)
+    elif fmt != UNKNOWN:
+        ctx.note_incomplete(f"{ctx.member}: format {fmt!r} recognised but not scanned")

@@ -17,7 +17,7 @@ import fnmatch
 import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import Any, Protocol
 
 from batchscan.records import Finding, Severity
 
@@ -69,12 +69,22 @@ class Rule:
         )
 
 
+class Readable(Protocol):
+    """What scanners need of a stream: files, BytesIO, slices and decompressing streams."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
 class Source:
     """A readable, seekable view of one input (a file, or a member held in memory)."""
 
     __slots__ = ("head", "name", "size", "stream")
 
-    def __init__(self, stream: BinaryIO, size: int, name: str, head: bytes | None = None):
+    def __init__(self, stream: Readable, size: int, name: str, head: bytes | None = None):
         self.stream = stream
         self.size = size
         self.name = name
@@ -95,14 +105,28 @@ class Source:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-file budgets (ClamAV's four plus ours); defaults are documented in README."""
+    """Per-file budgets (ClamAV's four plus ours); defaults are documented in README.
 
-    max_depth: int = 8
-    max_members: int = 10_000
-    max_decompressed_bytes: int = 4 * 1024**3
-    max_ratio: int = 200
+    A file and everything nested in it share one `Budget`, so a bomb cannot multiply its
+    allowance by nesting.
+    """
+
+    max_depth: int = 8  # containers and nested pickles inside one another
+    max_members: int = 10_000  # members of all containers of one input
+    max_decompressed_bytes: int = 2 * 1024**3  # bytes produced by decompression, in total
+    max_ratio: int = 1000  # decompressed/compressed, checked once output passes ratio_floor
+    ratio_floor: int = 16 * 1024**2
+    max_member_bytes: int = 512 * 1024**2  # one member held in memory (nested zip, npy...)
     max_opcodes: int = 50_000_000
     max_nested_pickle_bytes: int = 64 * 1024**2
+
+
+@dataclass(slots=True)
+class Budget:
+    """Resources consumed so far by one top-level input and its members."""
+
+    decompressed: int = 0
+    members: int = 0
 
 
 def _compile_patterns(patterns: tuple[str, ...]) -> tuple[Callable[[str], bool], ...]:
@@ -119,14 +143,27 @@ def _compile_patterns(patterns: tuple[str, ...]) -> tuple[Callable[[str], bool],
     )
 
 
+Dispatch = Callable[["Source", "ScanContext"], Iterator[Finding]]
+
+
 @dataclass(slots=True)
 class ScanContext:
-    """What a format scanner may consult or call while scanning one input."""
+    """What a format scanner may consult or call while scanning one input.
+
+    `incomplete` collects reasons why the input could not be fully scanned (an encrypted
+    member, a limit); the task runner turns them into the record's `error`, so such a file
+    is never reported clean. `format_hint` lets a container name what the top-level file
+    really is (a zip that is a PyTorch checkpoint).
+    """
 
     limits: Limits = field(default_factory=Limits)
     blacklist: tuple[str, ...] = ()
     member: str | None = None  # member path of the current input inside its container
     depth: int = 0
+    budget: Budget = field(default_factory=Budget)
+    incomplete: list[str] = field(default_factory=list)
+    dispatch: Dispatch | None = None
+    format_hint: str | None = None
     _matchers: tuple[Callable[[str], bool], ...] = ()
 
     def __post_init__(self) -> None:
@@ -139,13 +176,45 @@ class ScanContext:
                 return raw
         return None
 
+    def where(self, member: str) -> str:
+        return member if self.member is None else f"{self.member}!/{member}"
+
     def child(self, member: str) -> ScanContext:
         """Context for a member of the current input (nested names joined with `!/`)."""
         if self.depth + 1 > self.limits.max_depth:
-            raise LimitExceeded("nesting depth", self.limits.max_depth, self.depth + 1, member)
-        joined = member if self.member is None else f"{self.member}!/{member}"
-        ctx = ScanContext(self.limits, self.blacklist, joined, self.depth + 1)
+            raise LimitExceeded("nesting depth", self.limits.max_depth, self.depth + 1,
+                                self.where(member))
+        ctx = ScanContext(self.limits, self.blacklist, self.where(member), self.depth + 1,
+                          self.budget, self.incomplete, self.dispatch)
+        ctx._matchers = self._matchers
         return ctx
+
+    def note_incomplete(self, reason: str) -> None:
+        if len(self.incomplete) < 20:
+            self.incomplete.append(reason)
+
+    def count_member(self) -> None:
+        self.budget.members += 1
+        if self.budget.members > self.limits.max_members:
+            raise LimitExceeded("container members", self.limits.max_members,
+                                self.budget.members, self.member)
+
+    def count_decompressed(self, produced: int, consumed: int | None = None) -> None:
+        """Charge decompressed bytes to the shared budget; check the ratio of one stream."""
+        self.budget.decompressed += produced
+        if self.budget.decompressed > self.limits.max_decompressed_bytes:
+            raise LimitExceeded("decompressed bytes", self.limits.max_decompressed_bytes,
+                                self.budget.decompressed, self.member)
+
+    def scan_member(self, source: Source, member: str) -> Iterator[Finding]:
+        """Sniff a member by content and scan it with the matching format module."""
+        child = self.child(member)
+        dispatch = self.dispatch
+        if dispatch is None:
+            from workers import scan_source  # late: workers imports this module
+
+            dispatch = scan_source
+        yield from dispatch(source, child)
 
 
 class FormatModule(Protocol):
@@ -155,3 +224,47 @@ class FormatModule(Protocol):
     def sniff(self, head: bytes, name: str) -> bool: ...
 
     def scan(self, source: Source, ctx: ScanContext) -> Iterator[Finding]: ...
+
+
+class SliceStream(io.RawIOBase):
+    """A read-only, seekable window [start, start+length) of another seekable stream."""
+
+    def __init__(self, base: Readable, start: int, length: int):
+        super().__init__()
+        self._base = base
+        self._start = start
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self._pos
+        elif whence == io.SEEK_END:
+            offset += self._length
+        self._pos = max(0, offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        remaining = self._length - self._pos
+        if remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        self._base.seek(self._start + self._pos)
+        data = self._base.read(size)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

@@ -61,11 +61,11 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from batchscan.records import Finding, Severity
 from workers import pickle_policy as policy
-from workers.base import LimitExceeded, Rule, ScanContext, Source
+from workers.base import LimitExceeded, Readable, Rule, ScanContext, Source
 
 FORMAT = "pickle"
 
@@ -261,6 +261,8 @@ class _Walk:
     opcodes: int = 0
     straddle: int | None = None
     joblib_arrays: int = 0
+    values: list[object] = field(default_factory=list)  # each pickle's result (first few)
+    storages: dict[str, tuple[str, int]] = field(default_factory=dict)  # torch: key -> type
 
 
 def render(value: object, depth: int = 0) -> str:
@@ -305,7 +307,7 @@ class _Reader:
 
     __slots__ = ("base", "buf", "eof", "limit", "stream")
 
-    def __init__(self, stream: BinaryIO, start: int, limit: int, data: bytes | None = None):
+    def __init__(self, stream: Readable, start: int, limit: int, data: bytes | None = None):
         self.stream = stream
         self.limit = limit  # absolute end of the readable region
         if data is not None:
@@ -322,12 +324,13 @@ class _Reader:
         """Make `buf` start at `absolute` and hold at least `need` bytes if the data has them."""
         if self.eof and self.base <= absolute and absolute + need <= self.base + len(self.buf):
             return
-        want = max(_CHUNK, need)
+        want = min(max(_CHUNK, need), max(0, self.limit - absolute))
         self.stream.seek(absolute)
-        data = self.stream.read(min(want, max(0, self.limit - absolute)))
+        data = self.stream.read(want)
         self.buf = data
         self.base = absolute
-        self.eof = absolute + len(data) >= self.limit
+        # A short read is the end too: decompressed members do not know their size.
+        self.eof = len(data) < want or absolute + len(data) >= self.limit
 
 
 def _decode_line_int(line: bytes) -> int:
@@ -1004,6 +1007,11 @@ class _Walker:
                 stack.append(self.called(cls, (args, kwargs), offset, "newobj_ex"))
             elif op == 0x51:  # BINPERSID
                 pid = pop_item(offset)
+                if (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
+                        and isinstance(pid[2], str) and len(walk.storages) < 1_000_000):
+                    kind = pid[1].name if isinstance(pid[1], Ref) else "?"
+                    numel = pid[4] if isinstance(pid[4], int) else -1
+                    walk.storages[pid[2]] = (kind, numel)
                 stack.append(Opaque(f"persistent {render(pid)[:80]}"))
             elif op == 0x93:  # STACK_GLOBAL
                 name = pop_item(offset)
@@ -1128,6 +1136,8 @@ class _Walker:
                 value = pop_item(offset)
                 if walk.pickles == 0:
                     walk.first_value = value
+                if len(walk.values) < 8:
+                    walk.values.append(value)
                 walk.pickles += 1
                 walk.opcodes += ops
                 return r.base + pos
@@ -1313,22 +1323,28 @@ def _trial_walk(head: bytes) -> bool:
 
 
 def analyse(
-    stream: BinaryIO, size: int, ctx: ScanContext, *, start: int = 0, data: bytes | None = None
+    stream: Readable, size: int, ctx: ScanContext, *, start: int = 0, data: bytes | None = None,
+    max_pickles: int | None = None,
 ) -> tuple[list[Finding], _Walk]:
-    """Analyse every pickle in `stream[start:size]`; returns findings and what was learned."""
+    """Analyse the pickles in `stream[start:size]` (all, or the first `max_pickles`).
+
+    Returns the findings and what the walk learned (`end` is the offset after the last STOP).
+    """
     walk = _Walk()
-    findings = _analyse_into(stream, size, ctx, start, data, walk, divergent=False)
+    findings = _analyse_into(stream, size, ctx, start, data, walk, divergent=False,
+                             max_pickles=max_pickles)
     if any(f.rule_id == MALFORMED.rule_id and _FRAME_OVERRUN in f.message for f in findings):
         # Edited pickles often keep a stale FRAME length; show what the frame hides.
         salvage = _Walk()
         more = _analyse_into(stream, size, ctx, start, data, salvage, divergent=False,
-                             lenient=True)
+                             lenient=True, max_pickles=max_pickles)
         seen = {(f.rule_id, f.message) for f in findings}
         findings.extend(f for f in more if (f.rule_id, f.message) not in seen)
     if walk.straddle is not None:
         # The C loader reading a file re-reads after the frame end: walk that program too.
         other = _Walk()
-        more = _analyse_into(stream, size, ctx, start, data, other, divergent=True)
+        more = _analyse_into(stream, size, ctx, start, data, other, divergent=True,
+                             max_pickles=max_pickles)
         findings.append(PARSER_DIFFERENTIAL.finding(
             "a fixed-size opcode argument straddles a FRAME end: pickle.loads() and "
             "pickle.load() from an unbuffered stream (torch.load of a zip member) read "
@@ -1340,8 +1356,8 @@ def analyse(
 
 
 def _analyse_into(
-    stream: BinaryIO, size: int, ctx: ScanContext, start: int, data: bytes | None,
-    walk: _Walk, *, divergent: bool, lenient: bool = False,
+    stream: Readable, size: int, ctx: ScanContext, start: int, data: bytes | None,
+    walk: _Walk, *, divergent: bool, lenient: bool = False, max_pickles: int | None = None,
 ) -> list[Finding]:
     reader = _Reader(stream, start, size, data)
     walker = _Walker(reader, ctx, walk, divergent=divergent, budget=ctx.limits.max_opcodes)
@@ -1362,7 +1378,7 @@ def _analyse_into(
             walker.flag(ANALYSIS_LIMIT, f"analysis stopped: {exc}", offset)
             break
         walk.end = offset
-        if offset >= size:
+        if offset >= size or (max_pickles is not None and walk.pickles >= max_pickles):
             break
         nxt = reader.buf[offset - reader.base : offset - reader.base + 2]
         if len(nxt) < 2 and not reader.eof:
@@ -1371,12 +1387,15 @@ def _analyse_into(
         if nxt[:1] == b"\x80" and len(nxt) == 2 and nxt[1] <= HIGHEST_PROTOCOL:
             continue  # another pickle follows (legacy torch, concatenated streams)
         tail = stream_peek(stream, offset, 512)
-        if tail[:1] and tail[0] in _PROTO01_START and _trial_walk(tail):
+        if not tail:
+            break
+        if tail[0] in _PROTO01_START and _trial_walk(tail):
             continue
         kind = "a zip archive" if tail.startswith(b"PK\x03\x04") else "non-pickle data"
+        amount = f"{size - offset} bytes" if size < 1 << 62 else "data"
         walker.flag(
             TRAILING_DATA,
-            f"{size - offset} bytes of {kind} follow the last STOP at offset {offset}",
+            f"{amount} of {kind} follow the last STOP at offset {offset}",
             offset,
             severity=Severity.WARNING if tail.startswith(b"PK") else None,
         )
@@ -1386,7 +1405,7 @@ def _analyse_into(
     return findings
 
 
-def stream_peek(stream: BinaryIO, offset: int, length: int) -> bytes:
+def stream_peek(stream: Readable, offset: int, length: int) -> bytes:
     stream.seek(offset)
     return stream.read(length)
 

@@ -96,7 +96,10 @@ def scan_file(
                 source = Source(handle, size, name)
             fmt, module = detect(source.head, name, scanners)
             if module is not None:
-                findings.extend(module.scan(source, ctx))
+                try:
+                    findings.extend(module.scan(source, ctx))
+                finally:
+                    fmt = ctx.format_hint or fmt
             elif fmt != "unknown":
                 error = f"format {fmt!r} recognised but not scanned by this version"
             if sha is None and options.hash:
@@ -118,6 +121,8 @@ def scan_file(
         error = f"{fmt} structure nested too deeply to analyse"
     except Exception as exc:
         error = f"internal error in the {fmt} scanner: {type(exc).__name__}: {exc}"
+    if ctx.incomplete and error is None:
+        error = "not fully scanned: " + "; ".join(ctx.incomplete)
     if not options.verbose:
         findings = [f for f in findings if f.severity is not Severity.DEBUG]
     return FileResult(

@@ -1,0 +1,145 @@
+"""Tar archives (any compression: compressed wrappers hand their payload to this module), the
+old PyTorch tar checkpoints (`sys_info`, `pickle`, `storages`, `tensors`), `.nemo` files.
+
+Layout. 512-byte headers (ustar/GNU/PAX) each followed by the member data.
+
+Attack surface. Extraction writes where names and links point (`../`, absolute names,
+symlink or hardlink members that point outside: CVE-2025-12060, CVE-2024-5187); device and
+FIFO members; the legacy torch tar layout runs the `storages` pickle first (attacks.md row
+30) and picklescan does not look inside tars.
+
+What is checked. Members are read sequentially in streaming mode (`tarfile` "r|"), each
+sniffed by content and scanned by the matching format module within the shared budgets.
+Names that escape, links that escape, device/FIFO members and duplicate names are reported.
+
+Rules
+| id     | name             | severity | CWE     |
+|--------|------------------|----------|---------|
+| TAR001 | path-traversal   | error    | CWE-22  |
+| TAR002 | link-escape      | error    | CWE-59  |
+| TAR003 | special-member   | warning  | CWE-73  |
+| TAR004 | duplicate-name   | warning  | CWE-436 |
+| TAR005 | corrupt-archive  | warning  | CWE-20  |
+| TAR006 | blacklisted-member | error  | CWE-506 |
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from collections.abc import Iterator
+from typing import IO, cast
+
+from batchscan.records import Finding, Severity
+from workers.base import HEAD_BYTES, LimitExceeded, Rule, ScanContext, Source
+
+FORMAT = "tar"
+
+TRAVERSAL = Rule("TAR001", "path-traversal", Severity.ERROR, "CWE-22",
+                 "A member name escapes the extraction directory.")
+LINK_ESCAPE = Rule("TAR002", "link-escape", Severity.ERROR, "CWE-59",
+                   "A symlink or hardlink member points outside the archive's directory.")
+SPECIAL = Rule("TAR003", "special-member", Severity.WARNING, "CWE-73",
+               "A device or FIFO member (extraction creates special files).")
+DUPLICATE = Rule("TAR004", "duplicate-name", Severity.WARNING, "CWE-436",
+                 "Two members share a name; the later one overwrites the first on extraction.")
+CORRUPT = Rule("TAR005", "corrupt-archive", Severity.WARNING, "CWE-20",
+               "The archive is damaged; members before the damage were scanned.")
+BLACKLISTED = Rule("TAR006", "blacklisted-member", Severity.ERROR, "CWE-506",
+                   "A member name matches a -b/--blacklist pattern.")
+RULES: tuple[Rule, ...] = (TRAVERSAL, LINK_ESCAPE, SPECIAL, DUPLICATE, CORRUPT, BLACKLISTED)
+
+_DRIVE = re.compile(r"\A[A-Za-z]:")
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return len(head) >= 263 and head[257:262] == b"ustar"
+
+
+def escapes(path: str) -> str | None:
+    normal = path.replace("\\", "/")
+    if normal.startswith("/"):
+        return "absolute path"
+    if _DRIVE.match(normal):
+        return "drive-letter path"
+    if ".." in normal.split("/"):
+        return "parent-directory component"
+    return None
+
+
+def _link_escapes(member: tarfile.TarInfo) -> str | None:
+    target = member.linkname
+    if member.issym():
+        # relative links resolve from the member's own directory
+        base = member.name.replace("\\", "/").rsplit("/", 1)[0] if "/" in member.name else ""
+        target = f"{base}/{target}" if base and not target.startswith("/") else target
+    reason = escapes(target)
+    if reason == "parent-directory component":
+        depth = 0
+        for part in target.replace("\\", "/").split("/"):
+            if part == "..":
+                depth -= 1
+                if depth < 0:
+                    return reason
+            elif part not in ("", "."):
+                depth += 1
+        return None
+    return reason
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    source.stream.seek(0)
+    seen: set[str] = set()
+    try:
+        stream = cast(IO[bytes], source.stream)  # tarfile's stream mode only reads
+        with tarfile.open(fileobj=stream, mode="r|") as archive:
+            for member in archive:
+                yield from _member(archive, member, seen, ctx)
+    except LimitExceeded:
+        raise
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        reason = f"tar archive damaged: {exc}"
+        yield CORRUPT.finding(reason, member=ctx.member)
+        ctx.note_incomplete(reason)
+
+
+def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
+            ctx: ScanContext) -> Iterator[Finding]:
+    ctx.count_member()
+    where = ctx.where(member.name)
+    reason = escapes(member.name)
+    if reason:
+        yield TRAVERSAL.finding(f"member name {member.name!r} is an {reason}", member=where)
+    if member.name in seen and not member.isdir():
+        yield DUPLICATE.finding(f"member {member.name!r} appears more than once", member=where)
+    seen.add(member.name)
+    pattern = ctx.blacklisted(member.name.rsplit("/", 1)[-1])
+    if pattern is not None:
+        yield BLACKLISTED.finding(f"member {member.name!r} matches blacklist pattern "
+                                  f"{pattern!r}", member=where)
+    if member.issym() or member.islnk():
+        escape = _link_escapes(member)
+        if escape:
+            kind = "symlink" if member.issym() else "hardlink"
+            yield LINK_ESCAPE.finding(f"{kind} {member.name!r} -> {member.linkname!r} "
+                                      f"({escape})", member=where)
+        return
+    if member.ischr() or member.isblk() or member.isfifo():
+        yield SPECIAL.finding(f"{member.name!r} is a device or FIFO member", member=where)
+        return
+    if not member.isfile():
+        return
+    handle = archive.extractfile(member)
+    if handle is None:
+        return
+    head = handle.read(HEAD_BYTES)
+    from workers import detect
+
+    if detect(head, member.name)[1] is None and len(head) < member.size:
+        return  # not a scannable format: the rest of the member is never read
+    limit = ctx.limits.max_member_bytes
+    if member.size > limit:
+        raise LimitExceeded("bytes of one member held in memory", limit, member.size, where)
+    data = head + handle.read(member.size - len(head))
+    ctx.count_decompressed(0)
+    yield from ctx.scan_member(Source.from_bytes(data, member.name), member.name)

@@ -1,0 +1,411 @@
+"""Zip archives, read the way PyTorch reads them: PyTorch checkpoints, TorchScript, `.npz`,
+`.keras`, `.mar`, and plain zips.
+
+Layout. Local file headers (PK\\x03\\x04) with member data, a central directory (PK\\x01\\x02)
+that lists every member with its local-header offset, and an end record (PK\\x05\\x06; zip64
+adds PK\\x06\\x06 and its locator). `torch.save` writes `<name>/data.pkl` (the pickle),
+`<name>/data/<key>` (raw storages, referenced from the pickle by persistent id),
+`<name>/version`, `<name>/byteorder`; TorchScript adds `<name>/code/*.py` and
+`<name>/constants.pkl`.
+
+Attack surface. Scanners are bypassed through the container, not the pickle (attacks.md rows
+20-28, 48-51): stdlib `zipfile` raises on a local/central name mismatch (CVE-2025-1944), a
+bad CRC (CVE-2025-10156) or odd flag bits (CVE-2025-1945) while torch's miniz follows the
+central directory and ignores the CRC; one bad entry aborts a naive member loop (modelscan
+#354); a pickle in a member with a non-pickle name or protocol 0/1 (no PROTO) is skipped by
+extension/magic dispatch; nested zips; duplicate names (torch uses the last); zip-slip names,
+symlink members; encrypted members; decompression bombs.
+
+What is checked. The central directory is parsed directly (zip64 included; data prepended to
+the archive is detected and compensated like zipfile does). Every entry is visited, none can
+abort the loop. Each member is sniffed by content and scanned by the matching format module
+(pickles wherever they are, nested archives recursively, within the shared budgets). Tensor
+storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC mismatches
+(checked for members that are read whole), flag bits, unsupported methods, encrypted members
+(a member merely *flagged* encrypted but stored in the clear is scanned and reported), path
+traversal and absolute names, symlinks that escape, duplicate names, declared compression
+ratios beyond the limit, and TorchScript sources that reach Python or the OS.
+
+Not checked: split/multi-disk archives (reported as not scanned).
+
+Rules
+| id     | name                     | severity | CWE     |
+|--------|--------------------------|----------|---------|
+| ZIP001 | path-traversal           | error    | CWE-22  |
+| ZIP002 | symlink-escape           | error    | CWE-59  |
+| ZIP003 | name-mismatch            | warning  | CWE-436 |
+| ZIP004 | crc-mismatch             | warning  | CWE-354 |
+| ZIP005 | unusual-flags            | warning  | CWE-436 |
+| ZIP006 | encrypted-member         | info     | CWE-311 |
+| ZIP007 | duplicate-name           | warning  | CWE-436 |
+| ZIP008 | unsupported-method       | warning  | CWE-20  |
+| ZIP009 | corrupt-entry            | warning  | CWE-20  |
+| ZIP010 | compression-ratio        | warning  | CWE-409 |
+| ZIP011 | prepended-data           | info     | CWE-436 |
+| ZIP012 | torchscript-code         | error    | CWE-94  |
+| ZIP013 | blacklisted-member       | error    | CWE-506 |
+"""
+
+from __future__ import annotations
+
+import lzma
+import re
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from batchscan.records import Finding, Severity
+from workers.base import (
+    HEAD_BYTES,
+    FormatError,
+    LimitExceeded,
+    Readable,
+    Rule,
+    ScanContext,
+    SliceStream,
+    Source,
+)
+from workers.compressed import UNKNOWN_SIZE, DecompressStream, materialize
+
+FORMAT = "zip"
+
+TRAVERSAL = Rule("ZIP001", "path-traversal", Severity.ERROR, "CWE-22",
+                 "A member name escapes the extraction directory (../, absolute, drive).")
+SYMLINK = Rule("ZIP002", "symlink-escape", Severity.ERROR, "CWE-59",
+               "A symlink member points outside the archive's directory.")
+NAME_MISMATCH = Rule("ZIP003", "name-mismatch", Severity.WARNING, "CWE-436",
+                     "Local header and central directory disagree on a member name "
+                     "(CVE-2025-1944: zipfile refuses, torch loads).")
+CRC_MISMATCH = Rule("ZIP004", "crc-mismatch", Severity.WARNING, "CWE-354",
+                    "A member's CRC-32 is wrong (CVE-2025-10156: zipfile refuses, torch loads).")
+ODD_FLAGS = Rule("ZIP005", "unusual-flags", Severity.WARNING, "CWE-436",
+                 "General-purpose flag bits that loaders disagree on (CVE-2025-1945).")
+ENCRYPTED = Rule("ZIP006", "encrypted-member", Severity.INFO, "CWE-311",
+                 "An encrypted member cannot be scanned; the file is not reported clean.")
+DUPLICATE = Rule("ZIP007", "duplicate-name", Severity.WARNING, "CWE-436",
+                 "Two members share a name; loaders pick different copies (torch the last).")
+UNSUPPORTED = Rule("ZIP008", "unsupported-method", Severity.WARNING, "CWE-20",
+                   "A member uses a compression method this scanner cannot decode.")
+CORRUPT = Rule("ZIP009", "corrupt-entry", Severity.WARNING, "CWE-20",
+               "A directory entry or local header is damaged; the other members were scanned.")
+RATIO = Rule("ZIP010", "compression-ratio", Severity.WARNING, "CWE-409",
+             "A member declares a compression ratio beyond the limit (a decompression bomb).")
+PREPENDED = Rule("ZIP011", "prepended-data", Severity.INFO, "CWE-436",
+                 "Data precedes the archive (a polyglot); it was scanned as its own format.")
+TORCHSCRIPT = Rule("ZIP012", "torchscript-code", Severity.ERROR, "CWE-94",
+                   "TorchScript source in the archive reaches Python, the OS or files.")
+BLACKLISTED = Rule("ZIP013", "blacklisted-member", Severity.ERROR, "CWE-506",
+                   "A member name matches a -b/--blacklist pattern.")
+RULES: tuple[Rule, ...] = (TRAVERSAL, SYMLINK, NAME_MISMATCH, CRC_MISMATCH, ODD_FLAGS,
+                           ENCRYPTED, DUPLICATE, UNSUPPORTED, CORRUPT, RATIO, PREPENDED,
+                           TORCHSCRIPT, BLACKLISTED)
+
+_EOCD = b"PK\x05\x06"
+_CENTRAL = b"PK\x01\x02"
+_LOCAL = b"PK\x03\x04"
+_ZIP64_LOCATOR = b"PK\x06\x07"
+_ZIP64_EOCD = b"PK\x06\x06"
+_CENTRAL_FIXED = struct.Struct("<4s6H3I5H2I")
+_LOCAL_FIXED = struct.Struct("<4s5H3I2H")
+_SNIFF_STORAGE = 4096
+_READ_WHOLE = 16 * 1024 * 1024  # members up to this size are read whole (and CRC-checked)
+_STORAGE = re.compile(r"(?:^|/)data/\d+\Z")
+_DRIVE = re.compile(r"\A[A-Za-z]:")
+# TorchScript runs on torch.jit.load: code that reaches Python builtins, the OS or files.
+_TS_DANGEROUS = re.compile(
+    r"\b(?:__import__|eval|exec|compile|getattr|open|os\.\w+|subprocess|builtins\.\w+|"
+    r"torch\.ops\.(?!aten\b|prim\b|quantized\b|_caffe2\b|profiler\b)\w+|"
+    r"torch\.jit\.annotations|ctypes|sys\.\w+)\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    name: str
+    flags: int
+    method: int
+    crc: int
+    compressed: int
+    size: int
+    local_offset: int
+    external: int
+    made_by: int
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return head[:4] in (_LOCAL, _EOCD)
+
+
+def _read_at(stream: Readable, offset: int, length: int) -> bytes:
+    stream.seek(offset)
+    return stream.read(length)
+
+
+def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + length]
+        pos += 4 + length
+        if tag != 0x0001:
+            continue
+        values = [v for (v,) in struct.iter_unpack("<Q", body[: len(body) // 8 * 8])]
+        if usize == 0xFFFFFFFF and values:
+            usize = values.pop(0)
+        if csize == 0xFFFFFFFF and values:
+            csize = values.pop(0)
+        if offset == 0xFFFFFFFF and values:
+            offset = values.pop(0)
+    return usize, csize, offset
+
+
+def read_directory(source: Source) -> tuple[list[Entry], int, list[str]]:
+    """Entries of the central directory, the offset correction, and damage notes."""
+    stream, size = source.stream, source.size
+    tail_start = max(0, size - (65535 + 22))
+    tail = _read_at(stream, tail_start, size - tail_start)
+    at = tail.rfind(_EOCD)
+    if at < 0 or len(tail) - at < 22:
+        raise FormatError("no end-of-central-directory record")
+    eocd_pos = tail_start + at
+    (_, disk, cd_disk, _, total, cd_size, cd_offset, _) = struct.unpack_from(
+        "<4s4H2IH", tail, at)
+    if disk != cd_disk:
+        raise FormatError("multi-disk archives are not supported")
+    # A zip64 end record sits between the directory and the classic end record whenever
+    # the writer emitted one (torch's miniz always does), whether or not fields overflowed.
+    locator = _read_at(stream, eocd_pos - 20, 20) if eocd_pos >= 20 else b""
+    if locator[:4] == _ZIP64_LOCATOR:
+        (record_at,) = struct.unpack_from("<Q", locator, 8)
+        # the record normally ends where the locator starts; that also fixes prepended data
+        record_at = eocd_pos - 20 - 56 if record_at + 56 != eocd_pos - 20 else record_at
+        record = _read_at(stream, record_at, 56)
+        if record[:4] == _ZIP64_EOCD:
+            total, cd_size, cd_offset = struct.unpack_from("<QQQ", record, 32)
+            eocd_pos = record_at
+    # Data prepended to the archive shifts every offset (self-extractors, polyglots).
+    delta = max(0, eocd_pos - cd_size - cd_offset)
+    notes: list[str] = []
+    directory = _read_at(stream, cd_offset + delta, cd_size)
+    entries: list[Entry] = []
+    pos = 0
+    while pos + _CENTRAL_FIXED.size <= len(directory):
+        fields = _CENTRAL_FIXED.unpack_from(directory, pos)
+        if fields[0] != _CENTRAL:
+            notes.append(f"central directory damaged at entry {len(entries)}")
+            break
+        (_, made_by, _, flags, method, _, _, crc, csize, usize, nlen, elen, clen, _, _,
+         external, offset) = fields
+        start = pos + _CENTRAL_FIXED.size
+        raw_name = directory[start : start + nlen]
+        extra = directory[start + nlen : start + nlen + elen]
+        usize, csize, offset = _zip64_extra(extra, usize, csize, offset)
+        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+        entries.append(Entry(name, flags, method, crc, csize, usize, offset + delta,
+                             external, made_by >> 8))
+        pos = start + nlen + elen + clen
+    if len(entries) < total:
+        notes.append(f"central directory lists {len(entries)} of {total} entries")
+    return entries, delta, notes
+
+
+def archive_kind(names: list[str]) -> str:
+    """What a zip is, from its member layout: torch checkpoint, TorchScript, npz, keras."""
+    if any(n.endswith("/code/") or "/code/" in n for n in names) and any(
+        n.endswith("constants.pkl") for n in names
+    ):
+        return "torchscript"
+    if any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+        return "pytorch_zip"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    if "config.json" in names and any(n.endswith(".weights.h5") for n in names):
+        return "keras_zip"
+    if "MAR-INF/MANIFEST.json" in names:
+        return "torchserve_mar"
+    return "zip"
+
+
+def _unsafe_path(name: str) -> str | None:
+    normal = name.replace("\\", "/")
+    if normal.startswith("/"):
+        return "absolute path"
+    if _DRIVE.match(normal):
+        return "drive-letter path"
+    if ".." in normal.split("/"):
+        return "parent-directory component"
+    return None
+
+
+def _member_stream(source: Source, entry: Entry, data_start: int,
+                   ctx: ScanContext) -> tuple[Readable, int]:
+    raw = SliceStream(source.stream, data_start, entry.compressed)
+    if entry.method == 0:
+        return raw, entry.compressed
+    if entry.method == 8:
+        return DecompressStream(raw, "deflate", ctx), UNKNOWN_SIZE
+    if entry.method == 12:
+        return DecompressStream(raw, "bzip2", ctx), UNKNOWN_SIZE
+    if entry.method == 93:
+        return DecompressStream(raw, "zstd", ctx), UNKNOWN_SIZE
+    if entry.method == 14:
+        header = raw.read(4)
+        if len(header) < 4:
+            raise FormatError("truncated lzma member header")
+        (props_size,) = struct.unpack_from("<H", header, 2)
+        props = raw.read(props_size)
+        lz_filter = lzma._decode_filter_properties(lzma.FILTER_LZMA1, props)  # type: ignore[attr-defined]
+        inner = SliceStream(source.stream, data_start + 4 + props_size,
+                            entry.compressed - 4 - props_size)
+        def factory() -> lzma.LZMADecompressor:
+            return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lz_filter])
+
+        return DecompressStream(inner, "lzma", ctx, factory=factory), UNKNOWN_SIZE
+    raise FormatError(f"compression method {entry.method}")
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    if source.size == UNKNOWN_SIZE:
+        source = materialize(source, ctx)
+    entries, delta, notes = read_directory(source)
+    for note in notes:
+        yield CORRUPT.finding(note, member=ctx.member)
+        ctx.note_incomplete(note)
+    names = [e.name for e in entries]
+    if ctx.depth == 0:
+        ctx.format_hint = archive_kind(names)
+    if delta:
+        yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
+                                offset=0)
+        head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
+        yield from ctx.scan_member(head, "<prefix>")
+    seen: dict[str, int] = {}
+    for entry in entries:
+        seen[entry.name] = seen.get(entry.name, 0) + 1
+    for name, count in seen.items():
+        if count > 1:
+            yield DUPLICATE.finding(f"{count} members are named {name!r}",
+                                    member=ctx.where(name))
+    for index, entry in enumerate(entries):
+        try:
+            yield from _scan_entry(source, entry, index, ctx)
+        except LimitExceeded:
+            raise
+        except (FormatError, OSError, struct.error, zlib.error, lzma.LZMAError) as exc:
+            reason = f"member {entry.name!r}: {exc}"
+            yield CORRUPT.finding(reason, member=ctx.where(entry.name))
+            ctx.note_incomplete(reason)
+
+
+def _scan_entry(source: Source, entry: Entry, index: int,
+                ctx: ScanContext) -> Iterator[Finding]:
+    where = ctx.where(entry.name)
+    ctx.count_member()
+    unsafe = _unsafe_path(entry.name)
+    if unsafe:
+        yield TRAVERSAL.finding(f"member name {entry.name!r} is an {unsafe}", member=where)
+    pattern = ctx.blacklisted(entry.name.rsplit("/", 1)[-1])
+    if pattern is not None:
+        yield BLACKLISTED.finding(f"member {entry.name!r} matches blacklist pattern "
+                                  f"{pattern!r}", member=where)
+    if entry.name.endswith("/") and entry.size == 0:
+        return  # a directory entry
+    local = _read_at(source.stream, entry.local_offset, _LOCAL_FIXED.size)
+    if len(local) < _LOCAL_FIXED.size or local[:4] != _LOCAL:
+        raise FormatError(f"no local header at offset {entry.local_offset}")
+    fields = _LOCAL_FIXED.unpack_from(local)
+    lnlen, lelen = fields[9], fields[10]
+    local_name = _read_at(source.stream, entry.local_offset + _LOCAL_FIXED.size, lnlen)
+    if local_name.decode("utf-8", "replace") != entry.name and local_name.decode(
+        "cp437", "replace"
+    ) != entry.name:
+        yield NAME_MISMATCH.finding(
+            f"local header names {local_name[:200]!r}, the central directory "
+            f"{entry.name!r}; torch reads the central directory's", member=where,
+            offset=entry.local_offset)
+    data_start = entry.local_offset + _LOCAL_FIXED.size + lnlen + lelen
+    if entry.flags & 0x60:
+        yield ODD_FLAGS.finding(
+            f"flag bits 0x{entry.flags & 0x60:02x} (patched data / strong encryption) on "
+            f"{entry.name!r}: zipfile and torch refuse it, other loaders may not",
+            member=where)
+    if entry.size > ctx.limits.ratio_floor and entry.compressed and (
+        entry.size / entry.compressed > ctx.limits.max_ratio
+    ):
+        ratio = entry.size // entry.compressed
+        yield RATIO.finding(f"{entry.name!r} declares {entry.size} bytes from "
+                            f"{entry.compressed} (ratio {ratio})", member=where)
+        ctx.note_incomplete(f"member {entry.name!r} exceeds the compression-ratio limit")
+    is_symlink = (entry.external >> 16) & 0o170000 == 0o120000 and entry.made_by == 3
+    try:
+        stream, size = _member_stream(source, entry, data_start, ctx)
+    except FormatError as exc:
+        yield UNSUPPORTED.finding(f"{entry.name!r}: {exc}", member=where)
+        ctx.note_incomplete(f"member {entry.name!r} uses {exc}; not scanned")
+        return
+    storage = _STORAGE.search(entry.name) is not None and ctx.format_hint != "zip"
+    whole = (size != UNKNOWN_SIZE and size <= _READ_WHOLE) or (
+        size == UNKNOWN_SIZE and entry.size <= _READ_WHOLE)
+    if storage:
+        head = stream.read(_SNIFF_STORAGE)
+        data = None
+    elif whole:
+        data = stream.read(_READ_WHOLE + 1)
+        head = data[:HEAD_BYTES]
+    else:
+        data = None
+        head = stream.read(HEAD_BYTES)
+    if is_symlink:
+        target = (data or head).decode("utf-8", "replace")
+        escape = _unsafe_path(target)
+        if escape:
+            yield SYMLINK.finding(f"{entry.name!r} links to {target!r} ({escape})",
+                                  member=where)
+        return
+    if entry.flags & 0x1:
+        yield from _encrypted(head, data, entry, where, ctx)
+        if data is None or not _looks_plain(head):
+            return
+    if data is not None and len(data) <= _READ_WHOLE and entry.method in (0, 8, 12, 14, 93):
+        if (zlib.crc32(data) & 0xFFFFFFFF) != entry.crc and not entry.flags & 0x8:
+            yield CRC_MISMATCH.finding(
+                f"{entry.name!r}: CRC-32 0x{zlib.crc32(data):08x}, directory says "
+                f"0x{entry.crc:08x}", member=where)
+        member = Source.from_bytes(data, entry.name)
+    else:
+        stream.seek(0)
+        member = Source(stream, size, entry.name, head)
+    if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
+        yield from _torchscript(member, where)
+    yield from ctx.scan_member(member, entry.name)
+
+
+def _looks_plain(head: bytes) -> bool:
+    from workers import detect
+
+    return detect(head, "")[1] is not None
+
+
+def _encrypted(head: bytes, data: bytes | None, entry: Entry, where: str,
+               ctx: ScanContext) -> Iterator[Finding]:
+    if data is not None and _looks_plain(head):
+        yield ODD_FLAGS.finding(
+            f"{entry.name!r} is flagged encrypted but stored in the clear: scanners that "
+            "honour the flag skip it, loaders that ignore it run it", member=where)
+        return
+    yield ENCRYPTED.finding(f"{entry.name!r} is encrypted and cannot be scanned", member=where)
+    ctx.note_incomplete(f"member {entry.name!r} is encrypted")
+
+
+def _torchscript(member: Source, where: str) -> Iterator[Finding]:
+    text = member.read_at(0, 4 * 1024 * 1024).decode("utf-8", "replace")
+    hits = sorted({m.group(0) for m in _TS_DANGEROUS.finditer(text)})
+    if hits:
+        yield TORCHSCRIPT.finding(
+            f"TorchScript code uses {', '.join(hits[:8])}", member=where,
+            evidence=next(line.strip() for line in text.splitlines()
+                          if any(h in line for h in hits))[:300])
+
+
+__all__ = ["FORMAT", "RULES", "archive_kind", "read_directory", "scan", "sniff"]
