@@ -198,7 +198,7 @@ class DecompressStream(io.RawIOBase):
 
     def _next_member(self, unused: bytes) -> None:
         """gzip (and xz/zstd) files may hold several streams back to back: keep going."""
-        rest = unused + self._pending
+        rest = (unused or b"") + self._pending
         if not rest:
             rest = self._raw.read(_IN_CHUNK)
             self._consumed += len(rest)

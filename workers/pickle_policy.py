@@ -725,6 +725,9 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "omegaconf.nodes": frozenset({_ALL}),
     "omegaconf.base": frozenset({_ALL}),
     "typing": frozenset({"Any"}),
+    # TorchScript archives: script classes are data; their code/ is scanned separately
+    "__torch__": frozenset({_ALL}),
+    "torch.jit._pickle": frozenset({_ALL}),
     "io": frozenset({"BytesIO", "StringIO"}),
     "_io": frozenset({"BytesIO", "StringIO"}),
     "logging": frozenset({"getLogger", "Logger", "RootLogger"}),
@@ -773,10 +776,12 @@ def _module_chain(module: str) -> list[str]:
 
 
 def _deny_reason(module: str, name: str) -> str | None:
+    if _allowed_exact(module, name):
+        return None  # an allow-list entry is more specific than a module-wide denial
     head = name.split(".", 1)[0]
     for candidate in _module_chain(module):
         reason = DANGEROUS_MODULES.get(candidate)
-        if reason is not None and not _allowed_exact(module, name):
+        if reason is not None:
             return reason
         callables = DANGEROUS_CALLABLES.get(candidate)
         if callables is not None:

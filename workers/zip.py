@@ -378,6 +378,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         member = Source(stream, size, entry.name, head)
     if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
         yield from _torchscript(member, where)
+        return
     yield from ctx.scan_member(member, entry.name)
 
 

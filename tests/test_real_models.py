@@ -14,6 +14,7 @@ import pytest
 
 from batchscan.records import Severity
 from conftest import scan_pickle
+from workers.task import WorkerOptions, scan_file
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 FILES = sorted(p for p in REAL.iterdir() if p.is_file())
@@ -21,16 +22,30 @@ FILES = sorted(p for p in REAL.iterdir() if p.is_file())
 
 def test_the_real_fixture_set_is_complete() -> None:
     names = {p.name for p in FILES}
-    for expected in ("torch_state_dict.data.pkl", "torch_full_module.data.pkl",
+    for expected in ("torch_state_dict.pt", "torch_full_module.pt", "torchscript_tiny.pt",
+                     "torch_training_checkpoint.pt", "torch_state_dict.legacy.pt",
+                     "sklearn_pipeline.lz4.joblib", "arrays.npz", "objects.npy",
+                     "torch_state_dict.data.pkl", "torch_full_module.data.pkl",
                      "torch_training_checkpoint.data.pkl", "sklearn_pipeline_p4.pkl",
                      "sklearn_pipeline.joblib", "pandas_dataframe.pkl", "numpy_arrays_p5.pkl"):
         assert expected in names
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_real_benign_pickle_has_no_warning(path: Path) -> None:
-    findings = scan_pickle(path.read_bytes())
-    assert all(f.severity.rank < Severity.WARNING.rank for f in findings), findings
+def test_real_benign_file_is_fully_scanned_without_warning(path: Path) -> None:
+    result = scan_file(str(path), WorkerOptions())
+    assert result.error is None, result.error
+    assert all(f.severity.rank < Severity.WARNING.rank for f in result.findings), result.findings
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("torch_state_dict.pt", "pytorch_zip"), ("torchscript_tiny.pt", "torchscript"),
+    ("torch_state_dict.legacy.pt", "pytorch_legacy"), ("arrays.npz", "npz"),
+    ("numeric.npy", "numpy"), ("sklearn_pipeline.xz.joblib", "compressed"),
+    ("sklearn_pipeline_p4.pkl", "pickle"),
+])
+def test_real_files_are_recognised_by_content(name: str, expected: str) -> None:
+    assert scan_file(str(REAL / name), WorkerOptions()).format == expected
 
 
 def _joblib_with_payload_after_arrays() -> bytes:
