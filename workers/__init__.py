@@ -38,9 +38,20 @@ def detect(head: bytes, name: str, scanners: tuple[FormatModule, ...] = SCANNERS
     return recognise(head, name) or UNKNOWN, None
 
 
+def detect_source(
+    source: Source, scanners: tuple[FormatModule, ...] = SCANNERS
+) -> tuple[str, FormatModule | None]:
+    """`detect`, plus one look at the end: a zip with data in front of it (a polyglot or a
+    self-extractor) is still a zip to the loaders that read its central directory."""
+    fmt, module = detect(source.head, source.name, scanners)
+    if module is None and fmt == UNKNOWN and zip.has_end_record(source):
+        return zip.FORMAT, zip
+    return fmt, module
+
+
 def scan_source(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     """Scan a container member: detect by content, scan, or say why it was not scanned."""
-    fmt, module = detect(source.head, source.name)
+    fmt, module = detect_source(source)
     if module is not None:
         yield from module.scan(source, ctx)
     elif fmt != UNKNOWN:

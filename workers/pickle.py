@@ -65,7 +65,7 @@ from typing import Any
 
 from batchscan.records import Finding, Severity
 from workers import pickle_policy as policy
-from workers.base import LimitExceeded, Readable, Rule, ScanContext, Source
+from workers.base import LimitExceeded, Readable, Rule, ScanContext, SliceStream, Source
 
 FORMAT = "pickle"
 
@@ -1363,6 +1363,7 @@ def _analyse_into(
     walker = _Walker(reader, ctx, walk, divergent=divergent, budget=ctx.limits.max_opcodes)
     walker.lenient = lenient
     offset = start
+    appended_zip: int | None = None
     while True:
         try:
             offset = walker.run(offset)
@@ -1376,6 +1377,7 @@ def _analyse_into(
             break
         except LimitExceeded as exc:
             walker.flag(ANALYSIS_LIMIT, f"analysis stopped: {exc}", offset)
+            ctx.note_incomplete(f"pickle analysis stopped: {exc}")
             break
         walk.end = offset
         if offset >= size or (max_pickles is not None and walk.pickles >= max_pickles):
@@ -1392,6 +1394,8 @@ def _analyse_into(
         if tail[0] in _PROTO01_START and _trial_walk(tail):
             continue
         kind = "a zip archive" if tail.startswith(b"PK\x03\x04") else "non-pickle data"
+        if tail.startswith(b"PK\x03\x04") and not divergent and not lenient:
+            appended_zip = offset
         amount = f"{size - offset} bytes" if size < 1 << 62 else "data"
         walker.flag(
             TRAILING_DATA,
@@ -1402,6 +1406,11 @@ def _analyse_into(
         break
     findings = _use_findings(walk, ctx) + walk.findings
     findings.extend(_nested(walker, ctx))
+    if appended_zip is not None and size < 1 << 62:
+        # Loaders that look for a zip (zipfile, numpy.load) see the archive: scan it too.
+        rest = Source(SliceStream(stream, appended_zip, size - appended_zip),
+                      size - appended_zip, "appended.zip")
+        findings.extend(ctx.scan_member(rest, f"<appended@{appended_zip}>"))
     return findings
 
 

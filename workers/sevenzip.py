@@ -65,7 +65,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
                 where = ctx.where(info.filename)
                 reason = escapes(info.filename)
                 if reason:
-                    yield TRAVERSAL.finding(f"member name {info.filename!r} is an {reason}",
+                    yield TRAVERSAL.finding(f"member name {info.filename!r}: {reason}",
                                             member=where)
                 if (info.uncompressed or 0) > limit:
                     raise LimitExceeded("bytes of one member held in memory", limit,

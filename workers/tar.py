@@ -109,7 +109,7 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
     where = ctx.where(member.name)
     reason = escapes(member.name)
     if reason:
-        yield TRAVERSAL.finding(f"member name {member.name!r} is an {reason}", member=where)
+        yield TRAVERSAL.finding(f"member name {member.name!r}: {reason}", member=where)
     if member.name in seen and not member.isdir():
         yield DUPLICATE.finding(f"member {member.name!r} appears more than once", member=where)
     seen.add(member.name)

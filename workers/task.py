@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from batchscan import sandbox
 from batchscan.records import FileResult, Finding, Severity, Status
-from workers import SCANNERS, detect, faults
+from workers import SCANNERS, detect_source, faults
 from workers.base import FormatError, FormatModule, LimitExceeded, Limits, Rule, ScanContext, Source
 
 SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
@@ -94,7 +94,7 @@ def scan_file(
                 source = Source.from_bytes(data, name)
             else:
                 source = Source(handle, size, name)
-            fmt, module = detect(source.head, name, scanners)
+            fmt, module = detect_source(source, scanners)
             if module is not None:
                 try:
                     findings.extend(module.scan(source, ctx))

@@ -137,6 +137,14 @@ def sniff(head: bytes, name: str) -> bool:
     return head[:4] in (_LOCAL, _EOCD)
 
 
+def has_end_record(source: Source) -> bool:
+    """An end-of-central-directory record near the end of an exact-size input."""
+    if source.size < 22 or source.size >= 1 << 62:
+        return False
+    tail_start = max(0, source.size - (65535 + 22))
+    return _EOCD in source.read_at(tail_start, source.size - tail_start)
+
+
 def _read_at(stream: Readable, offset: int, length: int) -> bytes:
     stream.seek(offset)
     return stream.read(length)
@@ -304,7 +312,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
     ctx.count_member()
     unsafe = _unsafe_path(entry.name)
     if unsafe:
-        yield TRAVERSAL.finding(f"member name {entry.name!r} is an {unsafe}", member=where)
+        yield TRAVERSAL.finding(f"member name {entry.name!r}: {unsafe}", member=where)
     pattern = ctx.blacklisted(entry.name.rsplit("/", 1)[-1])
     if pattern is not None:
         yield BLACKLISTED.finding(f"member {entry.name!r} matches blacklist pattern "
