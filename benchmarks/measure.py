@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 
 @dataclass
@@ -46,11 +48,18 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def run(cmd: list[str], *, stdout: int | None = subprocess.PIPE,
-        env: dict[str, str] | None = None) -> Measured:
+def run(cmd: list[str], *, env: dict[str, str] | None = None) -> Measured:
+    """Run `cmd` to completion; its stdout and stderr go through temporary files (a pipe that
+    nobody reads while we poll /proc would block a chatty command)."""
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        return _run(cmd, env, out_file, err_file)
+
+
+def _run(cmd: list[str], env: dict[str, str] | None, out_file: BinaryIO,
+         err_file: BinaryIO) -> Measured:
     before = os.times()
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=env)
     peak_root = peak_other = 0
     samples: list[tuple[float, int]] = []
     while proc.poll() is None:
@@ -63,9 +72,12 @@ def run(cmd: list[str], *, stdout: int | None = subprocess.PIPE,
             peak_other = max(peak_other, _rss_kib(child))
             stack.extend(_children(child))
         time.sleep(0.02)
-    out, err = proc.communicate()
+    proc.wait()
     wall = time.perf_counter() - start
+    out_file.seek(0)
+    err_file.seek(0)
+    out, err = out_file.read(), err_file.read()
     after = os.times()
     cpu = (after.children_user - before.children_user) + (
         after.children_system - before.children_system)
-    return Measured(wall, cpu, proc.returncode, out or b"", err, peak_root, peak_other, samples)
+    return Measured(wall, cpu, proc.returncode, out, err, peak_root, peak_other, samples)

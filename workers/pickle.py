@@ -56,6 +56,7 @@ import _compat_pickle
 import base64
 import binascii
 import codecs
+import contextlib
 import io
 import re
 import struct
@@ -65,7 +66,15 @@ from typing import Any
 
 from batchscan.records import Finding, Severity
 from workers import pickle_policy as policy
-from workers.base import LimitExceeded, Readable, Rule, ScanContext, SliceStream, Source
+from workers.base import (
+    HEAD_BYTES,
+    LimitExceeded,
+    Readable,
+    Rule,
+    ScanContext,
+    SliceStream,
+    Source,
+)
 
 FORMAT = "pickle"
 
@@ -673,7 +682,7 @@ class _Walker:
                 return data
             absolute = r.base + pos
             if absolute + n > r.limit:
-                raise _Damage(op_offset, f"a {n}-byte payload runs past the end of the data")
+                raise _Damage(op_offset, "a payload runs past the end of the data")
             blob = Blob("str" if kind != "bytes" else "bytes", absolute, n)
             if frame_end >= 0 and absolute + n >= frame_end:
                 frame_end = -1
@@ -1072,7 +1081,7 @@ class _Walker:
             elif op == 0x53:  # STRING
                 stack.append(_string_line(line(offset), offset))
             elif op == 0x56:  # UNICODE
-                stack.append(line(offset).decode("raw_unicode_escape"))
+                stack.append(self.text_line(line(offset), offset).decode("raw_unicode_escape"))
             elif op == 0x6C:  # LIST
                 stack.append(PList(pop_mark(offset)[:_CONTAINER_CAP]))
             elif op == 0x64:  # DICT
@@ -1126,7 +1135,7 @@ class _Walker:
                           "whatever the loading process registered", offset)
                 stack.append(Opaque(f"extension {code}"))
             elif op == 0x50:  # PERSID
-                stack.append(Opaque(f"persistent {line(offset)[:80]!r}"))
+                stack.append(Opaque(f"persistent {self.text_line(line(offset), offset)[:80]!r}"))
             elif op == 0x97:  # NEXT_BUFFER
                 stack.append(Opaque("out-of-band buffer"))
             elif op == 0x98:  # READONLY_BUFFER
@@ -1147,6 +1156,12 @@ class _Walker:
             guard = blen if r.eof else blen - 16
 
     # helpers of the loop ----------------------------------------------------------------
+    def text_line(self, text: bytes, offset: int) -> bytes:
+        """When sniffing, a UNICODE/PERSID line is text: random binary data is not."""
+        if self.sniffing and _CONTROL.search(text):
+            raise _Damage(offset, "not a text line")
+        return text
+
     def resolve(self, module: str, name: str, proto: int, offset: int) -> Ref:
         """`find_class`: Python 2 names are mapped under protocol < 3, like the unpickler."""
         if self.sniffing and not (_IDENTIFIER.match(module) and _IDENTIFIER.match(name)):
@@ -1269,6 +1284,13 @@ _INT4 = struct.Struct("<i").unpack_from
 _DOUBLE = struct.Struct(">d").unpack_from
 
 
+_SNIFF_BYTES = 1024
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_OUT_OF_DATA = frozenset({
+    "stream ends inside an opcode argument", "stream ends inside a text argument",
+    "stream ends without STOP", "a payload runs past the end of the data",
+})
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _FRAME_OVERRUN = "FRAME runs past the end of the data"
 
@@ -1299,24 +1321,46 @@ _PROTO01_START = frozenset(b"(]})NIJKLMFGSTUVXcdlpqrt\x80")
 
 
 def sniff(head: bytes, name: str) -> bool:
-    """Pickles of protocol 2-5 start with PROTO; protocol 0/1 ones pass a trial walk."""
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= HIGHEST_PROTOCOL:
-        return True
+    """A pickle is what the unpickler can run: a trial walk of the head must reach STOP,
+    parse its first 256 bytes cleanly, or import something before it breaks (nullifAI).
+
+    Random bytes (tensor storages, compressed data) that merely start like a pickle fail
+    within a few bytes without importing anything.
+    """
     if not head or head[0] not in _PROTO01_START:
         return False
-    return _trial_walk(head)
+    # The decision is made within the first few hundred bytes; walk no more than 1 KiB.
+    cut = len(head) > _SNIFF_BYTES or len(head) >= HEAD_BYTES
+    return _trial_walk(head[:_SNIFF_BYTES], cut=cut)
 
 
-def _trial_walk(head: bytes) -> bool:
+def imports_something(head: bytes) -> bool:
+    """Whether a trial walk of `head` meets an import (GLOBAL, STACK_GLOBAL, INST...)."""
     walk = _Walk()
     reader = _Reader(io.BytesIO(head), 0, len(head), head)
     walker = _Walker(reader, ScanContext(), walk, divergent=False, budget=100_000)
     walker.sniffing = True
+    walker.lenient = True
+    with contextlib.suppress(_Damage, LimitExceeded, ValueError, UnicodeError, struct.error):
+        walker.run(0)
+    return bool(walk.uses)
+
+
+def _trial_walk(head: bytes, cut: bool = False) -> bool:
+    walk = _Walk()
+    reader = _Reader(io.BytesIO(head), 0, len(head), head)
+    walker = _Walker(reader, ScanContext(), walk, divergent=False, budget=100_000)
+    walker.sniffing = True
+    walker.lenient = True
     try:
         walker.run(0)
     except _Damage as damage:
-        # Text fails within its first bytes; a damaged or cut pickle parses for a while.
-        return damage.offset >= min(len(head) - 1, 8)
+        # Text and random bytes fail early and import nothing; a cut or damaged pickle
+        # parses for a while or has already imported its payload. When the head is only a
+        # prefix of a longer input, running out of it is no evidence against a pickle (a
+        # 150 MB bytes field starts in the head and ends far beyond it).
+        cut_short = cut and damage.reason in _OUT_OF_DATA
+        return damage.offset >= 256 or bool(walk.uses) or (cut_short and damage.offset >= 2)
     except (LimitExceeded, ValueError, UnicodeError, struct.error):
         return False
     return True
@@ -1391,7 +1435,7 @@ def _analyse_into(
         tail = stream_peek(stream, offset, 512)
         if not tail:
             break
-        if tail[0] in _PROTO01_START and _trial_walk(tail):
+        if tail[0] in _PROTO01_START and _trial_walk(tail, cut=len(tail) >= 512):
             continue
         kind = "a zip archive" if tail.startswith(b"PK\x03\x04") else "non-pickle data"
         if tail.startswith(b"PK\x03\x04") and not divergent and not lenient:

@@ -22,7 +22,6 @@ from workers import SCANNERS, detect_source, faults
 from workers.base import FormatError, FormatModule, LimitExceeded, Limits, Rule, ScanContext, Source
 
 SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
-_HASH_CHUNK = 1024 * 1024
 
 LIMIT_REACHED = Rule("ENG002", "limit-exceeded", Severity.WARNING, "CWE-400",
                      "A scanning budget ran out; the file was not fully scanned.")
@@ -61,12 +60,6 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
 
 
-def _hash_rest(handle: object, digest: hashlib._Hash) -> None:
-    read = handle.read  # type: ignore[attr-defined]
-    while chunk := read(_HASH_CHUNK):
-        digest.update(chunk)
-
-
 def scan_file(
     path: str, options: WorkerOptions, scanners: tuple[FormatModule, ...] = SCANNERS
 ) -> FileResult:
@@ -103,10 +96,10 @@ def scan_file(
             elif fmt != "unknown":
                 error = f"format {fmt!r} recognised but not scanned by this version"
             if sha is None and options.hash:
+                # One sequential pass through a reused buffer; the scan's reads above were
+                # small and hit the same page cache.
                 handle.seek(0)
-                digest = hashlib.sha256()
-                _hash_rest(handle, digest)
-                sha = digest.hexdigest()
+                sha = hashlib.file_digest(handle, "sha256").hexdigest()
     except MemoryError:
         status = Status.OOM
         error = f"scanner exceeded the worker memory limit while scanning {fmt}"

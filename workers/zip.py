@@ -56,6 +56,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from batchscan.records import Finding, Severity
+from workers import pickle as pickle_format
 from workers.base import (
     HEAD_BYTES,
     FormatError,
@@ -386,6 +387,12 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         member = Source(stream, size, entry.name, head)
     if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
         yield from _torchscript(member, where)
+        return
+    if storage and pickle_format.sniff(head, entry.name) and not (
+        pickle_format.imports_something(head)
+    ):
+        # Tensor bytes that happen to parse as opcodes: torch never unpickles a storage,
+        # and without an import there is nothing a pickle could run.
         return
     yield from ctx.scan_member(member, entry.name)
 
