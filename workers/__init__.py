@@ -11,7 +11,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from batchscan.records import Finding
-from workers import compressed, numpy, pickle, pytorch_legacy, sevenzip, tar, zip
+from workers import (
+    compressed,
+    json_config,
+    keras_h5,
+    numpy,
+    pickle,
+    pytorch_legacy,
+    safetensors,
+    sevenzip,
+    tar,
+    template,
+    yaml_config,
+    zip,
+)
 from workers.base import FormatModule, ScanContext, Source
 from workers.magic import recognise
 
@@ -23,6 +36,11 @@ SCANNERS: tuple[FormatModule, ...] = (
     numpy,
     pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
     pickle,
+    keras_h5,
+    safetensors,
+    json_config,  # text formats last: their sniffs use the name as a hint
+    yaml_config,
+    template,
 )
 
 UNKNOWN = "unknown"

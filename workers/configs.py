@@ -1,0 +1,202 @@
+"""Checks shared by configuration formats (JSON, YAML, Keras configs, safetensors metadata).
+
+Not a format module: `workers/json_config.py`, `yaml_config.py`, `keras_h5.py` and others
+walk their parsed documents with `walk_config`, which knows the conventions that turn a
+config into code: Hugging Face `auto_map` (trust_remote_code), Hydra/OmegaConf `_target_`
+(instantiate any callable; CVE-2025-23304, CVE-2026-22584), chat templates (Jinja2 SSTI),
+Keras layer configs (Lambda bytecode, `module`/`registered_name` references, function
+references such as `keras.utils.get_file`), and base64/hex strings that decode to pickles.
+
+Rules
+| id     | name                      | severity | CWE      |
+|--------|---------------------------|----------|----------|
+| CFG001 | remote-code-auto-map      | warning  | CWE-94   |
+| CFG002 | cross-repo-remote-code    | error    | CWE-829  |
+| CFG003 | dangerous-target          | error    | CWE-94   |
+| CFG004 | unknown-target            | info     | CWE-94   |
+| CFG005 | template-injection        | error    | CWE-1336 |
+| CFG006 | suspicious-template       | warning  | CWE-1336 |
+| CFG007 | keras-lambda              | error    | CWE-94   |
+| CFG008 | keras-foreign-module      | warning  | CWE-470  |
+| CFG009 | keras-dangerous-reference | error    | CWE-470  |
+| CFG010 | encoded-pickle            | warning  | CWE-502  |
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from batchscan.records import Finding, Severity
+from workers import pickle_policy as policy
+from workers import textscan
+from workers.base import Rule, ScanContext, Source
+
+AUTO_MAP = Rule("CFG001", "remote-code-auto-map", Severity.WARNING, "CWE-94",
+                "`auto_map` makes transformers import code shipped with the model "
+                "(trust_remote_code).")
+CROSS_REPO = Rule("CFG002", "cross-repo-remote-code", Severity.ERROR, "CWE-829",
+                  "`auto_map` points at code in another repository (`org/repo--module.Class`).")
+TARGET_DANGEROUS = Rule("CFG003", "dangerous-target", Severity.ERROR, "CWE-94",
+                        "A Hydra/OmegaConf `_target_` names a dangerous callable.")
+TARGET_UNKNOWN = Rule("CFG004", "unknown-target", Severity.INFO, "CWE-94",
+                      "A Hydra/OmegaConf `_target_` names a callable that instantiate() runs.")
+TEMPLATE_INJECTION = Rule("CFG005", "template-injection", Severity.ERROR, "CWE-1336",
+                          "A Jinja2 template reaches Python internals or the OS (SSTI).")
+TEMPLATE_SUSPICIOUS = Rule("CFG006", "suspicious-template", Severity.WARNING, "CWE-1336",
+                           "A Jinja2 template uses constructs chat templates never need.")
+KERAS_LAMBDA = Rule("CFG007", "keras-lambda", Severity.ERROR, "CWE-94",
+                    "A Keras Lambda layer carries Python bytecode that runs on load "
+                    "(CVE-2024-3660).")
+KERAS_MODULE = Rule("CFG008", "keras-foreign-module", Severity.WARNING, "CWE-470",
+                    "A Keras config references a class or function outside Keras "
+                    "(CVE-2025-1550).")
+KERAS_DANGEROUS = Rule("CFG009", "keras-dangerous-reference", Severity.ERROR, "CWE-470",
+                       "A Keras config references a dangerous callable (os.system, get_file...).")
+ENCODED_PICKLE = Rule("CFG010", "encoded-pickle", Severity.WARNING, "CWE-502",
+                      "A base64/hex string decodes to a pickle; it was analysed.")
+CONFIG_RULES: tuple[Rule, ...] = (AUTO_MAP, CROSS_REPO, TARGET_DANGEROUS, TARGET_UNKNOWN,
+                                  TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS, KERAS_LAMBDA,
+                                  KERAS_MODULE, KERAS_DANGEROUS, ENCODED_PICKLE)
+
+_KERAS_MODULES = ("keras", "tensorflow", "tf_keras", "keras_nlp", "keras_hub", "keras_cv",
+                  "builtins")
+_B64_PICKLE = re.compile(r"\A(?:gA[A-Za-z0-9+/=\s]{10,})\Z")
+_HEX_PICKLE = re.compile(r"\A80(?:0[2-5])[0-9a-fA-F]{8,}\Z")
+_MAX_NODES = 2_000_000
+
+
+def split_target(target: str) -> tuple[str, str]:
+    module, _, name = target.replace(":", ".").rpartition(".")
+    return module, name
+
+
+def walk_config(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Finding]:
+    """Findings for one parsed configuration document (dicts, lists, strings)."""
+    stack: list[tuple[Any, str]] = [(document, where)]
+    nodes = 0
+    while stack:
+        node, path = stack.pop()
+        nodes += 1
+        if nodes > _MAX_NODES:
+            ctx.note_incomplete(f"config has more than {_MAX_NODES} nodes")
+            return
+        if isinstance(node, dict):
+            yield from _mapping(node, path, ctx)
+            stack.extend((value, f"{path}.{key}" if path else str(key))
+                         for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
+        elif isinstance(node, str):
+            yield from _string(node, path, ctx)
+
+
+def _mapping(node: dict[Any, Any], path: str, ctx: ScanContext) -> Iterator[Finding]:
+    member = ctx.member
+    auto_map = node.get("auto_map")
+    if isinstance(auto_map, dict):
+        for key, value in auto_map.items():
+            for ref in value if isinstance(value, list) else [value]:
+                if not isinstance(ref, str):
+                    continue
+                if "--" in ref:
+                    yield CROSS_REPO.finding(f"auto_map {key} -> {ref!r} loads code from "
+                                             "another repository", member=member, evidence=ref)
+                else:
+                    yield AUTO_MAP.finding(f"auto_map {key} -> {ref!r} (runs with "
+                                           "trust_remote_code=True)", member=member, evidence=ref)
+    target = node.get("_target_")
+    if isinstance(target, str) and target:
+        module, name = split_target(target)
+        verdict = policy.classify(module, name) if module else policy.classify("builtins", name)
+        where = f"{path}._target_" if path else "_target_"
+        if verdict.verdict is policy.Verdict.DENY:
+            yield TARGET_DANGEROUS.finding(f"{where} = {target!r}: {verdict.reason}",
+                                           member=member, evidence=target)
+        elif verdict.verdict is policy.Verdict.UNKNOWN:
+            yield TARGET_UNKNOWN.finding(f"{where} = {target!r}", member=member, evidence=target)
+    yield from _keras(node, path, member)
+
+
+def _keras(node: dict[Any, Any], path: str, member: str | None) -> Iterator[Finding]:
+    class_name = node.get("class_name")
+    if not isinstance(class_name, str):
+        return
+    config = node.get("config")
+    if class_name == "Lambda" and isinstance(config, dict):
+        function = config.get("function")
+        yield KERAS_LAMBDA.finding(
+            f"Lambda layer {config.get('name', '?')!r} at {path or 'top'} carries code",
+            member=member, evidence=_lambda_evidence(function))
+    module = node.get("module")
+    registered = node.get("registered_name")
+    if class_name == "function" and isinstance(config, str) and isinstance(module, str):
+        yield from _reference(module, config, path, member)
+    elif isinstance(module, str) and module and not module.startswith(_KERAS_MODULES):
+        yield from _reference(module, class_name, path, member)
+    if isinstance(registered, str) and "." in registered and not registered.startswith(
+        (*_KERAS_MODULES, "Custom>")
+    ):
+        yield from _reference(*split_target(registered), path, member)
+
+
+def _reference(module: str, name: str, path: str, member: str | None) -> Iterator[Finding]:
+    verdict = policy.classify(module, name)
+    qualname = f"{module}.{name}"
+    if verdict.verdict is policy.Verdict.DENY:
+        yield KERAS_DANGEROUS.finding(f"{path or 'config'} references `{qualname}`: "
+                                      f"{verdict.reason}", member=member, evidence=qualname)
+    elif not module.startswith(_KERAS_MODULES):
+        yield KERAS_MODULE.finding(f"{path or 'config'} references `{qualname}` outside Keras",
+                                   member=member, evidence=qualname)
+
+
+def _lambda_evidence(function: Any) -> str:
+    raw = function
+    if isinstance(function, dict):
+        raw = function.get("config", {}).get("code") if isinstance(function.get("config"),
+                                                                   dict) else None
+    if isinstance(raw, list) and raw:
+        raw = raw[0]
+    if not isinstance(raw, str):
+        return repr(function)[:300]
+    try:
+        code = base64.b64decode(raw, validate=False)
+    except (binascii.Error, ValueError):
+        return raw[:300]
+    names = re.findall(rb"[A-Za-z_][A-Za-z0-9_.]{2,}", code)
+    return "bytecode names: " + ", ".join(n.decode() for n in names[:20])
+
+
+def _string(text: str, path: str, ctx: ScanContext) -> Iterator[Finding]:
+    member = ctx.member
+    if len(text) >= 4 and textscan.looks_like_template(text):
+        for hit in textscan.template_hits(text):
+            rule = TEMPLATE_INJECTION if hit.error else TEMPLATE_SUSPICIOUS
+            yield rule.finding(f"template at {path or 'top'} {hit.reason}", member=member,
+                               evidence=hit.excerpt)
+    if len(text) >= 16 and (text[:2] == "gA" or text[:2] == "80"):
+        raw = _decode_pickle(text)
+        if raw is not None:
+            yield ENCODED_PICKLE.finding(f"{path or 'value'} decodes to a {len(raw)}-byte "
+                                         "pickle", member=member)
+            yield from ctx.scan_member(Source.from_bytes(raw, "decoded.pkl"),
+                                       f"{path or 'value'}|decoded")
+
+
+def _decode_pickle(text: str) -> bytes | None:
+    try:
+        if _HEX_PICKLE.match(text):
+            raw = bytes.fromhex(text)
+        elif _B64_PICKLE.match(text):
+            raw = base64.b64decode(text, validate=False)
+        else:
+            return None
+    except (ValueError, binascii.Error):
+        return None
+    if len(raw) >= 4 and raw[0] == 0x80 and 2 <= raw[1] <= 5 and raw.rstrip()[-1:] == b".":
+        return raw
+    return None

@@ -1,0 +1,72 @@
+"""JSON documents shipped with models: `config.json`, `tokenizer_config.json`, Keras
+`config.json`, `chat_template.json`, Hydra configs in JSON, JSON Lines.
+
+Layout. UTF-8 JSON (or one JSON value per line). Read whole up to 64 MiB.
+
+Attack surface. `auto_map` (transformers imports `modeling_*.py` from the repo, or from
+another repo via `org/repo--module.Class`, under trust_remote_code); chat templates in any
+field (Jinja2 SSTI, CVE-2024-34359; LiteLLM GHSA-46cm-pfwv-cgf8); Hydra `_target_`;
+Keras configs with Lambda bytecode or foreign module references; base64 pickles. Deeply
+nested brackets crash naive parsers (attacks.md row 50).
+
+What is checked: every string and mapping via `workers/configs.py`; nesting beyond the
+parser's depth is reported, not crashed on.
+
+Rules
+| id     | name         | severity | CWE     |
+|--------|--------------|----------|---------|
+| JSN001 | invalid-json | warning  | CWE-20  |
+| CFG001-CFG010 | see workers/configs.py | | |
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+from batchscan.records import Finding, Severity
+from workers.base import LimitExceeded, Rule, ScanContext, Source
+from workers.configs import CONFIG_RULES, walk_config
+
+FORMAT = "json"
+
+INVALID = Rule("JSN001", "invalid-json", Severity.WARNING, "CWE-20",
+               "The document is not valid JSON (or nests too deeply to parse).")
+RULES: tuple[Rule, ...] = (INVALID, *CONFIG_RULES)
+
+_MAX_BYTES = 64 * 1024 * 1024
+_KEY_START = re.compile(rb'\A\s*[\[{]\s*(?:"[^"\n]{0,256}"\s*:|\{|\[|"|-?\d|true|false|null|\])')
+
+
+def sniff(head: bytes, name: str) -> bool:
+    lowered = name.lower()
+    if lowered.endswith((".json", ".jsonl", ".ndjson")):
+        return head.lstrip()[:1] in (b"{", b"[")
+    return _KEY_START.match(head[:300]) is not None and head.lstrip()[:1] == b"{"
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    if source.size > _MAX_BYTES:
+        raise LimitExceeded("JSON bytes", _MAX_BYTES, source.size, ctx.member)
+    raw = source.read_at(0, _MAX_BYTES + 1)
+    text = raw.decode("utf-8", "replace")
+    try:
+        documents = [json.loads(text)]
+    except json.JSONDecodeError as first:
+        documents = []
+        lines = [line for line in text.splitlines() if line.strip()]
+        try:
+            documents = [json.loads(line) for line in lines] if len(lines) > 1 else []
+        except json.JSONDecodeError:
+            documents = []
+        if not documents:
+            yield INVALID.finding(f"not valid JSON: {first.msg} at line {first.lineno}",
+                                  member=ctx.member)
+            return
+    except RecursionError:
+        yield INVALID.finding("JSON nests too deeply to parse", member=ctx.member)
+        ctx.note_incomplete("JSON nests too deeply to parse")
+        return
+    for document in documents:
+        yield from walk_config(document, ctx)

@@ -1,0 +1,108 @@
+"""Keras HDF5 models (`.h5`, `.hdf5`), read with h5py inside the sandbox.
+
+Layout. An HDF5 file whose root attributes hold JSON: `model_config` (the architecture),
+`training_config`, `keras_version`; weights live in groups (`model_weights/...`).
+
+Attack surface. A Lambda layer stores marshalled Python bytecode that runs on
+`load_model` (CVE-2024-3660; h5 files ignore `safe_mode`, CVE-2025-9905), also inside
+nested Sequential/Functional sub-models and wrappers; `module`/`registered_name`
+references to arbitrary modules (CVE-2025-1550); function references such as
+`keras.utils.get_file` (CVE-2025-8747/9906). modelscan checks only top-level layers.
+
+What is checked: the JSON attributes with the shared config rules (the whole tree, so
+nested models and wrappers are covered); external links and external storage in the file
+(data read from other files) are reported. Weights are never read.
+
+Rules
+| id     | name              | severity | CWE     |
+|--------|-------------------|----------|---------|
+| HDF001 | external-data     | warning  | CWE-73  |
+| HDF002 | bad-config        | warning  | CWE-20  |
+| CFG007-CFG009 | see workers/configs.py | | |
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import h5py
+
+from batchscan.records import Finding, Severity
+from workers.base import HEAD_BYTES, Rule, ScanContext, Source
+from workers.compressed import materialize
+from workers.configs import CONFIG_RULES, walk_config
+
+FORMAT = "keras_h5"
+
+EXTERNAL = Rule("HDF001", "external-data", Severity.WARNING, "CWE-73",
+                "The HDF5 file links to other files (external links or external storage).")
+BAD_CONFIG = Rule("HDF002", "bad-config", Severity.WARNING, "CWE-20",
+                  "A Keras config attribute is not valid JSON.")
+RULES: tuple[Rule, ...] = (EXTERNAL, BAD_CONFIG, *CONFIG_RULES)
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_CONFIG_ATTRS = ("model_config", "training_config", "keras_version", "backend")
+_MAX_OBJECTS = 100_000
+
+
+def sniff(head: bytes, name: str) -> bool:
+    return any(head[off : off + 8] == _SIGNATURE for off in (0, 512, 1024, 2048))
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    if source.size >= 1 << 62:
+        source = materialize(source, ctx)
+    source.stream.seek(0)
+    handle: Any = source.stream if hasattr(source.stream, "readinto") else io.BytesIO(
+        source.read_at(0, HEAD_BYTES))
+    with h5py.File(handle, "r") as h5:
+        for name in _CONFIG_ATTRS:
+            if name not in h5.attrs:
+                continue
+            value = h5.attrs[name]
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            if name in ("keras_version", "backend"):
+                continue
+            try:
+                document = json.loads(text)
+            except (json.JSONDecodeError, RecursionError) as exc:
+                yield BAD_CONFIG.finding(f"{name} is not valid JSON: {exc}"[:300],
+                                         member=ctx.member)
+                continue
+            yield from walk_config(document, ctx, name)
+        yield from _external(h5, ctx)
+    if ctx.depth == 0:
+        ctx.format_hint = FORMAT
+
+
+def _external(h5: Any, ctx: ScanContext) -> Iterator[Finding]:
+    seen = 0
+    found: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        nonlocal seen
+        seen += 1
+        if seen > _MAX_OBJECTS:
+            raise StopIteration
+        if isinstance(obj, h5py.Dataset) and obj.external:
+            found.append(f"dataset {name!r} stores data in {obj.external[0][0]!r}")
+
+    def links(group: Any, prefix: str) -> None:
+        for key in group:
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.ExternalLink):
+                found.append(f"{prefix}{key} -> {link.filename}:{link.path}")
+            elif (isinstance(link, h5py.HardLink) and isinstance(group.get(key), h5py.Group)
+                  and len(found) < 50 and prefix.count("/") < 32):
+                links(group[key], f"{prefix}{key}/")
+
+    try:
+        links(h5, "/")
+        h5.visititems(visit)
+    except StopIteration:
+        ctx.note_incomplete(f"HDF5 file has more than {_MAX_OBJECTS} objects")
+    for detail in found[:20]:
+        yield EXTERNAL.finding(detail, member=ctx.member)

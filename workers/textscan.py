@@ -1,0 +1,107 @@
+"""Shared text checks: Jinja2 template injection, and code-like strings in metadata.
+
+Used by the template, JSON, YAML, GGUF and safetensors modules; it is not a format module.
+
+Templates (CVE-2024-34359 "Llama Drama" and kin): chat templates are rendered by
+`jinja2.Environment` in several runtimes (llama-cpp-python < 0.2.72, LiteLLM), where an
+expression can walk from any object to `os.popen`. Legitimate chat templates loop over
+messages and print fields; they never touch dunder attributes, the `|attr` filter, or the
+`cycler`/`joiner`/`lipsum` globals, and never name `os`, `popen` or `subprocess`. String
+escapes (`\\x5f\\x5f`, `\\u005f`) and string building (`'__cla' ~ 'ss__'`) are undone before
+matching, so obfuscation does not hide the gadget.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_ESCAPES = re.compile(r"\\x([0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})|\\([0-7]{3})")
+_CONCAT = re.compile(r"""['"]\s*(?:~|\+)\s*['"]""")
+
+_TEMPLATE_ERRORS = [
+    (re.compile(r"__(?:class|mro|subclasses|globals|builtins|base|bases|init|import|"
+                r"getattribute|dict|code|func|self|reduce|reduce_ex|loader|spec)__"),
+     "reaches Python internals through a dunder attribute"),
+    (re.compile(r"\|\s*attr\s*\("), "uses the |attr filter to reach attributes"),
+    (re.compile(r"\b(?:cycler|joiner|lipsum)\b\s*\.\s*__|\b(?:cycler|joiner|lipsum|namespace)"
+                r"\s*\.\s*(?:__init__|__globals__)"), "uses a Jinja global as a gadget"),
+    (re.compile(r"\b(?:popen|subprocess|os\.system|system\s*\(|check_output|__import__|"
+                r"eval\s*\(|exec\s*\()"), "names a process or code-evaluation call"),
+    (re.compile(r"\b(?:request|config|self)\s*\.\s*(?:application|__|_TemplateReference__)"),
+     "reaches framework globals (request/config/self)"),
+    (re.compile(r"\[\s*['\"]_{2}\w+_{2}['\"]\s*\]"), "subscripts a dunder name"),
+]
+_TEMPLATE_WARNINGS = [
+    (re.compile(r"\b(?:cycler|joiner|lipsum)\b"), "uses a Jinja global that chat templates "
+     "never need"),
+    (re.compile(r"\b(?:os|sys|builtins|importlib|socket|urllib|requests)\s*\."),
+     "names an OS or network module"),
+    (re.compile(r"\|\s*(?:format|join)\b[^}]*_{2}"), "builds a dunder name with filters"),
+]
+
+_TEMPLATE_MARKERS = ("{{", "{%")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    error: bool
+    reason: str
+    excerpt: str
+
+
+def normalise(text: str) -> str:
+    """Undo the escapes and string concatenations that hide names from a regex."""
+    def unescape(match: re.Match[str]) -> str:
+        hexa, uni, octal = match.groups()
+        code = int(hexa or uni, 16) if (hexa or uni) else int(octal, 8)
+        return chr(code)
+
+    text = _ESCAPES.sub(unescape, text)
+    return _CONCAT.sub("", text)
+
+
+def looks_like_template(text: str) -> bool:
+    return any(marker in text for marker in _TEMPLATE_MARKERS)
+
+
+def template_hits(text: str) -> list[Hit]:
+    """Findings for one Jinja2 template (empty for ordinary chat templates)."""
+    plain = normalise(text)
+    hits: list[Hit] = []
+    for pattern, reason in _TEMPLATE_ERRORS:
+        match = pattern.search(plain)
+        if match:
+            hits.append(Hit(True, reason, _excerpt(plain, match.start())))
+    if not hits:
+        for pattern, reason in _TEMPLATE_WARNINGS:
+            match = pattern.search(plain)
+            if match:
+                hits.append(Hit(False, reason, _excerpt(plain, match.start())))
+    return hits
+
+
+_CODE_PATTERNS = [
+    (re.compile(r"\b(?:import\s+\w+|__import__|exec\s*\(|eval\s*\(|os\.system|subprocess\.|"
+                r"os\.popen|compile\s*\()"), "Python code"),
+    (re.compile(r"(?:\brm\s+-[rf]+|\bwget\s+|\bcurl\s+|\bchmod\s+[0-7+]|\|\s*(?:ba)?sh\b|"
+                r"/bin/(?:ba)?sh\b|\bnc\s+-)"), "shell commands"),
+    (re.compile(r"<\s*script\b|javascript:", re.IGNORECASE), "script markup"),
+    (re.compile(r"\b(?:https?|ftp)://[^\s'\"]+", re.IGNORECASE), "a network location"),
+]
+
+
+def code_like(text: str) -> list[tuple[str, str]]:
+    """(kind, excerpt) for strings in metadata that look like code, commands or URLs."""
+    plain = normalise(text)
+    found = []
+    for pattern, kind in _CODE_PATTERNS:
+        match = pattern.search(plain)
+        if match:
+            found.append((kind, _excerpt(plain, match.start())))
+    return found
+
+
+def _excerpt(text: str, at: int) -> str:
+    start = max(0, at - 40)
+    return text[start : at + 120].replace("\n", " ")

@@ -1,0 +1,108 @@
+"""YAML configs: Hydra/NeMo/OmegaConf model configs, `model_config.yaml`, MLflow files.
+
+Layout. YAML 1.1 documents. They are *composed* (nodes with tags) with PyYAML's safe
+composer and never constructed, so no tag can create an object here.
+
+Attack surface. Python tags run code under `yaml.unsafe_load`/`UnsafeLoader`, `full_load`
+before 5.4 (CVE-2020-14343) and `yaml.load` before 5.1 (CVE-2017-18342):
+`!!python/object/apply:os.system`, `!!python/name:`, `!!python/object/new:`,
+`!!python/module:`; Hydra `_target_` calls any callable on `instantiate()`; chat templates
+in YAML configs (attacks.md rows 44, 45).
+
+What is checked: every `python/` tag (ERROR, with its value), other non-standard tags (INFO),
+and the shared config rules of `workers/configs.py` on the plain data. Aliases are followed
+once (no billion-laughs expansion).
+
+Rules
+| id     | name          | severity | CWE     |
+|--------|---------------|----------|---------|
+| YML001 | python-tag    | error    | CWE-502 |
+| YML002 | custom-tag    | info     | CWE-502 |
+| YML003 | invalid-yaml  | warning  | CWE-20  |
+| CFG001-CFG010 | see workers/configs.py | | |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+from batchscan.records import Finding, Severity
+from workers.base import LimitExceeded, Rule, ScanContext, Source
+from workers.configs import CONFIG_RULES, walk_config
+
+FORMAT = "yaml"
+
+PYTHON_TAG = Rule("YML001", "python-tag", Severity.ERROR, "CWE-502",
+                  "A `!!python/...` tag builds Python objects or calls functions when loaded "
+                  "unsafely.")
+CUSTOM_TAG = Rule("YML002", "custom-tag", Severity.INFO, "CWE-502",
+                  "A non-standard tag: what it does depends on the loader's constructors.")
+INVALID = Rule("YML003", "invalid-yaml", Severity.WARNING, "CWE-20",
+               "The document is not valid YAML.")
+RULES: tuple[Rule, ...] = (PYTHON_TAG, CUSTOM_TAG, INVALID, *CONFIG_RULES)
+
+_MAX_BYTES = 32 * 1024 * 1024
+_STANDARD = "tag:yaml.org,2002:"
+_PYTHON = "tag:yaml.org,2002:python/"
+
+
+def sniff(head: bytes, name: str) -> bool:
+    if not name.lower().endswith((".yaml", ".yml")):
+        return False
+    return b"\x00" not in head[:4096]
+
+
+def _plain(node: yaml.Node, findings: list[Finding], ctx: ScanContext,
+           seen: dict[int, Any]) -> Any:
+    """Plain data from a composed node; python/ and custom tags are reported, not built."""
+    if id(node) in seen:
+        return seen[id(node)]
+    tag = node.tag or ""
+    if tag.startswith(_PYTHON):
+        value = node.value if isinstance(node, yaml.ScalarNode) else "..."
+        if isinstance(node, yaml.SequenceNode):
+            value = [getattr(child, "value", "...") for child in node.value][:8]
+        findings.append(PYTHON_TAG.finding(
+            f"tag !!{tag[len(_STANDARD):]} at line {node.start_mark.line + 1}",
+            member=ctx.member, evidence=f"!!{tag[len(_STANDARD):]} {value!r}"[:400]))
+    elif not tag.startswith(_STANDARD) and tag.startswith("!"):
+        findings.append(CUSTOM_TAG.finding(f"tag {tag} at line {node.start_mark.line + 1}",
+                                           member=ctx.member))
+    result: Any
+    if isinstance(node, yaml.MappingNode):
+        mapping: dict[Any, Any] = {}
+        seen[id(node)] = mapping
+        for key, value in node.value:
+            plain_key = _plain(key, findings, ctx, seen)
+            mapping[plain_key if isinstance(plain_key, str) else str(plain_key)] = _plain(
+                value, findings, ctx, seen)
+        result = mapping
+    elif isinstance(node, yaml.SequenceNode):
+        items: list[Any] = []
+        seen[id(node)] = items
+        items.extend(_plain(child, findings, ctx, seen) for child in node.value)
+        result = items
+    else:
+        result = node.value
+        seen[id(node)] = result
+    return result
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    if source.size > _MAX_BYTES:
+        raise LimitExceeded("YAML bytes", _MAX_BYTES, source.size, ctx.member)
+    text = source.read_at(0, _MAX_BYTES).decode("utf-8", "replace")
+    findings: list[Finding] = []
+    try:
+        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
+            document = _plain(node, findings, ctx, {})
+            findings.extend(walk_config(document, ctx))
+    except yaml.YAMLError as exc:
+        findings.append(INVALID.finding(f"not valid YAML: {str(exc)[:200]}", member=ctx.member))
+    except RecursionError:
+        findings.append(INVALID.finding("YAML nests too deeply to parse", member=ctx.member))
+        ctx.note_incomplete("YAML nests too deeply to parse")
+    yield from findings
