@@ -16,12 +16,14 @@ from workers import (
     json_config,
     keras_h5,
     numpy,
+    onnx,
     pickle,
     pytorch_legacy,
     safetensors,
     sevenzip,
     tar,
     template,
+    tf_savedmodel,
     yaml_config,
     zip,
 )
@@ -38,6 +40,8 @@ SCANNERS: tuple[FormatModule, ...] = (
     pickle,
     keras_h5,
     safetensors,
+    onnx,
+    tf_savedmodel,
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,

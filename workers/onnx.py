@@ -1,0 +1,136 @@
+"""ONNX models (`.onnx`), parsed with the bounded wire reader (onnx is never imported).
+
+Layout. `ModelProto{7: GraphProto, 8: opset_import*, 25: FunctionProto*}`;
+`GraphProto{1: NodeProto*, 5: initializer TensorProto*}`; `NodeProto{4: op_type,
+5: AttributeProto*, 7: domain}`; attributes may hold subgraphs (`6: g`, `11: graphs`);
+`TensorProto{1: dims*, 2: data_type, 8: name, 9: raw_data, 13: external_data, 14:
+data_location}` with external data as `{key, value}` pairs (`location`, `offset`, `length`).
+
+Attack surface: external data locations that are absolute or contain `..` read arbitrary
+files into tensors (CVE-2022-25882, CVE-2024-27318) or overwrite them on save
+(CVE-2025-51480); custom operator domains load native code from an op library; Python
+operators (onnxruntime-extensions `PyOp`); oversized or inconsistent initializers.
+
+What is checked: every graph, subgraph and function; external data locations; operator
+domains outside the standard ones (named); initializers whose raw data does not match their
+dims and type.
+
+Rules
+| id     | name                  | severity | CWE     |
+|--------|-----------------------|----------|---------|
+| ONX001 | external-data-escape  | error    | CWE-22  |
+| ONX002 | custom-op-domain      | warning  | CWE-829 |
+| ONX003 | python-op             | error    | CWE-94  |
+| ONX004 | initializer-size      | warning  | CWE-20  |
+| ONX005 | bad-protobuf          | warning  | CWE-20  |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from batchscan.records import Finding, Severity
+from workers import protobuf
+from workers.base import FormatError, LimitExceeded, Rule, ScanContext, Source
+
+FORMAT = "onnx"
+
+ESCAPE = Rule("ONX001", "external-data-escape", Severity.ERROR, "CWE-22",
+              "An external-data location is absolute or leaves the model's directory.")
+CUSTOM_DOMAIN = Rule("ONX002", "custom-op-domain", Severity.WARNING, "CWE-829",
+                     "An operator from a non-standard domain (needs a native op library).")
+PYTHON_OP = Rule("ONX003", "python-op", Severity.ERROR, "CWE-94",
+                 "A Python operator (onnxruntime-extensions PyOp) runs Python code.")
+SIZE = Rule("ONX004", "initializer-size", Severity.WARNING, "CWE-20",
+            "An initializer's raw data does not match its dims and type.")
+BAD = Rule("ONX005", "bad-protobuf", Severity.WARNING, "CWE-20",
+           "The protobuf is malformed; what came before the damage was checked.")
+RULES: tuple[Rule, ...] = (ESCAPE, CUSTOM_DOMAIN, PYTHON_OP, SIZE, BAD)
+
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training",
+                              "ai.onnx.preview.training", "com.microsoft",
+                              "com.microsoft.nchwc", "com.microsoft.experimental"})
+_ELEMENT_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8,
+                  14: 8, 15: 16, 16: 2, 17: 1, 18: 1, 19: 1, 20: 1}
+_DRIVE = re.compile(r"\A[A-Za-z]:|\A\\\\")
+_MAX_BYTES = 2 * 1024 * 1024 * 1024
+_MAX_DEPTH = 64
+
+
+def sniff(head: bytes, name: str) -> bool:
+    if len(head) < 3 or head[0] != 0x08:
+        return False
+    return name.lower().endswith(".onnx") or (1 <= head[1] <= 12 and head[2] in (0x12, 0x1A))
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    if source.size > _MAX_BYTES:
+        raise LimitExceeded("ONNX bytes", _MAX_BYTES, source.size, ctx.member)
+    data = source.read_at(0, _MAX_BYTES)
+    try:
+        for graph in protobuf.messages(data, 7):
+            yield from _graph(graph, "graph", ctx, 0)
+        for function in protobuf.messages(data, 25):
+            name = protobuf.text(function, 1) or "?"
+            for node in protobuf.messages(function, 7):
+                yield from _node(node, f"function {name}", ctx, 0)
+    except FormatError as exc:
+        yield BAD.finding(f"malformed protobuf: {exc}", member=ctx.member)
+        ctx.note_incomplete(f"malformed protobuf: {exc}")
+
+
+def _graph(graph: memoryview, where: str, ctx: ScanContext, depth: int) -> Iterator[Finding]:
+    if depth > _MAX_DEPTH:
+        raise LimitExceeded("ONNX subgraph depth", _MAX_DEPTH, depth, ctx.member)
+    for tensor in protobuf.messages(graph, 5):
+        yield from _tensor(tensor, where, ctx)
+    for node in protobuf.messages(graph, 1):
+        yield from _node(node, where, ctx, depth)
+
+
+def _node(node: memoryview, where: str, ctx: ScanContext, depth: int) -> Iterator[Finding]:
+    op = protobuf.text(node, 4) or "?"
+    domain = protobuf.text(node, 7) or ""
+    label = f"{where}: node {protobuf.text(node, 3) or '?'!r} ({domain or 'ai.onnx'}::{op})"
+    if op.lower() in ("pyop", "pyfunc", "python") or domain.endswith(".pyop"):
+        yield PYTHON_OP.finding(label, member=ctx.member, evidence=f"{domain}::{op}")
+    elif domain not in STANDARD_DOMAINS:
+        yield CUSTOM_DOMAIN.finding(f"{label} uses custom domain {domain!r}",
+                                    member=ctx.member, evidence=f"{domain}::{op}")
+    for attribute in protobuf.messages(node, 5):
+        for sub in protobuf.messages(attribute, 6):
+            yield from _graph(sub, f"{label} subgraph", ctx, depth + 1)
+        for sub in protobuf.messages(attribute, 11):
+            yield from _graph(sub, f"{label} subgraph", ctx, depth + 1)
+        for tensor in protobuf.messages(attribute, 5):
+            yield from _tensor(tensor, label, ctx)
+
+
+def _tensor(tensor: memoryview, where: str, ctx: ScanContext) -> Iterator[Finding]:
+    name = protobuf.text(tensor, 8) or "?"
+    for entry in protobuf.messages(tensor, 13):
+        if protobuf.text(entry, 1) != "location":
+            continue
+        location = protobuf.text(entry, 2) or ""
+        normal = location.replace("\\", "/")
+        if normal.startswith("/") or _DRIVE.match(location) or ".." in normal.split("/"):
+            yield ESCAPE.finding(f"{where}: initializer {name!r} reads external data from "
+                                 f"{location!r}", member=ctx.member, evidence=location)
+    raw = next(protobuf.messages(tensor, 9), None)
+    data_type = protobuf.integer(tensor, 2)
+    if raw is None or data_type not in _ELEMENT_BYTES:
+        return
+    count = 1
+    for field, wire, value in protobuf.fields(tensor):
+        if field == 1 and wire == protobuf.VARINT and isinstance(value, int):
+            count *= value
+        elif field == 1 and wire == protobuf.LENGTH and isinstance(value, memoryview):
+            pos = 0
+            while pos < len(value):
+                dim, pos = protobuf.read_varint(value, pos)
+                count *= dim
+    expected = count * _ELEMENT_BYTES[data_type]
+    if len(raw) != expected:
+        yield SIZE.finding(f"{where}: initializer {name!r} has {len(raw)} raw bytes, its dims "
+                           f"and type need {expected}", member=ctx.member)
