@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from batchscan.records import Finding
 from workers import (
     compressed,
+    gguf,
     json_config,
     keras_h5,
     numpy,
@@ -39,9 +40,10 @@ SCANNERS: tuple[FormatModule, ...] = (
     pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
     pickle,
     keras_h5,
+    gguf,
     safetensors,
+    tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,
-    tf_savedmodel,
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,

@@ -61,7 +61,11 @@ _MAX_DEPTH = 64
 def sniff(head: bytes, name: str) -> bool:
     if len(head) < 3 or head[0] != 0x08:
         return False
-    return name.lower().endswith(".onnx") or (1 <= head[1] <= 12 and head[2] in (0x12, 0x1A))
+    lowered = name.lower()
+    if lowered.endswith(".onnx"):
+        return True
+    return not lowered.endswith((".pb", ".pbtxt")) and 1 <= head[1] <= 12 and head[2] in (
+        0x12, 0x1A)
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:

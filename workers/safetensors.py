@@ -59,7 +59,10 @@ def sniff(head: bytes, name: str) -> bool:
     if len(head) < 10:
         return False
     (length,) = struct.unpack_from("<Q", head)
-    return 2 <= length <= MAX_HEADER and head[8:9] == b"{"
+    if head[8:9] != b"{":
+        return False
+    # A hostile length is still a safetensors file to reject, when the name says so.
+    return 2 <= length <= MAX_HEADER or name.lower().endswith(".safetensors")
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
@@ -67,6 +70,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     member = ctx.member
     if length > MAX_HEADER or 8 + length > source.size:
         yield BAD_HEADER.finding(f"header length {length} exceeds the file", member=member)
+        ctx.note_incomplete(f"safetensors header length {length} is invalid")
         return
     raw = source.read_at(8, length)
     try:
