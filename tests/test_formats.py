@@ -244,3 +244,34 @@ def test_standalone_template(tmp_path: Path) -> None:
 def test_deeply_nested_json_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     result = scan(tmp_path, "deep.json", "[" * 100_000 + "]" * 100_000)
     assert "JSN001" in rules(result)
+
+
+# --- Python files shipped with models --------------------------------------------------------
+def test_remote_code_with_process_call(tmp_path: Path) -> None:
+    code = ("import os\nimport subprocess as sp\nfrom torch import nn\n"
+            "class Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        os.system('true')\n        sp.run(['true'])\n")
+    result = scan(tmp_path, "modeling_custom.py", code)
+    assert result.format == "python" and worst(result) is Severity.ERROR
+    assert {"os.system", "subprocess.run"} <= {
+        f.message.split("`")[1] for f in result.findings if f.rule_id == "PY001"}
+
+
+def test_ordinary_modeling_file_is_clean(tmp_path: Path) -> None:
+    code = ("import os\nimport torch\nfrom torch import nn\n\n"
+            "class Model(nn.Module):\n    def __init__(self, path=None):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(4, 4)\n"
+            "        self.name = os.path.basename(path or 'x')\n\n"
+            "    def forward(self, x):\n        return torch.relu(self.fc(x))\n")
+    assert_benign(scan(tmp_path, "modeling_ok.py", code))
+
+
+def test_base64_zip_in_config_is_opened(tmp_path: Path) -> None:
+    import base64
+    import json
+
+    from fixtures.containers import torch_zip
+
+    blob = base64.b64encode(torch_zip()).decode()
+    result = scan(tmp_path, "config.json", json.dumps({"extra": blob}))
+    assert any(f.rule_id == "PKL001" for f in result.findings)

@@ -19,6 +19,7 @@ from workers import (
     numpy,
     onnx,
     pickle,
+    python_source,
     pytorch_legacy,
     safetensors,
     sevenzip,
@@ -47,6 +48,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,
+    python_source,
 )
 
 UNKNOWN = "unknown"

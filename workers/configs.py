@@ -178,6 +178,16 @@ def _string(text: str, path: str, ctx: ScanContext) -> Iterator[Finding]:
             rule = TEMPLATE_INJECTION if hit.error else TEMPLATE_SUSPICIOUS
             yield rule.finding(f"template at {path or 'top'} {hit.reason}", member=member,
                                evidence=hit.excerpt)
+    if len(text) >= 16 and text[:5] == "UEsDB":  # base64 of a zip local header
+        try:
+            archive = base64.b64decode(text, validate=True)
+        except (ValueError, binascii.Error):
+            archive = b""
+        if archive.startswith(b"PK\x03\x04"):
+            yield ENCODED_PICKLE.finding(f"{path or 'value'} decodes to a zip archive",
+                                         member=member)
+            yield from ctx.scan_member(Source.from_bytes(archive, "decoded.zip"),
+                                       f"{path or 'value'}|decoded")
     if len(text) >= 16 and (text[:2] == "gA" or text[:2] == "80"):
         raw = _decode_pickle(text)
         if raw is not None:
