@@ -254,7 +254,7 @@ def test_remote_code_with_process_call(tmp_path: Path) -> None:
     result = scan(tmp_path, "modeling_custom.py", code)
     assert result.format == "python" and worst(result) is Severity.ERROR
     assert {"os.system", "subprocess.run"} <= {
-        f.message.split("`")[1] for f in result.findings if f.rule_id == "PY001"}
+        f.message.split("`")[1] for f in result.findings if f.rule_id == "PYS001"}
 
 
 def test_ordinary_modeling_file_is_clean(tmp_path: Path) -> None:

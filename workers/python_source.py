@@ -14,10 +14,10 @@ Remote code that only builds a model produces no finding.
 Rules
 | id     | name              | severity | CWE     |
 |--------|-------------------|----------|---------|
-| PY001  | process-or-eval   | error    | CWE-94  |
-| PY002  | network-or-import | warning  | CWE-829 |
-| PY003  | file-or-loader    | info     | CWE-73  |
-| PY004  | unparsable        | warning  | CWE-20  |
+| PYS001 | process-or-eval   | error    | CWE-94  |
+| PYS002 | network-or-import | warning  | CWE-829 |
+| PYS003 | file-or-loader    | info     | CWE-73  |
+| PYS004 | unparsable        | warning  | CWE-20  |
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ from workers.base import Rule, ScanContext, Source
 
 FORMAT = "python"
 
-PROCESS = Rule("PY001", "process-or-eval", Severity.ERROR, "CWE-94",
+PROCESS = Rule("PYS001", "process-or-eval", Severity.ERROR, "CWE-94",
                "The code starts a process or evaluates code.")
-NETWORK = Rule("PY002", "network-or-import", Severity.WARNING, "CWE-829",
+NETWORK = Rule("PYS002", "network-or-import", Severity.WARNING, "CWE-829",
                "The code opens network connections or imports modules by name.")
-FILES = Rule("PY003", "file-or-loader", Severity.INFO, "CWE-73",
+FILES = Rule("PYS003", "file-or-loader", Severity.INFO, "CWE-73",
              "The code writes files or loads other serialised files.")
-UNPARSABLE = Rule("PY004", "unparsable", Severity.WARNING, "CWE-20",
+UNPARSABLE = Rule("PYS004", "unparsable", Severity.WARNING, "CWE-20",
                   "The file is not valid Python; it could not be analysed.")
 RULES: tuple[Rule, ...] = (PROCESS, NETWORK, FILES, UNPARSABLE)
 
