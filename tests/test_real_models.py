@@ -1,4 +1,5 @@
-"""Real pickles made by torch, numpy, scikit-learn, pandas and joblib give no WARNING/ERROR.
+"""Real files made by torch, numpy, scikit-learn, pandas, joblib, onnx and keras give no
+WARNING/ERROR and are recognised by content.
 
 The files under tests/fixtures/real are written by tests/fixtures/make_real.py (committed so
 that CI checks them without installing torch or scikit-learn).
@@ -42,7 +43,8 @@ def test_real_benign_file_is_fully_scanned_without_warning(path: Path) -> None:
     ("torch_state_dict.pt", "pytorch_zip"), ("torchscript_tiny.pt", "torchscript"),
     ("torch_state_dict.legacy.pt", "pytorch_legacy"), ("arrays.npz", "npz"),
     ("numeric.npy", "numpy"), ("sklearn_pipeline.xz.joblib", "compressed"),
-    ("sklearn_pipeline_p4.pkl", "pickle"),
+    ("sklearn_pipeline_p4.pkl", "pickle"), ("keras_dense.keras", "keras_zip"),
+    ("keras_dense.h5", "keras_h5"), ("onnx_mlp.onnx", "onnx"),
 ])
 def test_real_files_are_recognised_by_content(name: str, expected: str) -> None:
     assert scan_file(str(REAL / name), WorkerOptions()).format == expected
