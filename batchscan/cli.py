@@ -12,22 +12,33 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import orjson
 from tqdm import tqdm
 
-from batchscan import __version__
+from batchscan import __version__, selection
 from batchscan.config import ScanConfig, parse_size
 from batchscan.coordinator import Engine
 from batchscan.outputs.summary import EXIT_INTERRUPTED, Summary
-from batchscan.outputs.writers import JsonlWriter, JsonWriter, TextWriter, Writer
+from batchscan.outputs.writers import (
+    FlatJsonlWriter,
+    JsonlWriter,
+    JsonWriter,
+    SarifWriter,
+    TextWriter,
+    Writer,
+)
 from batchscan.records import Severity
 from batchscan.sandbox import degraded
+from batchscan.schema import record_from_dict
+from batchscan.sources import Item
 from batchscan.sources.local import FOLLOW_CHOICES
 
-COMMANDS = ("scan",)
+COMMANDS = ("scan", "report")
 
 
 def _size(text: str) -> int:
@@ -56,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="file, directory, or @FILE (one target per line)")
     scan.add_argument("-b", "--blacklist", action="append", default=[], metavar="PATTERN",
                       help="extra name pattern to flag in file and global names (repeatable)")
-    scan.add_argument("-f", "--format", choices=("text", "json", "jsonl"), default="text")
+    scan.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"),
+                      default="text")
     scan.add_argument("-o", "--output", metavar="FILE", help="write there instead of stdout")
     scan.add_argument("-t", "--timeout", type=_positive_float, default=300.0,
                       help="hard wall-clock limit per file in seconds (default 300)")
@@ -77,6 +89,25 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not descend into other file systems")
     scan.add_argument("--max-depth", type=int, metavar="N", help="directory depth limit")
     scan.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    scan.add_argument("--flatten", action="store_true",
+                      help="with -f jsonl: one row per finding instead of per file")
+    scan.add_argument("--summary", metavar="FILE", help="also write the run summary as JSON")
+    scan.add_argument("--shard", metavar="K/N",
+                      help="scan only shard K of N (stable hash of the path); K may be auto")
+    scan.add_argument("--include", action="append", default=[], metavar="GLOB",
+                      help="scan only matching paths or names (repeatable)")
+    scan.add_argument("--exclude", action="append", default=[], metavar="GLOB",
+                      help="skip matching paths or names (repeatable)")
+    scan.add_argument("--resume", action="store_true",
+                      help="with -o FILE -f jsonl: skip files already recorded there, append")
+    report = sub.add_parser("report", help="re-render saved JSONL without rescanning")
+    report.add_argument("runs", nargs="+", metavar="RUN.jsonl")
+    report.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"),
+                        default="text")
+    report.add_argument("-o", "--output", metavar="FILE")
+    report.add_argument("-v", "--verbose", action="store_true")
+    report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
+    report.add_argument("--flatten", action="store_true")
     return parser
 
 
@@ -96,13 +127,37 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _open_output(path: str | None, binary: bool) -> Iterator[Any]:
-    """stdout or a file, binary for JSON/JSONL (orjson writes bytes), text otherwise."""
+def _open_output(path: str | None, binary: bool, append: bool = False) -> Iterator[Any]:
+    """stdout or a file, binary for JSON/JSONL/SARIF (orjson writes bytes), text otherwise."""
     if path is None:
         yield sys.stdout.buffer if binary else sys.stdout
         return
-    with open(path, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
+    mode = ("ab" if append else "wb") if binary else "w"
+    with open(path, mode, encoding=None if binary else "utf-8") as handle:
         yield handle
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Re-render saved JSONL (several runs or shards may be given) as any output format."""
+    summary = Summary(fail_on=Severity(args.fail_on))
+    records = []
+    for run in args.runs:
+        with open(run, "rb") as handle:
+            for line in handle:
+                if line.strip():
+                    try:
+                        records.append(record_from_dict(orjson.loads(line)))
+                    except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
+                        raise SystemExit(f"batchscan: {run}: not a record: {exc}") from exc
+    run_id = records[0].run_id if records else "report"
+    binary = args.format in ("json", "jsonl", "sarif")
+    with _open_output(args.output, binary) as out:
+        writer = _writer(args.format, out, run_id, args.verbose, args.flatten)
+        for record in records:
+            writer.write(record)
+            summary.add(record)
+        writer.finish(summary.as_dict(0.0, {"run_id": run_id, "interrupted": False}))
+    return summary.exit_code()
 
 
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
@@ -121,22 +176,44 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
     )
 
 
+def _writer(fmt: str, out: Any, run_id: str, verbose: bool, flatten: bool) -> Writer:
+    if fmt == "jsonl":
+        return FlatJsonlWriter(out) if flatten else JsonlWriter(out)
+    if fmt == "json":
+        return JsonWriter(out, run_id)
+    if fmt == "sarif":
+        return SarifWriter(out, run_id)
+    return TextWriter(out, verbose=verbose)
+
+
+def _selection(args: argparse.Namespace) -> Callable[[Item], bool] | None:
+    predicates = []
+    if args.shard:
+        index, total = selection.parse_shard(args.shard)
+        predicates.append(selection.in_shard(index, total))
+    if args.include or args.exclude:
+        predicates.append(selection.globs(args.include, args.exclude))
+    if args.resume:
+        predicates.append(selection.not_done(selection.load_checkpoint(Path(args.output))))
+    return selection.combine(predicates)
+
+
 def run_scan(args: argparse.Namespace) -> int:
+    if args.resume and (args.output is None or args.format != "jsonl"):
+        raise SystemExit("batchscan: --resume needs -o FILE and -f jsonl")
     config = config_from_args(args)
-    engine = Engine(config)
+    try:
+        keep = _selection(args)
+    except ValueError as exc:
+        raise SystemExit(f"batchscan: {exc}") from exc
+    engine = Engine(config, keep=keep)
     summary = Summary(fail_on=Severity(args.fail_on))
-    binary = args.format in ("json", "jsonl")
+    binary = args.format in ("json", "jsonl", "sarif")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False
     try:
-        with _open_output(args.output, binary) as out:
-            writer: Writer
-            if args.format == "jsonl":
-                writer = JsonlWriter(out)
-            elif args.format == "json":
-                writer = JsonWriter(out, engine.run_id)
-            else:
-                writer = TextWriter(out, verbose=args.verbose)
+        with _open_output(args.output, binary, append=args.resume) as out:
+            writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten)
             show = sys.stderr.isatty() and not args.no_progress
             progress = tqdm(unit=" files", file=sys.stderr, disable=not show, dynamic_ncols=True)
             try:
@@ -155,7 +232,11 @@ def run_scan(args: argparse.Namespace) -> int:
                 "sandbox_degraded": degraded(engine.stats.sandbox),
                 "pool_rebuilds": engine.stats.pool_rebuilds,
             }
-            writer.finish(summary.as_dict(engine.stats.wall_seconds, extra))
+            summary_doc = summary.as_dict(engine.stats.wall_seconds, extra)
+            writer.finish(summary_doc)
+            if args.summary:
+                Path(args.summary).write_bytes(orjson.dumps(summary_doc,
+                                                            option=orjson.OPT_INDENT_2))
     finally:
         signal.signal(signal.SIGTERM, previous)
     if interrupted:
@@ -167,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
-        return run_scan(args)
+        return run_report(args) if args.command == "report" else run_scan(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

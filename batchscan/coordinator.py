@@ -27,7 +27,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -88,8 +88,10 @@ def _signal_name(code: int) -> str:
 class Engine:
     """Runs one scan. Use `run(targets)` as an iterator of records."""
 
-    def __init__(self, config: ScanConfig, run_id: str | None = None):
+    def __init__(self, config: ScanConfig, run_id: str | None = None,
+                 keep: Callable[[Item], bool] | None = None):
         self.config = config
+        self.keep = keep  # selection (shard, globs, resume): items it rejects get no record
         self.run_id = run_id or uuid.uuid4().hex
         self.stats = RunStats()
         self.options = WorkerOptions(
@@ -162,7 +164,10 @@ class Engine:
 
     # --- the loop ------------------------------------------------------------------------
     def run(self, targets: Iterable[str]) -> Iterator[ScanRecord]:
-        return self.run_items(expand(targets, self.walk_options))
+        items: Iterable[Item] = expand(targets, self.walk_options)
+        if self.keep is not None:
+            items = filter(self.keep, items)
+        return self.run_items(items)
 
     def run_items(self, items: Iterable[Item]) -> Iterator[ScanRecord]:
         config = self.config

@@ -55,6 +55,51 @@ class JsonWriter:
         self.out.flush()
 
 
+class SarifWriter:
+    """Collects records; writes one SARIF 2.1.0 document at the end."""
+
+    def __init__(self, out: BinaryIO, run_id: str):
+        self.out = out
+        self.run_id = run_id
+        self.records: list[ScanRecord] = []
+
+    def write(self, record: ScanRecord) -> None:
+        self.records.append(record)
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        from batchscan.outputs.sarif import render
+
+        self.out.write(orjson.dumps(render(self.records, self.run_id),
+                                    option=orjson.OPT_INDENT_2))
+        self.out.write(b"\n")
+        self.out.flush()
+
+
+FINDING_COLUMNS = ("rule_id", "severity", "message", "member", "offset", "evidence", "cwe")
+
+
+class FlatJsonlWriter:
+    """`--flatten`: one row per finding (a file without findings is one row of nulls), so a
+    warehouse can load findings without unnesting; the record's columns repeat on each row."""
+
+    def __init__(self, out: BinaryIO):
+        self.out = out
+
+    def write(self, record: ScanRecord) -> None:
+        base = record_to_dict(record)
+        findings = base.pop("findings")
+        rows = findings or [dict.fromkeys(FINDING_COLUMNS)]
+        lines = b"".join(
+            orjson.dumps({**base, **{f"finding_{k}": row[k] for k in FINDING_COLUMNS}},
+                         option=orjson.OPT_APPEND_NEWLINE)
+            for row in rows)
+        self.out.write(lines)
+        self.out.flush()
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        self.out.flush()
+
+
 _LABEL = {
     Severity.ERROR: "ERROR",
     Severity.WARNING: "WARNING",

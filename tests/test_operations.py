@@ -1,0 +1,151 @@
+"""Overnight operation: resume after SIGKILL, shards, filters, SARIF, report, flatten."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fixtures.containers import EVIL
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "batchscan", *args], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})},
+                          check=False)
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "registry"
+    for i in range(60):
+        folder = root / f"org{i % 3}" / f"model{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"w{i}.pkl").write_bytes(pickle.dumps({"i": i}, 4))
+    (root / "org0" / "evil.pkl").write_bytes(EVIL)
+    return root
+
+
+def test_resume_after_repeated_sigkill_gives_one_record_per_file(tmp_path: Path) -> None:
+    root = tmp_path / "slow"
+    root.mkdir()
+    for i in range(40):
+        (root / f"f{i:02d}.pkl").write_bytes(pickle.dumps([i] * 10, 4))
+    for i in range(16):  # big enough to be scheduled alone; each takes 0.15 s
+        (root / f"slow{i:02d}.bin").write_bytes(b"BATCHSCAN-FAULT sleep 0.15 " + b" " * 1_100_000)
+    expected = {str(p) for p in root.iterdir()}
+    out = tmp_path / "run.jsonl"
+    env = {**os.environ, "BATCHSCAN_FAULT_INJECTION": "1"}
+    command = [sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl", "-o",
+               str(out), "--resume", "-j", "1", "--no-progress"]
+    rng = random.Random(7)
+    for _ in range(4):
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(rng.uniform(0.4, 1.2))
+        os.killpg(process.pid, signal.SIGKILL)  # the coordinator and its workers
+        process.wait()
+        if out.exists() and rng.random() < 0.5:
+            with out.open("ab") as handle:  # simulate a torn last line
+                handle.write(b'{"schema_version":1,"run_id":"torn')
+    final = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    assert final.returncode == 0, final.stderr[-500:]
+    records = lines(out)
+    paths = [r["path"] for r in records]
+    assert sorted(paths) == sorted(expected)  # every file exactly once
+    assert len(set(paths)) == len(paths)
+
+
+def test_resume_rescans_a_changed_file(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run.jsonl"
+    assert cli("scan", str(tree), "-f", "jsonl", "-o", str(out), "--resume").returncode == 1
+    first = len(lines(out))
+    changed = tree / "org1" / "model1" / "w1.pkl"
+    time.sleep(0.05)
+    changed.write_bytes(pickle.dumps({"changed": True, "more": list(range(20))}, 4))
+    cli("scan", str(tree), "-f", "jsonl", "-o", str(out), "--resume")
+    records = lines(out)
+    assert len(records) == first + 1 and records[-1]["path"] == str(changed)
+
+
+def test_shards_cover_the_tree_exactly_once(tree: Path) -> None:
+    whole = {r["path"] for r in map(json.loads, cli("scan", str(tree), "-f", "jsonl")
+                                    .stdout.splitlines())}
+    union: list[str] = []
+    for k in range(3):
+        result = cli("scan", str(tree), "-f", "jsonl", "--shard", f"{k}/3")
+        union.extend(json.loads(line)["path"] for line in result.stdout.splitlines())
+    assert sorted(union) == sorted(whole)
+    auto = cli("scan", str(tree), "-f", "jsonl", "--shard", "auto/3",
+               env={"JOB_COMPLETION_INDEX": "1"})
+    direct = cli("scan", str(tree), "-f", "jsonl", "--shard", "1/3")
+    assert sorted(auto.stdout.splitlines(), key=lambda s: json.loads(s)["path"]) != [] and {
+        json.loads(s)["path"] for s in auto.stdout.splitlines()} == {
+        json.loads(s)["path"] for s in direct.stdout.splitlines()}
+
+
+def test_include_and_exclude_globs(tree: Path) -> None:
+    result = cli("scan", str(tree), "-f", "jsonl", "--include", "*/org0/*", "--exclude",
+                 "evil.pkl")
+    paths = [json.loads(line)["path"] for line in result.stdout.splitlines()]
+    assert paths and all("/org0/" in p for p in paths)
+    assert not any(p.endswith("evil.pkl") for p in paths) and result.returncode == 0
+
+
+def test_sarif_output_shape(tree: Path) -> None:
+    result = cli("scan", str(tree), str(tree / "missing.pkl"), "-f", "sarif")
+    document = json.loads(result.stdout)
+    assert document["version"] == "2.1.0"
+    run = document["runs"][0]
+    rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
+    assert "PKL001" in rules
+    assert rules["PKL001"]["properties"]["security-severity"] == "9.0"
+    assert "external/cwe/cwe-502" in rules["PKL001"]["properties"]["tags"]
+    result_0 = run["results"][0]
+    uri = result_0["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri.endswith("evil.pkl") and "pos" not in uri and "%20" not in uri
+    assert result_0["level"] == "error" and result_0["partialFingerprints"]
+    notes = run["invocations"][0]["toolExecutionNotifications"]
+    assert any("missing.pkl" in n["message"]["text"] for n in notes)
+
+
+def test_report_rerenders_saved_runs(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run.jsonl"
+    cli("scan", str(tree), "-f", "jsonl", "-o", str(out))
+    text = cli("report", str(out))
+    assert text.returncode == 1 and "PKL001" in text.stdout
+    sarif = json.loads(cli("report", str(out), "-f", "sarif").stdout)
+    assert sarif["runs"][0]["results"]
+    assert cli("report", str(out), "--fail-on", "error", "-f", "json").returncode == 1
+
+
+def test_flatten_gives_one_row_per_finding(tree: Path) -> None:
+    result = cli("scan", str(tree), "-f", "jsonl", "--flatten")
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    evil = [r for r in rows if r["path"].endswith("evil.pkl")]
+    assert evil and all(r["finding_rule_id"] == "PKL001" for r in evil)
+    clean = [r for r in rows if r["path"].endswith("w1.pkl")]
+    assert len(clean) == 1 and clean[0]["finding_rule_id"] is None
+    assert all("findings" not in r for r in rows)
+
+
+def test_summary_file(tree: Path, tmp_path: Path) -> None:
+    summary = tmp_path / "summary.json"
+    cli("scan", str(tree), "-f", "jsonl", "--summary", str(summary))
+    data = json.loads(summary.read_text())
+    assert data["files"] == 61 and data["by_severity"]["error"] >= 1
