@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scan only matching paths or names (repeatable)")
     scan.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                       help="skip matching paths or names (repeatable)")
+    scan.add_argument("--cache", metavar="DIR",
+                      help="reuse results of unchanged content (SQLite in DIR, shared by runs)")
     scan.add_argument("--resume", action="store_true",
                       help="with -o FILE -f jsonl: skip files already recorded there, append")
     report = sub.add_parser("report", help="re-render saved JSONL without rescanning")
@@ -173,6 +175,7 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
         one_file_system=args.one_file_system,
         max_depth=args.max_depth,
         fault_injection=os.environ.get("BATCHSCAN_FAULT_INJECTION") == "1",
+        cache_dir=args.cache,
     )
 
 

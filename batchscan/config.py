@@ -57,3 +57,4 @@ class ScanConfig:
     inflight_per_worker: int = 2
     stall_grace: float = 30.0
     fault_injection: bool = False
+    cache_dir: str | None = None

@@ -31,10 +31,11 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from pebble import ProcessExpired, ProcessPool
 
-from batchscan import __version__
+from batchscan import __version__, cache
 from batchscan.config import ScanConfig
 from batchscan.records import FileResult, ScanRecord, Status
 from batchscan.sandbox import SandboxPolicy, worker_init
@@ -94,12 +95,19 @@ class Engine:
         self.keep = keep  # selection (shard, globs, resume): items it rejects get no record
         self.run_id = run_id or uuid.uuid4().hex
         self.stats = RunStats()
+        self.cache: cache.Writer | None = None
+        cache_path, cache_rules = None, ""
+        if config.cache_dir is not None and config.hash:
+            self.cache = cache.Writer(Path(config.cache_dir))
+            cache_path, cache_rules = str(self.cache.path), self.cache.rules
         self.options = WorkerOptions(
             hash=config.hash,
             verbose=config.verbose,
             blacklist=config.blacklist,
             limits=config.limits,
             fault_injection=config.fault_injection,
+            cache_path=cache_path,
+            cache_rules=cache_rules,
         )
         self.policy = SandboxPolicy(memory_limit=config.memory_limit, enabled=config.sandbox)
         self.walk_options = WalkOptions(
@@ -124,6 +132,7 @@ class Engine:
             scanned_at=utc_now(),
             duration_ms=result.duration_ms,
             scanner_version=__version__,
+            cached=result.cached,
         )
 
     def _decided(self, item: Item, status: Status, reason: str | None) -> ScanRecord:
@@ -167,7 +176,18 @@ class Engine:
         items: Iterable[Item] = expand(targets, self.walk_options)
         if self.keep is not None:
             items = filter(self.keep, items)
-        return self.run_items(items)
+        if self.cache is None:
+            return self.run_items(items)
+        return self._cached(self.run_items(items), self.cache)
+
+    @staticmethod
+    def _cached(records: Iterator[ScanRecord], writer: cache.Writer) -> Iterator[ScanRecord]:
+        try:
+            for record in records:
+                writer.store(record)
+                yield record
+        finally:
+            writer.close()
 
     def run_items(self, items: Iterable[Item]) -> Iterator[ScanRecord]:
         config = self.config

@@ -82,6 +82,7 @@ class FileResult:
     error: str | None = None
     duration_ms: float = 0.0
     status: Status | None = None  # forced status (oom inside a worker); None = derive
+    cached: bool = False  # reused from the results cache instead of scanned
 
     def derived_status(self) -> Status:
         if self.status is not None:
@@ -109,6 +110,7 @@ class ScanRecord:
     scanned_at: str
     duration_ms: float
     scanner_version: str
+    cached: bool = False
 
     @property
     def max_severity(self) -> Severity | None:

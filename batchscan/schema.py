@@ -1,8 +1,9 @@
 """JSON serialisation of records: the single place that knows the wire format.
 
-Schema version 1 is DESIGN.md section 3. Every key is present on every line (null when
-absent) so that warehouses infer stable column types. `record.schema.json` next to this
-module is the committed JSON Schema; the tests validate every emitted record against it.
+Schema version 2 is DESIGN.md section 3 plus `cached` (README: "Schema versions"). Every key
+is present on every line (null when absent) so that warehouses infer stable column types.
+`record.schema.json` next to this module is the committed JSON Schema; the tests validate
+every emitted record against it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import orjson
 
 from batchscan.records import Finding, ScanRecord, Severity, Status
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2 added `cached`; version-1 lines are still read (cached = false)
 SCHEMA_PATH = Path(__file__).with_name("record.schema.json")
 
 _DUMP_OPTIONS = orjson.OPT_APPEND_NEWLINE
@@ -56,6 +57,7 @@ def record_to_dict(record: ScanRecord) -> dict[str, Any]:
         "scanned_at": record.scanned_at,
         "duration_ms": round(record.duration_ms, 3),
         "scanner_version": record.scanner_version,
+        "cached": record.cached,
     }
 
 
@@ -78,7 +80,7 @@ def finding_from_dict(data: dict[str, Any]) -> Finding:
 
 def record_from_dict(data: dict[str, Any]) -> ScanRecord:
     """Inverse of `record_to_dict` (used by `report` and `--resume`)."""
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in (1, SCHEMA_VERSION):
         raise ValueError(f"unsupported schema_version {data.get('schema_version')!r}")
     return ScanRecord(
         run_id=data["run_id"],
@@ -93,6 +95,7 @@ def record_from_dict(data: dict[str, Any]) -> ScanRecord:
         scanned_at=data["scanned_at"],
         duration_ms=float(data["duration_ms"]),
         scanner_version=data["scanner_version"],
+        cached=bool(data.get("cached", False)),
     )
 
 

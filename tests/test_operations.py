@@ -149,3 +149,40 @@ def test_summary_file(tree: Path, tmp_path: Path) -> None:
     cli("scan", str(tree), "-f", "jsonl", "--summary", str(summary))
     data = json.loads(summary.read_text())
     assert data["files"] == 61 and data["by_severity"]["error"] >= 1
+
+
+def test_cache_makes_an_unchanged_rerun_5x_faster_with_identical_findings(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "many"
+    records = [{"id": j, "label": f"c{j % 17}", "p": j / 3} for j in range(900)]
+    for i in range(5000):
+        folder = root / f"d{i % 50:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:04d}.pkl").write_bytes(pickle.dumps([i, *records], 4))
+    (root / "evil.pkl").write_bytes(EVIL)
+    cache_dir = tmp_path / "cache"
+
+    def run() -> tuple[float, list[dict[str, Any]]]:
+        started = time.perf_counter()
+        result = cli("scan", str(root), "-f", "jsonl", "--cache", str(cache_dir), "-j", "2")
+        return time.perf_counter() - started, [json.loads(x) for x in result.stdout.splitlines()]
+
+    first_time, first = run()
+    second_time, second = run()
+    assert not any(r["cached"] for r in first) and all(r["cached"] for r in second)
+    strip = ("run_id", "scanned_at", "duration_ms", "cached")
+
+    def key(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(({k: v for k, v in r.items() if k not in strip} for r in records),
+                      key=lambda r: r["path"])
+
+    assert key(first) == key(second)
+    assert first_time / second_time >= 5, (first_time, second_time)
+    changed = root / "d00" / "f0000.pkl"
+    changed.write_bytes(pickle.dumps({"changed": True}, 4))
+    _, third = run()
+    by_path = {r["path"]: r for r in third}
+    assert by_path[str(changed)]["cached"] is False
+    assert by_path[str(root / "evil.pkl")]["cached"] is True
+    assert by_path[str(root / "evil.pkl")]["max_severity"] == "error"

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from batchscan import sandbox
+from batchscan.cache import Reader
 from batchscan.records import FileResult, Finding, Severity, Status
 from workers import SCANNERS, detect_source, faults
 from workers.base import FormatError, FormatModule, LimitExceeded, Limits, Rule, ScanContext, Source
@@ -42,6 +43,8 @@ class WorkerOptions:
     blacklist: tuple[str, ...] = ()
     limits: Limits = field(default_factory=Limits)
     fault_injection: bool = False
+    cache_path: str | None = None  # read-only results cache (batchscan/cache.py)
+    cache_rules: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,18 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
         scanners = (faults, *SCANNERS)
     results = tuple(scan_file(job.path, options, scanners) for job in jobs)
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
+
+
+_READERS: dict[str, Reader] = {}
+
+
+def _cache(options: WorkerOptions) -> Reader:
+    """One read-only connection per worker process."""
+    assert options.cache_path is not None
+    reader = _READERS.get(options.cache_path)
+    if reader is None:
+        reader = _READERS[options.cache_path] = Reader(options.cache_path, options.cache_rules)
+    return reader
 
 
 def scan_file(
@@ -86,7 +101,15 @@ def scan_file(
                     sha = hashlib.sha256(data).hexdigest()
                 source = Source.from_bytes(data, name)
             else:
+                if options.cache_path and options.hash:
+                    sha = hashlib.file_digest(handle, "sha256").hexdigest()
+                    handle.seek(0)
                 source = Source(handle, size, name)
+            if options.cache_path and sha is not None:
+                hit = _cache(options).lookup(sha)
+                if hit is not None:
+                    return replace(hit, size=size,
+                                   duration_ms=(time.perf_counter() - started) * 1000.0)
             fmt, module = detect_source(source, scanners)
             if module is not None:
                 try:
