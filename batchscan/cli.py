@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scan only matching paths or names (repeatable)")
     scan.add_argument("--exclude", action="append", default=[], metavar="GLOB",
                       help="skip matching paths or names (repeatable)")
+    scan.add_argument("--executor", choices=("local", "dask"), default="local",
+                      help="scan here, or ship shards to a Dask cluster (--scheduler)")
+    scan.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                      help="Dask scheduler address for --executor dask")
     scan.add_argument("--cache", metavar="DIR",
                       help="reuse results of unchanged content (SQLite in DIR, shared by runs)")
     scan.add_argument("--resume", action="store_true",
@@ -219,8 +223,17 @@ def run_scan(args: argparse.Namespace) -> int:
             writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten)
             show = sys.stderr.isatty() and not args.no_progress
             progress = tqdm(unit=" files", file=sys.stderr, disable=not show, dynamic_ncols=True)
+            if args.executor == "dask":
+                if not args.scheduler:
+                    raise SystemExit("batchscan: --executor dask needs --scheduler")
+                from batchscan.executors import dask as dask_executor
+
+                records = dask_executor.run(engine.items(args.paths), config, engine.run_id,
+                                            args.scheduler)
+            else:
+                records = engine.run(args.paths)
             try:
-                for record in engine.run(args.paths):
+                for record in records:
                     writer.write(record)
                     summary.add(record)
                     progress.update(1)

@@ -172,10 +172,13 @@ class Engine:
         inflight[future] = task
 
     # --- the loop ------------------------------------------------------------------------
+    def items(self, targets: Iterable[str]) -> Iterator[Item]:
+        """The selected items of `targets`, lazily (also what a distributed executor ships)."""
+        items: Iterator[Item] = expand(targets, self.walk_options)
+        return filter(self.keep, items) if self.keep is not None else items
+
     def run(self, targets: Iterable[str]) -> Iterator[ScanRecord]:
-        items: Iterable[Item] = expand(targets, self.walk_options)
-        if self.keep is not None:
-            items = filter(self.keep, items)
+        items = self.items(targets)
         if self.cache is None:
             return self.run_items(items)
         return self._cached(self.run_items(items), self.cache)

@@ -186,3 +186,53 @@ def test_cache_makes_an_unchanged_rerun_5x_faster_with_identical_findings(
     assert by_path[str(changed)]["cached"] is False
     assert by_path[str(root / "evil.pkl")]["cached"] is True
     assert by_path[str(root / "evil.pkl")]["max_severity"] == "error"
+
+
+def test_dask_executor_on_a_local_cluster_matches_the_local_executor(tree: Path) -> None:
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] not installed")
+    import dask
+
+    from batchscan.config import ScanConfig
+    from batchscan.coordinator import Engine
+    from batchscan.executors import dask as dask_executor
+
+    def normalised(records: list[Any]) -> list[tuple[str, str, tuple[str, ...]]]:
+        return sorted((r.path, r.status.value, tuple(f.rule_id for f in r.findings))
+                      for r in records)
+
+    config = ScanConfig(jobs=1)
+    local = normalised(list(Engine(config).run([str(tree)])))
+    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        engine = Engine(config)
+        remote = normalised(list(dask_executor.run(engine.items([str(tree)]), config,
+                                                   engine.run_id, client, shard_size=10)))
+    assert remote == local and len(remote) == 61
+
+
+def test_duckdb_loads_concatenated_runs_and_shards_with_stable_types(
+    tree: Path, tmp_path: Path,
+) -> None:
+    duckdb = pytest.importorskip("duckdb", reason="duckdb not installed")
+    outputs = []
+    for k in range(2):
+        out = tmp_path / f"shard-{k}.jsonl"
+        cli("scan", str(tree), str(tree / "missing.pkl"), "-f", "jsonl", "-o", str(out),
+            "--shard", f"{k}/2")
+        outputs.append(out.read_text())
+    combined = tmp_path / "all.jsonl"
+    combined.write_text("".join(outputs))
+    con = duckdb.connect()
+    rows = con.execute(
+        "SELECT typeof(size), typeof(sha256), typeof(findings), typeof(cached), count(*) "
+        f"FROM read_json('{combined}', format='newline_delimited') "
+        "GROUP BY ALL").fetchall()
+    assert len(rows) == 1
+    size_type, sha_type, findings_type, cached_type, count = rows[0]
+    assert count == 62 and size_type == "BIGINT" and sha_type == "VARCHAR"
+    assert findings_type.startswith("STRUCT") and cached_type == "BOOLEAN"
+    evil = con.execute(
+        f"SELECT f.rule_id FROM (SELECT unnest(findings) AS f FROM read_json('{combined}', "
+        "format='newline_delimited')) WHERE f.severity = 'error'").fetchall()
+    assert ("PKL001",) in evil
