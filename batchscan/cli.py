@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -32,7 +33,7 @@ from batchscan.outputs.writers import (
     TextWriter,
     Writer,
 )
-from batchscan.records import Severity
+from batchscan.records import ScanRecord, Severity, Status
 from batchscan.sandbox import degraded
 from batchscan.schema import record_from_dict
 from batchscan.sources import Item
@@ -102,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scan here, or ship shards to a Dask cluster (--scheduler)")
     scan.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                       help="Dask scheduler address for --executor dask")
+    scan.add_argument("--baseline", metavar="OLD.jsonl",
+                      help="report only findings not in this earlier run "
+                           "(matched on rule, path, sha256, member)")
     scan.add_argument("--cache", metavar="DIR",
                       help="reuse results of unchanged content (SQLite in DIR, shared by runs)")
     scan.add_argument("--resume", action="store_true",
@@ -202,7 +206,20 @@ def _selection(args: argparse.Namespace) -> Callable[[Item], bool] | None:
         predicates.append(selection.globs(args.include, args.exclude))
     if args.resume:
         predicates.append(selection.not_done(selection.load_checkpoint(Path(args.output))))
+    predicates.append(selection.ignored_by_files(args.paths))
     return selection.combine(predicates)
+
+
+def _without_baseline(record: ScanRecord, known: set[tuple[str, str, str | None, str | None]],
+                      ) -> ScanRecord:
+    kept = tuple(f for f in record.findings
+                 if (f.rule_id, record.path, record.sha256, f.member) not in known)
+    if len(kept) == len(record.findings):
+        return record
+    status = record.status
+    if status is Status.FINDINGS and not any(f.severity is not Severity.DEBUG for f in kept):
+        status = Status.CLEAN
+    return dataclasses.replace(record, findings=kept, status=status)
 
 
 def run_scan(args: argparse.Namespace) -> int:
@@ -221,6 +238,7 @@ def run_scan(args: argparse.Namespace) -> int:
     try:
         with _open_output(args.output, binary, append=args.resume) as out:
             writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten)
+            known = selection.load_baseline(Path(args.baseline)) if args.baseline else None
             show = sys.stderr.isatty() and not args.no_progress
             progress = tqdm(unit=" files", file=sys.stderr, disable=not show, dynamic_ncols=True)
             if args.executor == "dask":
@@ -234,9 +252,15 @@ def run_scan(args: argparse.Namespace) -> int:
                 records = engine.run(args.paths)
             try:
                 for record in records:
+                    if known is not None:
+                        record = _without_baseline(record, known)
                     writer.write(record)
                     summary.add(record)
                     progress.update(1)
+                    if show and summary.files % 64 == 0:
+                        progress.set_postfix(MB=summary.bytes // 1_000_000,
+                                             flagged=summary.failing,
+                                             incomplete=summary.incomplete, refresh=False)
             except KeyboardInterrupt:
                 interrupted = True
             finally:

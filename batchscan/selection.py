@@ -105,6 +105,80 @@ def not_done(done: dict[str, tuple[int | None, float]]) -> Predicate:
     return keep
 
 
+IGNORE_FILE = ".batchscanignore"
+
+
+def _ignore_rules(root: Path) -> list[tuple[bool, bool, bool, str]]:
+    """(negated, directory-only, anchored, glob) for each line of a gitignore-style file."""
+    rules: list[tuple[bool, bool, bool, str]] = []
+    try:
+        text = (root / IGNORE_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return rules
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        line = line.removeprefix("!")
+        directory_only = line.endswith("/")
+        line = line.rstrip("/")
+        anchored = "/" in line
+        rules.append((negated, directory_only, anchored, line.lstrip("/")))
+    return rules
+
+
+def _ignored(relative: str, rules: list[tuple[bool, bool, bool, str]]) -> bool:
+    parts = relative.split("/")
+    directories = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
+    verdict = False  # the last matching line wins, as in git
+    for negated, directory_only, anchored, glob in rules:
+        if anchored:
+            candidates = directories if directory_only else [*directories, relative]
+            pattern = glob.replace("**/", "*")
+        else:
+            candidates = parts[:-1] if directory_only else parts
+            pattern = glob
+        if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
+            verdict = not negated
+    return verdict
+
+
+def ignored_by_files(targets: list[str]) -> Predicate:
+    """`.batchscanignore` at the top of each directory target, gitignore syntax: `#`
+    comments, `!` negation, a trailing `/` for directories, a `/` inside anchors the
+    pattern to the root, `**/` spans directories; the last matching line wins."""
+    roots = []
+    for target in targets:
+        path = Path(target)
+        if path.is_dir():
+            rules = _ignore_rules(path)
+            if rules:
+                roots.append((str(path).rstrip("/") + "/", rules))
+
+    def keep(item: Item) -> bool:
+        return not any(item.display.startswith(prefix)
+                       and _ignored(item.display[len(prefix):], rules)
+                       for prefix, rules in roots)
+
+    return keep
+
+
+def load_baseline(path: Path) -> set[tuple[str, str, str | None, str | None]]:
+    """Finding identities of an earlier run: (rule_id, path, sha256, member)."""
+    known: set[tuple[str, str, str | None, str | None]] = set()
+    with path.open("rb") as handle:
+        for line in handle:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            for finding in record.get("findings") or []:
+                known.add((finding["rule_id"], record["path"], record.get("sha256"),
+                           finding.get("member")))
+    return known
+
+
 def combine(predicates: list[Predicate]) -> Predicate | None:
     if not predicates:
         return None

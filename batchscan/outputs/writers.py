@@ -148,6 +148,9 @@ class TextWriter:
             f"Findings: ERROR {sev['error']}, WARNING {sev['warning']}, INFO {sev['info']}"
             + (f", DEBUG {sev['debug']}" if self.verbose else ""),
         ]
+        if summary.get("slowest"):
+            lines.append("Slowest: " + ", ".join(
+                f"{s['path']} ({s['duration_ms']:.0f} ms)" for s in summary["slowest"][:3]))
         if summary.get("top_rules"):
             lines.append("Top rules: " + ", ".join(
                 f"{rule} x{count}" for rule, count in summary["top_rules"].items()))
