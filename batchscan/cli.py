@@ -257,6 +257,9 @@ def run_scan(args: argparse.Namespace) -> int:
                     writer.write(record)
                     summary.add(record)
                     progress.update(1)
+                    if show and progress.total is None and engine.stats.walk_done:
+                        progress.total = engine.stats.items_seen  # the walk is over: ETA
+                        progress.refresh()
                     if show and summary.files % 64 == 0:
                         progress.set_postfix(MB=summary.bytes // 1_000_000,
                                              flagged=summary.failing,

@@ -72,6 +72,8 @@ class RunStats:
     pool_rebuilds: int = 0
     retried_files: int = 0
     interrupted: bool = False
+    items_seen: int = 0
+    walk_done: bool = False  # once true, items_seen is the run's total (progress ETA)
 
     @property
     def wall_seconds(self) -> float:
@@ -219,7 +221,9 @@ class Engine:
                     item = next(source, None)
                     if item is None:
                         exhausted = True
+                        self.stats.walk_done = True
                         continue
+                    self.stats.items_seen += 1
                     if item.decided is not None:
                         yield self._decided(item, item.decided, item.reason)
                         continue
