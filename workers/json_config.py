@@ -36,14 +36,22 @@ INVALID = Rule("JSN001", "invalid-json", Severity.WARNING, "CWE-20",
 RULES: tuple[Rule, ...] = (INVALID, *CONFIG_RULES)
 
 _MAX_BYTES = 64 * 1024 * 1024
-_KEY_START = re.compile(rb'\A\s*[\[{]\s*(?:"[^"\n]{0,256}"\s*:|\{|\[|"|-?\d|true|false|null|\])')
+# Without a .json name, only an object whose first key is a plain string counts: random
+# bytes (tensor storages) that start with "{" followed by a digit are not a document.
+_KEY_START = re.compile(rb'\A\s*\{\s*"[^"\n\x00-\x1f]{1,256}"\s*:')
 
 
 def sniff(head: bytes, name: str) -> bool:
     lowered = name.lower()
     if lowered.endswith((".json", ".jsonl", ".ndjson")):
         return head.lstrip()[:1] in (b"{", b"[")
-    return _KEY_START.match(head[:300]) is not None and head.lstrip()[:1] == b"{"
+    if _KEY_START.match(head[:300]) is None:
+        return False
+    try:
+        head[:1024].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start >= 1020  # cut in the middle of a character is fine
+    return True
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:

@@ -111,6 +111,7 @@ _CENTRAL_FIXED = struct.Struct("<4s6H3I5H2I")
 _LOCAL_FIXED = struct.Struct("<4s5H3I2H")
 _SNIFF_STORAGE = 4096
 _READ_WHOLE = 16 * 1024 * 1024  # members up to this size are read whole (and CRC-checked)
+_WEAK_SNIFFS = frozenset({"onnx", "json", "unknown"})
 _STORAGE = re.compile(r"(?:^|/)data/\d+\Z")
 _DRIVE = re.compile(r"\A[A-Za-z]:")
 # TorchScript runs on torch.jit.load: code that reaches Python builtins, the OS or files.
@@ -388,12 +389,14 @@ def _scan_entry(source: Source, entry: Entry, index: int,
     if "/code/" in f"/{entry.name}" and entry.name.endswith(".py"):
         yield from _torchscript(member, where)
         return
-    if storage and pickle_format.sniff(head, entry.name) and not (
-        pickle_format.imports_something(head)
-    ):
-        # Tensor bytes that happen to parse as opcodes: torch never unpickles a storage,
-        # and without an import there is nothing a pickle could run.
-        return
+    if storage:
+        from workers import detect
+
+        fmt, _ = detect(head, entry.name)
+        if fmt in _WEAK_SNIFFS or (fmt == "pickle" and not pickle_format.imports_something(head)):
+            # Tensor bytes that happen to look like a weakly-recognised format: torch never
+            # parses a storage, and a pickle without an import has nothing to run.
+            return
     yield from ctx.scan_member(member, entry.name)
 
 
