@@ -6,7 +6,6 @@ scanned through the same entry point a worker uses.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -113,12 +112,16 @@ def test_encrypted_member_is_never_clean(tmp_path: Path) -> None:
     assert "ZIP006" in rules(result) and result.error is not None
 
 
-def test_4gib_zip_bomb_is_handled_fast_and_small(tmp_path: Path) -> None:
+def test_4gib_zip_bomb_is_reported_without_decompressing_it(tmp_path: Path) -> None:
+    # benchmarks/zip_bomb.py prints the time and memory; here: nothing close to 4 GiB is
+    # decoded (the process would need seconds and gigabytes for that).
+    import resource
+
     data = zip_bomb(4)
     assert len(data) < 16 * 1024
-    started = time.perf_counter()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = scan(tmp_path, "bomb.zip", data)
-    assert time.perf_counter() - started < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before < 64 * 1024
     assert "ZIP010" in rules(result) and result.error is not None
 
 
@@ -187,10 +190,19 @@ def test_pickle_with_appended_zip_scans_both(tmp_path: Path) -> None:
     assert "PKL009" in rules(result) and payload_found(result)
 
 
+def _bytes_read() -> int:
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    return 0
+
+
 def test_storages_are_not_read_beyond_a_sniff(tmp_path: Path) -> None:
-    # A 64 MiB storage member: scanning reads its first 4 KiB only (no hash here).
+    # A 64 MiB storage member: scanning reads its first KiBs only (no hash here).
     big = make_zip([("archive/data.pkl", BENIGN), ("archive/data/0", bytes(64 << 20))])
-    started = time.perf_counter()
-    result = scan(tmp_path, "big.pt", big, hash=False)
-    assert time.perf_counter() - started < 0.5
+    path = tmp_path / "big.pt"
+    path.write_bytes(big)
+    before = _bytes_read()
+    result = scan_file(str(path), WorkerOptions(hash=False))
+    assert _bytes_read() - before < 1 << 20
     assert result.format == "pytorch_zip" and result.error is None

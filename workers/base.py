@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -215,6 +216,34 @@ class ScanContext:
 
             dispatch = scan_source
         yield from dispatch(source, child)
+
+
+_DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z?])(\d*)(?:\[.*\])?\Z")
+_DRIVE = re.compile(r"\A[A-Za-z]:")
+
+
+def dtype_code_size(code: str) -> tuple[int, bool] | None:
+    """(bytes per element, is object) of a NumPy type code such as '<f4', '|O', '<U5'."""
+    match = _DTYPE_CODE.match(code)
+    if match is None:
+        return None
+    kind, digits = match.group(1), match.group(2)
+    if kind == "O":
+        return 8, True
+    size = int(digits) if digits else 1
+    return (4 * size if kind == "U" else size), False
+
+
+def unsafe_path(name: str) -> str | None:
+    """Why an archive member name would escape the extraction directory, if it would."""
+    normal = name.replace("\\", "/")
+    if normal.startswith("/"):
+        return "absolute path"
+    if _DRIVE.match(normal):
+        return "drive-letter path"
+    if ".." in normal.split("/"):
+        return "parent-directory component"
+    return None
 
 
 class FormatModule(Protocol):

@@ -24,13 +24,12 @@ Rules
 from __future__ import annotations
 
 import ast
-import re
 import struct
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
 from workers import pickle as pickle_format
-from workers.base import Rule, ScanContext, SliceStream, Source
+from workers.base import Rule, ScanContext, SliceStream, Source, dtype_code_size
 
 FORMAT = "numpy"
 
@@ -45,7 +44,6 @@ RULES: tuple[Rule, ...] = (OBJECT_ARRAY, BAD_HEADER, SIZE_MISMATCH)
 
 MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 64 * 1024
-_SIMPLE = re.compile(r"[<>|=]?([a-zA-Z?])(\d*)(?:\[.*\])?\Z")
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -55,14 +53,7 @@ def sniff(head: bytes, name: str) -> bool:
 def _itemsize(descr: object) -> tuple[int, bool] | None:
     """(bytes per element, contains objects) for a descr; None when it cannot be computed."""
     if isinstance(descr, str):
-        match = _SIMPLE.match(descr)
-        if match is None:
-            return None
-        kind, digits = match.group(1), match.group(2)
-        if kind == "O":
-            return 8, True
-        size = int(digits) if digits else 1
-        return (4 * size if kind == "U" else size), False
+        return dtype_code_size(descr)
     if isinstance(descr, list):
         total, has_objects = 0, False
         for field in descr:

@@ -74,6 +74,7 @@ from workers.base import (
     ScanContext,
     SliceStream,
     Source,
+    dtype_code_size,
 )
 
 FORMAT = "pickle"
@@ -1240,7 +1241,6 @@ class _Walker:
 
 _MISSING = object()
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
-_DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z?])(\d*)\Z")
 
 
 def _dtype_itemsize(dtype: object) -> tuple[int, bool] | None:
@@ -1253,14 +1253,7 @@ def _dtype_itemsize(dtype: object) -> tuple[int, bool] | None:
         state[5] > 0
     ):
         return state[5], False
-    match = _DTYPE_CODE.match(code) if isinstance(code, str) else None
-    if match is None:
-        return None
-    kind, digits = match.group(1), match.group(2)
-    if kind == "O":
-        return 8, True
-    size = int(digits) if digits else 1
-    return (4 * size if kind == "U" else size), False
+    return dtype_code_size(code) if isinstance(code, str) else None
 
 
 def _joblib_array(state: object, offset: int) -> tuple[int, bool, bool]:

@@ -27,9 +27,8 @@ import py7zr
 from py7zr.io import BytesIOFactory
 
 from batchscan.records import Finding, Severity
-from workers.base import LimitExceeded, Rule, ScanContext, Source
+from workers.base import LimitExceeded, Rule, ScanContext, Source, unsafe_path
 from workers.compressed import materialize
-from workers.tar import escapes
 
 FORMAT = "7z"
 
@@ -63,7 +62,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             for info in infos:
                 ctx.count_member()
                 where = ctx.where(info.filename)
-                reason = escapes(info.filename)
+                reason = unsafe_path(info.filename)
                 if reason:
                     yield TRAVERSAL.finding(f"member name {info.filename!r}: {reason}",
                                             member=where)

@@ -25,13 +25,12 @@ Rules
 
 from __future__ import annotations
 
-import re
 import tarfile
 from collections.abc import Iterator
 from typing import IO, cast
 
 from batchscan.records import Finding, Severity
-from workers.base import HEAD_BYTES, LimitExceeded, Rule, ScanContext, Source
+from workers.base import HEAD_BYTES, LimitExceeded, Rule, ScanContext, Source, unsafe_path
 
 FORMAT = "tar"
 
@@ -49,22 +48,10 @@ BLACKLISTED = Rule("TAR006", "blacklisted-member", Severity.ERROR, "CWE-506",
                    "A member name matches a -b/--blacklist pattern.")
 RULES: tuple[Rule, ...] = (TRAVERSAL, LINK_ESCAPE, SPECIAL, DUPLICATE, CORRUPT, BLACKLISTED)
 
-_DRIVE = re.compile(r"\A[A-Za-z]:")
 
 
 def sniff(head: bytes, name: str) -> bool:
     return len(head) >= 263 and head[257:262] == b"ustar"
-
-
-def escapes(path: str) -> str | None:
-    normal = path.replace("\\", "/")
-    if normal.startswith("/"):
-        return "absolute path"
-    if _DRIVE.match(normal):
-        return "drive-letter path"
-    if ".." in normal.split("/"):
-        return "parent-directory component"
-    return None
 
 
 def _link_escapes(member: tarfile.TarInfo) -> str | None:
@@ -73,7 +60,7 @@ def _link_escapes(member: tarfile.TarInfo) -> str | None:
         # relative links resolve from the member's own directory
         base = member.name.replace("\\", "/").rsplit("/", 1)[0] if "/" in member.name else ""
         target = f"{base}/{target}" if base and not target.startswith("/") else target
-    reason = escapes(target)
+    reason = unsafe_path(target)
     if reason == "parent-directory component":
         depth = 0
         for part in target.replace("\\", "/").split("/"):
@@ -107,7 +94,7 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
             ctx: ScanContext) -> Iterator[Finding]:
     ctx.count_member()
     where = ctx.where(member.name)
-    reason = escapes(member.name)
+    reason = unsafe_path(member.name)
     if reason:
         yield TRAVERSAL.finding(f"member name {member.name!r}: {reason}", member=where)
     if member.name in seen and not member.isdir():

@@ -66,6 +66,7 @@ from workers.base import (
     ScanContext,
     SliceStream,
     Source,
+    unsafe_path,
 )
 from workers.compressed import UNKNOWN_SIZE, DecompressStream, materialize
 
@@ -113,7 +114,6 @@ _SNIFF_STORAGE = 4096
 _READ_WHOLE = 16 * 1024 * 1024  # members up to this size are read whole (and CRC-checked)
 _WEAK_SNIFFS = frozenset({"onnx", "json", "unknown"})
 _STORAGE = re.compile(r"(?:^|/)data/\d+\Z")
-_DRIVE = re.compile(r"\A[A-Za-z]:")
 # TorchScript runs on torch.jit.load: code that reaches Python builtins, the OS or files.
 _TS_DANGEROUS = re.compile(
     r"\b(?:__import__|eval|exec|compile|getattr|open|os\.\w+|subprocess|builtins\.\w+|"
@@ -237,17 +237,6 @@ def archive_kind(names: list[str]) -> str:
     return "zip"
 
 
-def _unsafe_path(name: str) -> str | None:
-    normal = name.replace("\\", "/")
-    if normal.startswith("/"):
-        return "absolute path"
-    if _DRIVE.match(normal):
-        return "drive-letter path"
-    if ".." in normal.split("/"):
-        return "parent-directory component"
-    return None
-
-
 def _member_stream(source: Source, entry: Entry, data_start: int,
                    ctx: ScanContext) -> tuple[Readable, int]:
     raw = SliceStream(source.stream, data_start, entry.compressed)
@@ -312,7 +301,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
                 ctx: ScanContext) -> Iterator[Finding]:
     where = ctx.where(entry.name)
     ctx.count_member()
-    unsafe = _unsafe_path(entry.name)
+    unsafe = unsafe_path(entry.name)
     if unsafe:
         yield TRAVERSAL.finding(f"member name {entry.name!r}: {unsafe}", member=where)
     pattern = ctx.blacklisted(entry.name.rsplit("/", 1)[-1])
@@ -368,7 +357,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         head = stream.read(HEAD_BYTES)
     if is_symlink:
         target = (data or head).decode("utf-8", "replace")
-        escape = _unsafe_path(target)
+        escape = unsafe_path(target)
         if escape:
             yield SYMLINK.finding(f"{entry.name!r} links to {target!r} ({escape})",
                                   member=where)
