@@ -17,9 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fixtures.containers import zip_bomb  # noqa: E402
-
-from workers.task import WorkerOptions, scan_file  # noqa: E402
+from fixtures.containers import zip_bomb
+from workers.task import WorkerOptions, scan_file
 
 
 def main() -> None:
