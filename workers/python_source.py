@@ -78,6 +78,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         yield UNPARSABLE.finding(f"not valid Python: {exc}"[:300], member=ctx.member)
         return
+    lines = text.splitlines()
     aliases: dict[str, str] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -102,7 +103,6 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
                 full = f"{aliases.get(target, target)}.{node.args[1].value!s}"
         literal = all(isinstance(a, ast.Constant) for a in node.args) and bool(node.args)
         where = f"line {node.lineno}"
-        snippet = ast.get_source_segment(text, node) or full
         if _matches(full, _PROCESS):
             rule, severity = PROCESS, None if literal else Severity.WARNING
         elif _matches(full, _NETWORK):
@@ -114,5 +114,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         if (rule.rule_id, full) in seen:
             continue
         seen.add((rule.rule_id, full))
+        # the source line, not ast.get_source_segment: that re-splits the whole file per call
+        snippet = lines[node.lineno - 1].strip() if 0 < node.lineno <= len(lines) else full
         yield rule.finding(f"calls `{full}` ({where})", severity=severity, member=ctx.member,
                            evidence=snippet[:300])
