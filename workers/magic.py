@@ -60,7 +60,6 @@ RECOGNISERS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("json", _json),
     ("yaml", _suffix(".yaml", ".yml")),
     ("python", _suffix(".py")),
-    ("jinja2_template", _suffix(".jinja", ".jinja2", ".j2", ".template")),
 )
 
 # Formats that cannot carry code or data a loader runs: recognised, nothing to scan.

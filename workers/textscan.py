@@ -65,9 +65,16 @@ def looks_like_template(text: str) -> bool:
     return any(marker in text for marker in _TEMPLATE_MARKERS)
 
 
+_BLOCKS = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+
+
 def template_hits(text: str) -> list[Hit]:
-    """Findings for one Jinja2 template (empty for ordinary chat templates)."""
-    plain = normalise(text)
+    """Findings for one Jinja2 template (empty for ordinary chat templates).
+
+    Only what Jinja evaluates is inspected: `{{ expressions }}` and `{% statements %}`.
+    Literal text is output, not run (a code-generation template may mention `subprocess`).
+    """
+    plain = normalise(" ".join(_BLOCKS.findall(text)))
     hits: list[Hit] = []
     for pattern, reason in _TEMPLATE_ERRORS:
         match = pattern.search(plain)
