@@ -22,6 +22,7 @@ is only advanced when a slot frees. Failure handling:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import multiprocessing
 import os
 import signal
@@ -137,6 +138,13 @@ class Engine:
             cached=result.cached,
         )
 
+    @staticmethod
+    def _with_aliases(item: Item, record: ScanRecord) -> Iterator[ScanRecord]:
+        """One record per name of the content (a blob shared by several snapshots)."""
+        yield record
+        for alias in item.aliases:
+            yield dataclasses.replace(record, path=alias)
+
     def _decided(self, item: Item, status: Status, reason: str | None) -> ScanRecord:
         return self._record(
             item,
@@ -225,7 +233,8 @@ class Engine:
                         continue
                     self.stats.items_seen += 1
                     if item.decided is not None:
-                        yield self._decided(item, item.decided, item.reason)
+                        yield from self._with_aliases(
+                            item, self._decided(item, item.decided, item.reason))
                         continue
                     limit = config.max_file_size
                     if limit is not None and item.size is not None and item.size > limit:
@@ -295,7 +304,7 @@ class Engine:
         else:
             self.stats.sandbox.update(batch.sandbox)
             for item, result in zip(task.items, batch.results, strict=True):
-                yield self._record(item, result)
+                yield from self._with_aliases(item, self._record(item, result))
             return
         if len(task.items) > 1:
             # Retry alone so only the guilty file carries the failure.

@@ -303,3 +303,34 @@ def test_baseline_reports_only_new_findings(tree: Path, tmp_path: Path) -> None:
     flagged = [json.loads(x)["path"] for x in newer.stdout.splitlines()
                if json.loads(x)["findings"]]
     assert newer.returncode == 1 and flagged == [str(tree / "org2" / "new_evil.pkl")]
+
+
+def test_hf_cache_layout_scans_each_blob_once_under_snapshot_names(tmp_path: Path) -> None:
+    repo = tmp_path / "hub" / "models--someorg--somemodel"
+    blobs = repo / "blobs"
+    blobs.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("c2")
+    (blobs / "aaa").write_bytes(EVIL)
+    (blobs / "bbb").write_bytes(pickle.dumps({"ok": 1}, 4))
+    (blobs / "orphan").write_bytes(EVIL)
+    for commit in ("c1", "c2"):
+        snap = repo / "snapshots" / commit
+        snap.mkdir(parents=True)
+        (snap / "pytorch_model.bin").symlink_to("../../blobs/aaa")
+        (snap / "config.pkl").symlink_to("../../blobs/bbb")
+    (repo / "snapshots" / "c2" / "escape").symlink_to("/etc/hostname")
+    result = cli("scan", str(tmp_path / "hub"), "-f", "jsonl", "-j", "1")
+    records = {json.loads(x)["path"]: json.loads(x) for x in result.stdout.splitlines()}
+    model = "hf://someorg/somemodel@{}/pytorch_model.bin"
+    assert records[model.format("c1")]["max_severity"] == "error"
+    assert records[model.format("c2")]["max_severity"] == "error"
+    assert records[model.format("c1")]["sha256"] == records[model.format("c2")]["sha256"]
+    # one scan, reported under both names: the second record is a copy of the first
+    first, second = records[model.format("c1")], records[model.format("c2")]
+    assert (first["scanned_at"], first["duration_ms"]) == (second["scanned_at"],
+                                                          second["duration_ms"])
+    assert records[model.format("c1")]["source"] == "hf-cache"
+    assert records["hf://someorg/somemodel@c2/escape"]["status"] == "error"
+    assert records[str(blobs / "orphan")]["max_severity"] == "error"  # unreferenced blob
+    assert not any("/blobs/aaa" in p for p in records)  # named by snapshot, not by hash

@@ -17,3 +17,4 @@ class Item:
     size: int | None = None
     decided: Status | None = None  # set when no worker is needed
     reason: str | None = None  # why, for decided items
+    aliases: tuple[str, ...] = ()  # more names for the same content (HF cache snapshots)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from batchscan.records import Status
-from batchscan.sources import Item
+from batchscan.sources import Item, hf_cache
 
 FOLLOW_CHOICES = ("never", "args", "always")
 
@@ -59,7 +59,9 @@ def walk_target(target: str, options: WalkOptions) -> Iterator[Item]:
         except OSError:
             yield _skip(target, f"dangling symbolic link to {os.readlink(target)!r}")
             return
-    if stat.S_ISDIR(st.st_mode):
+    if stat.S_ISDIR(st.st_mode) and hf_cache.is_cache_repo(target):
+        yield from hf_cache.walk_repo(target)
+    elif stat.S_ISDIR(st.st_mode):
         yield from _walk_dir(target, st, options)
     elif stat.S_ISREG(st.st_mode):
         yield Item(path=target, display=target, size=st.st_size)
@@ -123,6 +125,9 @@ def _walk_dir(root: str, root_stat: os.stat_result, options: WalkOptions) -> Ite
             yield _skip(path, f"cannot access: {exc.strerror}", Status.ERROR)
             continue
         mode = st.st_mode
+        if stat.S_ISDIR(mode) and hf_cache.is_cache_repo(path):
+            yield from hf_cache.walk_repo(path)
+            continue
         if stat.S_ISDIR(mode):
             ident = (st.st_dev, st.st_ino)
             if options.one_file_system and st.st_dev != root_dev:
