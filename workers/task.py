@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field, replace
 
@@ -63,16 +64,18 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
 
 
-_READERS: dict[str, Reader] = {}
+_READERS: dict[str, Reader | None] = {}
 
 
-def _cache(options: WorkerOptions) -> Reader:
-    """One read-only connection per worker process."""
+def _cache(options: WorkerOptions) -> Reader | None:
+    """One read-only connection per worker process; an unusable cache is just a miss."""
     assert options.cache_path is not None
-    reader = _READERS.get(options.cache_path)
-    if reader is None:
-        reader = _READERS[options.cache_path] = Reader(options.cache_path, options.cache_rules)
-    return reader
+    if options.cache_path not in _READERS:
+        try:
+            _READERS[options.cache_path] = Reader(options.cache_path, options.cache_rules)
+        except sqlite3.Error:
+            _READERS[options.cache_path] = None
+    return _READERS[options.cache_path]
 
 
 def scan_file(
@@ -106,7 +109,8 @@ def scan_file(
                     handle.seek(0)
                 source = Source(handle, size, name)
             if options.cache_path and sha is not None:
-                hit = _cache(options).lookup(sha)
+                reader = _cache(options)
+                hit = reader.lookup(sha) if reader is not None else None
                 if hit is not None:
                     return replace(hit, size=size,
                                    duration_ms=(time.perf_counter() - started) * 1000.0)
