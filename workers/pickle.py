@@ -62,7 +62,6 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from batchscan.records import Finding, Severity
 from workers import pickle_policy as policy
@@ -265,7 +264,6 @@ class _Walk:
 
     uses: dict[tuple[str, str], _Use] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
-    first_value: object = None
     end: int = 0
     pickles: int = 0
     opcodes: int = 0
@@ -1144,8 +1142,6 @@ class _Walker:
                     raise _Damage(offset, "unpickling stack underflow")
             elif op == 0x2E:  # STOP
                 value = pop_item(offset)
-                if walk.pickles == 0:
-                    walk.first_value = value
                 if len(walk.values) < 8:
                     walk.values.append(value)
                 walk.pickles += 1
@@ -1511,16 +1507,4 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     yield from findings
 
 
-def first_value(source: Source) -> Any:
-    """The first pickled value when it is a plain literal (used to spot legacy torch files)."""
-    head = source.head[:256]
-    walk = _Walk()
-    reader = _Reader(io.BytesIO(head), 0, len(head), head)
-    try:
-        _Walker(reader, ScanContext(), walk, divergent=False, budget=64).run(0)
-    except (_Damage, LimitExceeded, ValueError):
-        return None
-    return walk.first_value
-
-
-__all__ = ["FORMAT", "RULES", "analyse", "first_value", "scan", "sniff"]
+__all__ = ["FORMAT", "RULES", "analyse", "scan", "sniff"]

@@ -736,31 +736,6 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
 
 }
 
-# Classes that are constructed with attacker-chosen state but whose construction only builds
-# data: unknown classes under these top-level packages are reported at INFO.
-ML_PACKAGES = frozenset(
-    {
-        "torch",
-        "torchvision",
-        "torchaudio",
-        "numpy",
-        "sklearn",
-        "scipy",
-        "pandas",
-        "transformers",
-        "xgboost",
-        "lightgbm",
-        "catboost",
-        "timm",
-        "ultralytics",
-        "lightning",
-        "pytorch_lightning",
-        "tokenizers",
-        "sentencepiece",
-    }
-)
-
-
 def _normalise(module: str, name: str) -> tuple[str, str]:
     """Map Python 2 names the way the unpickler does under protocol < 3 (`fix_imports`)."""
     pair = _compat_pickle.NAME_MAPPING.get((module, name))
@@ -840,7 +815,3 @@ def looks_like_class(name: str) -> bool:
     """CamelCase last component: the naming convention of classes (`Net`, `StandardScaler`)."""
     last = name.rsplit(".", 1)[-1].removeprefix(_CYTHON_RECONSTRUCTOR)
     return last[:1].isupper() and not last.isupper()
-
-
-def is_ml_package(module: str) -> bool:
-    return module.split(".", 1)[0] in ML_PACKAGES or module == "__main__"

@@ -6,7 +6,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchscan.records import ScanRecord, Severity, Status
+from batchscan.records import ScanRecord, Severity
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -71,5 +71,3 @@ class Summary:
             data.update(extra)
         return data
 
-
-STATUS_ORDER = [s.value for s in Status]
