@@ -174,7 +174,7 @@ class Engine:
 
     def _submit(self, task: _Task, inflight: dict[Future[BatchResult], _Task]) -> None:
         assert self._pool is not None
-        jobs = [Job(item.path) for item in task.items]
+        jobs = [Job(item.path, item.display.rsplit("/", 1)[-1]) for item in task.items]
         timeout = self.config.timeout
         if len(jobs) > 1:
             timeout = min(timeout, self.config.batch_timeout_cap)

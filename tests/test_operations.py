@@ -314,11 +314,13 @@ def test_hf_cache_layout_scans_each_blob_once_under_snapshot_names(tmp_path: Pat
     (blobs / "aaa").write_bytes(EVIL)
     (blobs / "bbb").write_bytes(pickle.dumps({"ok": 1}, 4))
     (blobs / "orphan").write_bytes(EVIL)
+    (blobs / "ccc").write_text("x: !!python/object/apply:os.system ['true']\n")
     for commit in ("c1", "c2"):
         snap = repo / "snapshots" / commit
         snap.mkdir(parents=True)
         (snap / "pytorch_model.bin").symlink_to("../../blobs/aaa")
         (snap / "config.pkl").symlink_to("../../blobs/bbb")
+        (snap / "hparams.yaml").symlink_to("../../blobs/ccc")
     (repo / "snapshots" / "c2" / "escape").symlink_to("/etc/hostname")
     result = cli("scan", str(tmp_path / "hub"), "-f", "jsonl", "-j", "1")
     records = {json.loads(x)["path"]: json.loads(x) for x in result.stdout.splitlines()}
@@ -334,3 +336,6 @@ def test_hf_cache_layout_scans_each_blob_once_under_snapshot_names(tmp_path: Pat
     assert records["hf://someorg/somemodel@c2/escape"]["status"] == "error"
     assert records[str(blobs / "orphan")]["max_severity"] == "error"  # unreferenced blob
     assert not any("/blobs/aaa" in p for p in records)  # named by snapshot, not by hash
+    # the snapshot name is the format hint: a YAML blob has no extension of its own
+    assert records["hf://someorg/somemodel@c1/hparams.yaml"]["format"] == "yaml"
+    assert records["hf://someorg/somemodel@c1/hparams.yaml"]["max_severity"] == "error"

@@ -34,7 +34,8 @@ ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME)
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    path: str
+    path: str  # what to open
+    name: str | None = None  # the name users know it by (a cache blob's snapshot file name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
     scanners: tuple[FormatModule, ...] = SCANNERS
     if options.fault_injection:
         scanners = (faults, *SCANNERS)
-    results = tuple(scan_file(job.path, options, scanners) for job in jobs)
+    results = tuple(scan_file(job.path, options, scanners, job.name) for job in jobs)
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
 
 
@@ -79,7 +80,8 @@ def _cache(options: WorkerOptions) -> Reader | None:
 
 
 def scan_file(
-    path: str, options: WorkerOptions, scanners: tuple[FormatModule, ...] = SCANNERS
+    path: str, options: WorkerOptions, scanners: tuple[FormatModule, ...] = SCANNERS,
+    name: str | None = None,
 ) -> FileResult:
     started = time.perf_counter()
     fmt = "unknown"
@@ -89,7 +91,8 @@ def scan_file(
     error: str | None = None
     status: Status | None = None
     ctx = ScanContext(limits=options.limits, blacklist=options.blacklist)
-    name = os.path.basename(path)
+    # The name is only a hint (extension-based sniffs, -b patterns); content decides.
+    name = name or os.path.basename(path)
     try:
         pattern = ctx.blacklisted(name)
         if pattern is not None:
