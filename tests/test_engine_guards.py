@@ -131,9 +131,10 @@ def test_sandbox_applies_limits_and_network_isolation(tmp_path: Path) -> None:
     engine = Engine(ScanConfig(jobs=1))
     list(engine.run([str(root)]))
     status = engine.stats.sandbox
-    for key in ("memory", "core", "file_size", "open_files", "no_new_privs"):
+    for key in ("memory", "core", "file_size", "open_files", "no_new_privs", "dumpable"):
         assert status.get(key) == "ok", status
-    assert status.get("network") in ("isolated",) or status["network"].startswith("not isolated")
+    if status.get("network") != "isolated":
+        pytest.skip(f"kernel refused a network namespace: {status.get('network')}")
 
 
 def test_workers_cannot_reach_the_network(tmp_path: Path) -> None:
