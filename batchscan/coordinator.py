@@ -25,7 +25,9 @@ import collections
 import dataclasses
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -119,6 +121,7 @@ class Engine:
             max_depth=config.max_depth,
         )
         self._pool: ProcessPool | None = None
+        self._scratch: Path | None = None  # downloads of hub files, removed at the end
 
     # --- records -------------------------------------------------------------------------
     def _record(self, item: Item, result: FileResult) -> ScanRecord:
@@ -243,6 +246,13 @@ class Engine:
                             f"{item.size} bytes exceeds --max-file-size {limit}; not read",
                         )
                         continue
+                    if item.remote is not None:
+                        fetched = self._fetch(item)
+                        if fetched.decided is not None:
+                            yield self._decided(fetched, fetched.decided, fetched.reason)
+                        else:
+                            self._submit(_Task([fetched]), inflight)
+                        continue
                     if item.size is None or item.size > config.small_file:
                         self._submit(_Task([item]), inflight)
                         continue
@@ -272,7 +282,31 @@ class Engine:
             raise
         finally:
             self._stop_pool()
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
             self.stats.finished = time.monotonic()
+
+    def _fetch(self, item: Item) -> Item:
+        """Download a hub file (coordinator side: workers have no network)."""
+        from batchscan.sources import hub
+
+        assert isinstance(item.remote, hub.Remote)
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="batchscan-downloads-"))
+        folder = Path(tempfile.mkdtemp(dir=self._scratch))
+        try:
+            path = hub.download(item.remote, folder)
+        except Exception as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            return dataclasses.replace(item, decided=Status.ERROR,
+                                       reason=f"download failed after {hub.RETRIES} attempts: "
+                                              f"{type(exc).__name__}: {exc}"[:500])
+        return dataclasses.replace(item, path=path)
+
+    @staticmethod
+    def _discard_download(item: Item) -> None:
+        if item.remote is not None and item.path:
+            shutil.rmtree(Path(item.path).parent, ignore_errors=True)
 
     def _complete(
         self, future: Future[BatchResult], task: _Task, retry: collections.deque[_Task]
@@ -304,6 +338,7 @@ class Engine:
         else:
             self.stats.sandbox.update(batch.sandbox)
             for item, result in zip(task.items, batch.results, strict=True):
+                self._discard_download(item)
                 yield from self._with_aliases(item, self._record(item, result))
             return
         if len(task.items) > 1:
@@ -311,8 +346,7 @@ class Engine:
             self.stats.retried_files += len(task.items)
             retry.extend(_Task([item], task.attempt) for item in task.items)
             return
-        if status is Status.TIMEOUT and len(task.items) == 1:
-            reason = f"killed after the {self.config.timeout:g} s per-file timeout"
+        self._discard_download(task.items[0])
         yield self._decided(task.items[0], status, reason)
 
     def _rebuild(

@@ -18,3 +18,4 @@ class Item:
     decided: Status | None = None  # set when no worker is needed
     reason: str | None = None  # why, for decided items
     aliases: tuple[str, ...] = ()  # more names for the same content (HF cache snapshots)
+    remote: object | None = None  # what to download first (sources/hub.py Remote)

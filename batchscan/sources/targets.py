@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from batchscan.records import Status
-from batchscan.sources import Item
+from batchscan.sources import Item, hub
 from batchscan.sources.local import WalkOptions, walk_target
 
 HUB_PREFIX = "hf://"
@@ -16,8 +16,7 @@ def expand(targets: Iterable[str], options: WalkOptions, *, _depth: int = 0) -> 
         if target.startswith("@") and len(target) > 1:
             yield from _from_list(target[1:], options, _depth)
         elif target.startswith(HUB_PREFIX):
-            yield Item(path=target, display=target, source="hf", decided=Status.ERROR,
-                       reason="hf:// targets are not supported by this version")
+            yield from hub.expand(target)
         else:
             yield from walk_target(target, options)
 
