@@ -38,7 +38,8 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _rss_kib(pid: int) -> int:
+def rss_kib(pid: int) -> int:
+    """Resident set size of a process from /proc, 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -63,13 +64,13 @@ def _run(cmd: list[str], env: dict[str, str] | None, out_file: BinaryIO,
     peak_root = peak_other = 0
     samples: list[tuple[float, int]] = []
     while proc.poll() is None:
-        root = _rss_kib(proc.pid)
+        root = rss_kib(proc.pid)
         peak_root = max(peak_root, root)
         samples.append((time.perf_counter() - start, root))
         stack = _children(proc.pid)
         while stack:
             child = stack.pop()
-            peak_other = max(peak_other, _rss_kib(child))
+            peak_other = max(peak_other, rss_kib(child))
             stack.extend(_children(child))
         time.sleep(0.02)
     proc.wait()

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from measure import rss_kib
+
 
 def make_tree(root: Path, entries: int) -> None:
     marker = root / f".complete-{entries}"
@@ -31,16 +33,6 @@ def make_tree(root: Path, entries: int) -> None:
         for f in range(per_dir):
             os.close(os.open(folder / f"f{f:04d}", os.O_CREAT | os.O_WRONLY, 0o644))
     marker.touch()
-
-
-def rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def main() -> None:
