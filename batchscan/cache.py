@@ -51,6 +51,20 @@ def ruleset_version() -> str:
     return digest.hexdigest()[:16]
 
 
+def _lookup(db: sqlite3.Connection, sha256: str, rules: str) -> FileResult | None:
+    try:
+        row = db.execute(
+            "SELECT format, size, findings FROM results WHERE sha256=? AND scanner=? "
+            "AND rules=?", (sha256, __version__, rules)).fetchone()
+    except sqlite3.Error:
+        return None
+    if row is None:
+        return None
+    findings = tuple(finding_from_dict(f) for f in orjson.loads(row[2]))
+    return FileResult(format=row[0], size=row[1], sha256=sha256, findings=findings,
+                      cached=True)
+
+
 class Writer:
     """The coordinator's side: create the database and store finished results."""
 
@@ -77,6 +91,10 @@ class Writer:
         if self.pending >= 500:
             self.flush()
 
+    def lookup(self, sha256: str) -> FileResult | None:
+        """A result by content hash known before reading (a Hub listing's LFS sha256)."""
+        return _lookup(self.db, sha256, self.rules)
+
     def flush(self) -> None:
         self.db.commit()
         self.pending = 0
@@ -94,14 +112,4 @@ class Reader:
         self.rules = rules
 
     def lookup(self, sha256: str) -> FileResult | None:
-        try:
-            row = self.db.execute(
-                "SELECT format, size, findings FROM results WHERE sha256=? AND scanner=? "
-                "AND rules=?", (sha256, __version__, self.rules)).fetchone()
-        except sqlite3.Error:
-            return None
-        if row is None:
-            return None
-        findings = tuple(finding_from_dict(f) for f in orjson.loads(row[2]))
-        return FileResult(format=row[0], size=row[1], sha256=sha256, findings=findings,
-                          cached=True)
+        return _lookup(self.db, sha256, self.rules)

@@ -108,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
                            "(matched on rule, path, sha256, member)")
     scan.add_argument("--cache", metavar="DIR",
                       help="reuse results of unchanged content (SQLite in DIR, shared by runs)")
+    scan.add_argument("--download-dir", metavar="DIR",
+                      help="scratch directory for hf:// files (default: the system temp dir)")
+    scan.add_argument("--max-download-bytes", type=_size, metavar="SIZE",
+                      help="disk budget: hf:// files downloaded and not yet scanned never "
+                           "exceed this; a larger file is too_large (default: no budget)")
     scan.add_argument("--resume", action="store_true",
                       help="with -o FILE -f jsonl: skip files already recorded there, append")
     report = sub.add_parser("report", help="re-render saved JSONL without rescanning")
@@ -184,6 +189,8 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
         max_depth=args.max_depth,
         fault_injection=os.environ.get("BATCHSCAN_FAULT_INJECTION") == "1",
         cache_dir=args.cache,
+        download_dir=args.download_dir,
+        max_download_bytes=args.max_download_bytes,
     )
 
 

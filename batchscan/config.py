@@ -58,3 +58,5 @@ class ScanConfig:
     stall_grace: float = 30.0
     fault_injection: bool = False
     cache_dir: str | None = None
+    download_dir: str | None = None  # scratch for hub files (default: the system temp dir)
+    max_download_bytes: int | None = None  # disk budget of hub files downloaded at once

@@ -25,9 +25,7 @@ import collections
 import dataclasses
 import multiprocessing
 import os
-import shutil
 import signal
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -35,11 +33,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
 from batchscan import __version__, cache
 from batchscan.config import ScanConfig
+from batchscan.downloads import Downloads
 from batchscan.records import FileResult, ScanRecord, Status
 from batchscan.sandbox import SandboxPolicy, worker_init
 from batchscan.schema import utc_now
@@ -121,7 +121,8 @@ class Engine:
             max_depth=config.max_depth,
         )
         self._pool: ProcessPool | None = None
-        self._scratch: Path | None = None  # downloads of hub files, removed at the end
+        window = max(1, config.jobs) * max(1, config.inflight_per_worker)
+        self.downloads = Downloads(window, config.max_download_bytes, config.download_dir)
 
     # --- records -------------------------------------------------------------------------
     def _record(self, item: Item, result: FileResult) -> ScanRecord:
@@ -130,7 +131,7 @@ class Engine:
             path=item.display,
             source=item.source,
             size=result.size if result.size is not None else item.size,
-            sha256=result.sha256,
+            sha256=result.sha256 or getattr(item.remote, "sha256", None),
             format=result.format,
             status=result.derived_status(),
             findings=result.findings,
@@ -216,10 +217,11 @@ class Engine:
         retry: collections.deque[_Task] = collections.deque()
         inflight: dict[Future[BatchResult], _Task] = {}
         last_progress = time.monotonic()
+        downloads = self.downloads
         self._pool = self._new_pool()
         try:
             while True:
-                while len(inflight) < window:
+                while len(inflight) + downloads.pending < window:
                     if retry:
                         self._submit(retry.popleft(), inflight)
                         continue
@@ -247,11 +249,7 @@ class Engine:
                         )
                         continue
                     if item.remote is not None:
-                        fetched = self._fetch(item)
-                        if fetched.decided is not None:
-                            yield self._decided(fetched, fetched.decided, fetched.reason)
-                        else:
-                            self._submit(_Task([fetched]), inflight)
+                        yield from self._remote(item)
                         continue
                     if item.size is None or item.size > config.small_file:
                         self._submit(_Task([item]), inflight)
@@ -265,15 +263,26 @@ class Engine:
                     # About to block: do not let small files wait behind slow big ones.
                     self._submit(_Task(batch), inflight)
                     batch, batch_bytes = [], 0
-                if not inflight:
+                if not inflight and not downloads.pending:
                     break
-                done, _ = wait(list(inflight), timeout=1.0, return_when=FIRST_COMPLETED)
+                waiting: list[Future[Any]] = [*inflight, *downloads.running]
+                done, _ = wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
                 now = time.monotonic()
-                if done:
+                if any(future in inflight for future in done):
                     last_progress = now
                 for future in done:
+                    if future in downloads.running:
+                        fetched = downloads.finished(future)
+                        if fetched.decided is not None:
+                            downloads.release(fetched)
+                            yield self._decided(fetched, fetched.decided, fetched.reason)
+                        else:
+                            self._submit(_Task([fetched]), inflight)
+                        continue
                     task = inflight.pop(future)
                     yield from self._complete(future, task, retry)
+                if not inflight:
+                    last_progress = now  # only downloads are running: no pool can stall
                 if not done and now - last_progress > stall_limit:
                     yield from self._rebuild(inflight, retry)
                     last_progress = time.monotonic()
@@ -282,31 +291,31 @@ class Engine:
             raise
         finally:
             self._stop_pool()
-            if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
+            downloads.close()
             self.stats.finished = time.monotonic()
 
-    def _fetch(self, item: Item) -> Item:
-        """Download a hub file (coordinator side: workers have no network)."""
+    def _remote(self, item: Item) -> Iterator[ScanRecord]:
+        """A hub file: answered from the cache by the Hub's sha256, or queued for download."""
         from batchscan.sources import hub
 
         assert isinstance(item.remote, hub.Remote)
-        if self._scratch is None:
-            self._scratch = Path(tempfile.mkdtemp(prefix="batchscan-downloads-"))
-        folder = Path(tempfile.mkdtemp(dir=self._scratch))
-        try:
-            path = hub.download(item.remote, folder)
-        except Exception as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            return dataclasses.replace(item, decided=Status.ERROR,
-                                       reason=f"download failed after {hub.RETRIES} attempts: "
-                                              f"{type(exc).__name__}: {exc}"[:500])
-        return dataclasses.replace(item, path=path)
+        sha = item.remote.sha256
+        if self.cache is not None and sha is not None:
+            cached = self.cache.lookup(sha)
+            if cached is not None:
+                yield self._record(item, cached)
+                return
+        if not self.downloads.fits(item):
+            yield self._decided(
+                item, Status.TOO_LARGE,
+                f"{item.size} bytes exceeds --max-download-bytes "
+                f"{self.config.max_download_bytes}; not downloaded")
+            return
+        self.downloads.add(item)
 
-    @staticmethod
-    def _discard_download(item: Item) -> None:
-        if item.remote is not None and item.path:
-            shutil.rmtree(Path(item.path).parent, ignore_errors=True)
+    def _discard_download(self, item: Item) -> None:
+        if item.remote is not None:
+            self.downloads.release(item)
 
     def _complete(
         self, future: Future[BatchResult], task: _Task, retry: collections.deque[_Task]

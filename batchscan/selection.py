@@ -96,6 +96,8 @@ def not_done(done: dict[str, tuple[int | None, float]]) -> Predicate:
         size, scanned_at = previous
         if item.decided is not None:
             return False
+        if item.remote is not None:  # a hub path names a commit: its content never changes
+            return size != item.size
         try:
             mtime = Path(item.path).stat().st_mtime
         except OSError:

@@ -5,86 +5,55 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from fixtures.containers import EVIL
+from fixtures.fakehub import FakeHub, Files, serve
 
 pytest.importorskip("huggingface_hub", reason="huggingface_hub is not installed")
 pytestmark = pytest.mark.network
 
 COMMIT = "c0ffee" * 6 + "c0ff"
-REPOS: dict[str, dict[str, bytes]] = {
-    "someorg/evil-model": {"model.pkl": EVIL, "config.json": b'{"hidden_size": 8}',
-                           "big.bin": b"\0" * 5000},
-    "someorg/flaky": {"ok.pkl": b"\x80\x04K\x01.", "broken.pkl": EVIL},
+COMMIT_V1 = "decade" * 6 + "deca"
+BIG = 2_000_000  # the "large" files of the disk-budget test
+SHARDS = [pickle.dumps((i, b"\0" * BIG), protocol=4) for i in range(5)]  # built, never loaded
+# repo id -> revision -> (commit, files); "main" is what an unpinned target resolves to
+MODELS: dict[str, dict[str, tuple[str, Files]]] = {
+    "someorg/evil-model": {
+        "main": (COMMIT, {"model.pkl": EVIL, "config.json": b'{"hidden_size": 8}',
+                          "big.bin": b"\0" * 5000}),
+        "v1": (COMMIT_V1, {"model.pkl": b"\x80\x04K\x01.", "sub/dir/notes.md": b"# v1"}),
+    },
+    "someorg/flaky": {"main": (COMMIT, {"ok.pkl": b"\x80\x04K\x01.", "broken.pkl": EVIL})},
+    "bigorg/weights": {"main": (COMMIT, {
+        **{f"shard-{i}.bin": data for i, data in enumerate(SHARDS)},
+        "huge.bin": b"\0" * (3 * BIG)})},
+    **{f"manyorg/model-{i}": {"main": (COMMIT, {"model.pkl": EVIL if i == 5 else b"K\x01."})}
+       for i in range(7)},
 }
-
-
-class FakeHub(BaseHTTPRequestHandler):
-    log: ClassVar[list[tuple[str, str]]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        FakeHub.log.append((self.command, self.path))
-        path = self.path.split("?")[0]
-        if path.startswith("/api/models/"):
-            rest = path[len("/api/models/"):]
-            repo = rest.split("/tree/")[0].split("/revision/")[0]
-            if repo not in REPOS:
-                self._send(404, b'{"error": "Repository not found"}',
-                           {"X-Error-Code": "RepoNotFound"})
-            elif "/tree/" in rest:
-                items = [{"type": "file", "path": name, "size": len(data),
-                          "oid": hashlib.sha1(data).hexdigest()}
-                         for name, data in REPOS[repo].items()]
-                self._send(200, json.dumps(items).encode(), {"Content-Type": "application/json"})
-            else:
-                body = {"id": repo, "sha": COMMIT,
-                        "siblings": [{"rfilename": name} for name in REPOS[repo]]}
-                self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
-        elif "/resolve/" in path:
-            repo, rest = path[1:].split("/resolve/")
-            filename = rest.split("/", 1)[1]
-            if filename == "broken.pkl":
-                self._send(500, b"internal error")
-                return
-            data = REPOS[repo][filename]
-            self._send(200, data, {"X-Repo-Commit": COMMIT,
-                                   "ETag": '"' + hashlib.sha256(data).hexdigest() + '"'})
-        else:
-            self._send(404)
+DATASETS: dict[str, dict[str, tuple[str, Files]]] = {
+    "someorg/evil-data": {"main": (COMMIT, {"data/train.pkl": EVIL})},
+}
+GATED = {"someorg/gated-model"}
 
 
 @pytest.fixture
 def hub() -> Iterator[str]:
-    FakeHub.log = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    FakeHub.models, FakeHub.datasets, FakeHub.gated = MODELS, DATASETS, GATED
+    FakeHub.page, FakeHub.fail, FakeHub.slow_from = 3, {"broken.pkl"}, BIG
+    with serve() as endpoint:
+        yield endpoint
+
+
+def downloads() -> list[str]:
+    return [path for method, path in FakeHub.log if method == "GET" and "/resolve/" in path]
 
 
 def scan(hub: str, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
@@ -129,3 +98,78 @@ def test_server_error_on_one_file_is_retried_then_an_error_record(hub: str) -> N
     assert records[f"hf://someorg/flaky@{COMMIT}/ok.pkl"]["status"] == "clean"
     attempts = [p for _, p in FakeHub.log if "broken.pkl" in p]  # HEAD or GET
     assert len(attempts) >= 2 and code == 2
+
+
+def test_a_revision_is_listed_and_named_by_its_commit(hub: str) -> None:
+    code, records = scan(hub, "hf://someorg/evil-model@v1")
+    assert set(records) == {f"hf://someorg/evil-model@{COMMIT_V1}/model.pkl",
+                            f"hf://someorg/evil-model@{COMMIT_V1}/sub/dir/notes.md"}
+    assert code == 0 and all(r["status"] == "clean" for r in records.values())
+    assert all(f"/resolve/{COMMIT_V1}/" in path for path in downloads())
+
+
+def test_author_listing_pages_through_every_model(hub: str) -> None:
+    code, records = scan(hub, "hf://manyorg")
+    listed = [path for _, path in FakeHub.log if path.startswith("/api/models?")]
+    assert len(listed) == 3  # 7 models, 3 per page
+    assert set(records) == {f"hf://manyorg/model-{i}@{COMMIT}/model.pkl" for i in range(7)}
+    flagged = {p for p, r in records.items() if r["status"] == "findings"}
+    assert flagged == {f"hf://manyorg/model-5@{COMMIT}/model.pkl"} and code == 1
+
+
+def test_dataset_repo(hub: str) -> None:
+    code, records = scan(hub, "hf://datasets/someorg/evil-data")
+    record = records[f"hf://datasets/someorg/evil-data@{COMMIT}/data/train.pkl"]
+    assert code == 1 and record["max_severity"] == "error" and record["source"] == "hf"
+
+
+def test_gated_repo_is_one_error_record_naming_the_cause(hub: str) -> None:
+    code, records = scan(hub, "hf://someorg/gated-model", "hf://manyorg/model-0")
+    gated = records["hf://someorg/gated-model"]
+    assert gated["status"] == "error" and "Gated" in gated["error"]
+    assert records[f"hf://manyorg/model-0@{COMMIT}/model.pkl"]["status"] == "clean"
+    assert code == 2
+
+
+def test_disk_budget_holds_with_several_large_files(hub: str, tmp_path: Path) -> None:
+    FakeHub.download_dir = tmp_path / "scratch"
+    budget = 2 * len(SHARDS[0]) + 100_000  # two shards at a time, never three
+    code, records = scan(hub, "hf://bigorg/weights", "-j", "2", "--download-dir",
+                         str(FakeHub.download_dir), "--max-download-bytes", str(budget))
+    shards = {f"hf://bigorg/weights@{COMMIT}/shard-{i}.bin" for i in range(5)}
+    assert all(records[p]["status"] == "clean" for p in shards)
+    huge = records[f"hf://bigorg/weights@{COMMIT}/huge.bin"]
+    assert huge["status"] == "too_large" and "--max-download-bytes" in huge["error"]
+    assert huge["sha256"] == hashlib.sha256(b"\0" * (3 * BIG)).hexdigest()  # the Hub's
+    assert len(FakeHub.on_disk) == 5 and not any("huge.bin" in p for p in downloads())
+    assert max(FakeHub.on_disk) <= budget, FakeHub.on_disk
+    assert FakeHub.serving[1] <= 2  # without the budget, all four task slots download at once
+    assert not any(p.is_file() for p in FakeHub.download_dir.rglob("*"))  # all deleted
+    assert code == 2  # too_large is an incomplete scan
+
+
+def test_cache_answers_by_the_hubs_sha256_before_downloading(hub: str, tmp_path: Path) -> None:
+    cache = str(tmp_path / "cache")
+    _, first = scan(hub, "hf://bigorg/weights", "--cache", cache, "--max-file-size", "3MB")
+    fetched = len(downloads())
+    FakeHub.log.clear()
+    _, second = scan(hub, "hf://bigorg/weights", "--cache", cache, "--max-file-size", "3MB")
+    shards = [f"hf://bigorg/weights@{COMMIT}/shard-{i}.bin" for i in range(5)]
+    assert fetched == 5 and downloads() == []
+    assert all(second[p]["cached"] and second[p]["sha256"] == first[p]["sha256"]
+               for p in shards)
+
+
+def test_target_list_mixes_paths_and_hub_urls_and_resumes(hub: str, tmp_path: Path) -> None:
+    local = tmp_path / "local.pkl"
+    local.write_bytes(EVIL)
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"# mixed\n{local}\nhf://manyorg/model-1\n")
+    out = tmp_path / "run.jsonl"
+    scan(hub, f"@{targets}", "-o", str(out))
+    fetched = len(downloads())
+    FakeHub.log.clear()
+    scan(hub, f"@{targets}", "-o", str(out), "--resume")
+    paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert sorted(paths) == sorted([str(local), f"hf://manyorg/model-1@{COMMIT}/model.pkl"])
+    assert fetched == 1 and downloads() == []  # a recorded commit's file is not fetched again
