@@ -49,6 +49,15 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process so far (its own, not its reaped children's)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run(cmd: list[str], *, env: dict[str, str] | None = None) -> Measured:
     """Run `cmd` to completion; its stdout and stderr go through temporary files (a pipe that
     nobody reads while we poll /proc would block a chatty command)."""
@@ -63,14 +72,17 @@ def _run(cmd: list[str], env: dict[str, str] | None, out_file: BinaryIO,
     proc = subprocess.Popen(cmd, stdout=out_file, stderr=err_file, env=env)
     peak_root = peak_other = 0
     samples: list[tuple[float, int]] = []
+    cpu_seen: dict[int, float] = {}  # last CPU time seen per process of the tree
     while proc.poll() is None:
         root = rss_kib(proc.pid)
         peak_root = max(peak_root, root)
         samples.append((time.perf_counter() - start, root))
+        cpu_seen[proc.pid] = cpu_seconds(proc.pid) or cpu_seen.get(proc.pid, 0.0)
         stack = _children(proc.pid)
         while stack:
             child = stack.pop()
             peak_other = max(peak_other, rss_kib(child))
+            cpu_seen[child] = max(cpu_seen.get(child, 0.0), cpu_seconds(child))
             stack.extend(_children(child))
         time.sleep(0.02)
     proc.wait()
@@ -79,6 +91,8 @@ def _run(cmd: list[str], env: dict[str, str] | None, out_file: BinaryIO,
     err_file.seek(0)
     out, err = out_file.read(), err_file.read()
     after = os.times()
-    cpu = (after.children_user - before.children_user) + (
-        after.children_system - before.children_system)
+    # Children reaped by us are counted by os.times; pool workers reaped by a forkserver are
+    # not, so the /proc samples of every process seen (a lower bound) are the fallback.
+    cpu = max((after.children_user - before.children_user)
+              + (after.children_system - before.children_system), sum(cpu_seen.values()))
     return Measured(wall, cpu, proc.returncode, out, err, peak_root, peak_other, samples)

@@ -1,0 +1,198 @@
+"""batchscan against the floors (and the peers) on the same warm registry tree, in one run.
+
+    python benchmarks/compare.py small|large [--dir DIR] [--jobs 2] [--with-peers]
+
+Rows, each a whole process tree measured by benchmarks/measure.py (wall time, CPU time of
+the tree, peak RSS of the command's own process and of its largest descendant):
+
+- `find`: the walk floor;
+- `cat`, 2 processes: reading every byte;
+- `sha256sum`, 2 processes: hashing every byte (batchscan hashes every file);
+- `pickletools.genops`, 2 processes, over the pickle parts only (whole files that start like
+  a pickle, the `.pkl` members of zips): the parse floor the issue compares against;
+- `batchscan scan TREE -j 2`: every format scanned, sha256 on, JSONL written;
+- with `--with-peers`, from a venv under bench-data/peers-venv that the script creates
+  (pip install picklescan modelscan modelaudit): picklescan and modelscan on the tree with its
+  symlink loop removed for them (picklescan aborts on it), and ModelAudit on a 100-file sample
+  copied out of the tree; its time is extrapolated to the whole tree by file count and
+  marked so.
+
+Then it checks batchscan's records against the tree's MANIFEST.json: every planted file
+flagged, nothing unreadable, dangling or looping reported clean, one record per entry, and
+prints the ratios. The tree comes from registry_tree.py and is warmed (read once) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import measure
+from registry_tree import generate
+
+GENOPS = r"""
+import pickletools, sys, zipfile
+def parts(path):
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head == b"PK\x03\x04":
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(".pkl"):
+                    with archive.open(name) as member:
+                        yield member
+    elif head[:1] == b"\x80":
+        with open(path, "rb") as handle:
+            yield handle
+for line in open(sys.argv[1]):
+    try:
+        for stream in parts(line.rstrip("\n")):
+            for _ in pickletools.genops(stream):
+                pass
+    except Exception:
+        pass
+"""
+PEERS = ("picklescan", "modelscan", "modelaudit")
+
+
+def regular_files(root: Path) -> list[Path]:
+    out = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if not path.is_symlink() and path.is_file() and name != "MANIFEST.json":
+                out.append(path)
+    return sorted(out)
+
+
+def split(paths: list[Path], parts: int, scratch: Path) -> list[Path]:
+    """File lists of about equal bytes each (largest first into the lightest list)."""
+    lists: list[list[str]] = [[] for _ in range(parts)]
+    weights = [0] * parts
+    for path in sorted(paths, key=lambda p: -p.stat().st_size):
+        lightest = weights.index(min(weights))
+        lists[lightest].append(str(path))
+        weights[lightest] += path.stat().st_size
+    out = []
+    for i, names in enumerate(lists):
+        target = scratch / f"list-{i}.txt"
+        target.write_text("".join(n + "\n" for n in names))
+        out.append(target)
+    return out
+
+
+def peers_venv(root: Path) -> Path:
+    venv = root / "peers-venv"
+    if not (venv / "bin" / "modelaudit").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *PEERS], check=True)
+    return venv / "bin"
+
+
+def check(out: Path, manifest: dict[str, Any], files: int) -> list[str]:
+    records = [json.loads(line) for line in out.open("rb")]
+    by_path = {r["path"]: r for r in records}
+    lines = []
+    statuses = collections.Counter(r["status"] for r in records)
+    lines.append(f"records: {len(records)} ({dict(sorted(statuses.items()))})")
+    missed = [p for p in manifest["planted"]
+              if by_path.get(p, {}).get("max_severity") not in ("error", "warning")]
+    lines.append(f"planted flagged: {len(manifest['planted']) - len(missed)}"
+                 f"/{len(manifest['planted'])}" + (f"  MISSED {missed}" if missed else ""))
+    for kind in ("unreadable", "dangling", "loop"):
+        got = [by_path.get(p, {}).get("status", "no record") for p in manifest[kind]]
+        lines.append(f"{kind}: {got}")
+    if os.geteuid() == 0:
+        lines.append("(running as root: mode 000 does not stop reads, so the unreadable files "
+                     "were read and scanned like any other)")
+    clean_bad = [p for kind in ("dangling", "loop") for p in manifest[kind]
+                 if by_path.get(p, {}).get("status") == "clean"]
+    if os.geteuid() != 0:
+        clean_bad += [p for p in manifest["unreadable"]
+                      if by_path.get(p, {}).get("status") == "clean"]
+    lines.append("nothing unreadable reported clean: " + ("yes" if not clean_bad else
+                                                        f"NO {clean_bad}"))
+    failed = [r["path"] for r in records if r["status"] in ("crashed", "timeout", "oom")]
+    lines.append(f"crashed/timeout/oom: {len(failed)}; regular files in the tree: {files}")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("preset", choices=("small", "large"))
+    parser.add_argument("--dir", help="default: bench-data/registry-PRESET")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--with-peers", action="store_true")
+    args = parser.parse_args()
+    root = Path(args.dir or f"bench-data/registry-{args.preset}")
+    manifest = generate(args.preset, root)
+    files = regular_files(root)
+    total = sum(p.stat().st_size for p in files)
+    scratch = Path(tempfile.mkdtemp(prefix="batchscan-compare-"))
+    lists = split(files, 2, scratch)
+    two = " & ".join(f"{{cmd}} {lst}" for lst in lists) + " & wait"
+    subprocess.run(["sh", "-c", two.format(cmd="xargs -d '\\n' cat >/dev/null <")], check=True)
+
+    rows: list[tuple[str, measure.Measured, str]] = []
+    rows.append(("find", measure.run(["find", str(root)]), ""))
+    rows.append(("cat, 2 processes", measure.run(
+        ["sh", "-c", two.format(cmd="xargs -d '\\n' cat >/dev/null <")]), ""))
+    rows.append(("sha256sum, 2 processes", measure.run(
+        ["sh", "-c", two.format(cmd="xargs -d '\\n' sha256sum >/dev/null <")]), ""))
+    genops = measure.run(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{GENOPS}'")])
+    rows.append(("pickletools.genops, 2 processes", genops, ""))
+    out = scratch / "batchscan.jsonl"
+    scan = measure.run([sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl",
+                        "-o", str(out), "-j", str(args.jobs), "--no-progress"])
+    rows.append((f"batchscan -j {args.jobs} (sha256 on)", scan, f"exit {scan.returncode}"))
+
+    if args.with_peers:
+        bin_dir = peers_venv(root.parent)
+        loop = Path(manifest["loop"][0])
+        loop.unlink()  # picklescan aborts on a symlink loop: give the peers the tree without it
+        try:
+            for name, cmd in (("picklescan", [str(bin_dir / "picklescan"), "-p", str(root)]),
+                              ("modelscan", [str(bin_dir / "modelscan"), "-p", str(root)])):
+                result = measure.run(cmd)
+                rows.append((f"{name} (no loop)", result, f"exit {result.returncode}"))
+        finally:
+            loop.symlink_to("..")
+        sample = scratch / "sample"
+        step = max(1, len(files) // 100)
+        for i, path in enumerate(files[::step][:100]):
+            (sample / str(i)).mkdir(parents=True)
+            shutil.copy(path, sample / str(i) / path.name)
+        audit = measure.run([str(bin_dir / "modelaudit"), "scan", str(sample)])
+        factor = len(files) / 100
+        rows.append(("modelaudit, 100-file sample", audit, f"exit {audit.returncode}"))
+        extrapolated = measure.Measured(audit.wall * factor, audit.cpu * factor,
+                                        audit.returncode, b"", b"", audit.peak_root_kib,
+                                        audit.peak_other_kib)
+        rows.append((f"modelaudit x{factor:.1f} (EXTRAPOLATED)", extrapolated, ""))
+
+    print(f"tree {root}: {manifest['entries']} entries, {len(files)} regular files, "
+          f"{total / 1e6:.0f} MB; warm page cache; {os.cpu_count()} CPUs")
+    print(f"{'what':36} {'wall s':>8} {'cpu s':>8} {'x genops':>9} {'RSS own/child MB':>17}")
+    for name, result, note in rows:
+        rss = f"{result.peak_root_kib / 1024:.0f}/{result.peak_other_kib / 1024:.0f}"
+        print(f"{name:36} {result.wall:8.2f} {result.cpu:8.2f} "
+              f"{result.wall / genops.wall:9.2f} {rss:>17}  {note}")
+    for line in check(out, manifest, len(files)):
+        print(line)
+    walk = scan.samples
+    if walk:
+        print(f"batchscan coordinator RSS peak {scan.peak_root_kib / 1024:.0f} MB over "
+              f"{len(walk)} samples; largest child {scan.peak_other_kib / 1024:.0f} MB")
+    shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
