@@ -13,9 +13,9 @@ the tree, peak RSS of the command's own process and of its largest descendant):
 - `batchscan scan TREE -j 2`: every format scanned, sha256 on, JSONL written;
 - with `--with-peers`, from a venv under bench-data/peers-venv that the script creates
   (pip install picklescan modelscan modelaudit): picklescan and modelscan on the tree with its
-  symlink loop removed for them (picklescan aborts on it), and ModelAudit on a 100-file sample
-  copied out of the tree; its time is extrapolated to the whole tree by file count and
-  marked so.
+  symlink loop and dangling links removed for them (picklescan aborts on either), and
+  ModelAudit on a 100-file sample copied out of the tree; its time is extrapolated to the
+  whole tree by file count and marked so.
 
 Then it checks batchscan's records against the tree's MANIFEST.json: every planted file
 flagged, nothing unreadable, dangling or looping reported clean, one record per entry, and
@@ -61,6 +61,8 @@ for line in open(sys.argv[1]):
         pass
 """
 PEERS = ("picklescan", "modelscan", "modelaudit")
+# No network here: ModelAudit's telemetry would retry DNS failures for seconds per run.
+PEER_ENV = {**os.environ, "PROMPTFOO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 
 
 def regular_files(root: Path) -> list[Path]:
@@ -156,21 +158,25 @@ def main() -> None:
 
     if args.with_peers:
         bin_dir = peers_venv(root.parent)
-        loop = Path(manifest["loop"][0])
-        loop.unlink()  # picklescan aborts on a symlink loop: give the peers the tree without it
+        # picklescan aborts the whole scan on a symlink loop or a dangling link (FileNotFoundError):
+        # the peers get the tree without those links.
+        links = {Path(p): Path(p).readlink() for p in manifest["loop"] + manifest["dangling"]}
+        for link in links:
+            link.unlink()
         try:
             for name, cmd in (("picklescan", [str(bin_dir / "picklescan"), "-p", str(root)]),
                               ("modelscan", [str(bin_dir / "modelscan"), "-p", str(root)])):
-                result = measure.run(cmd)
-                rows.append((f"{name} (no loop)", result, f"exit {result.returncode}"))
+                result = measure.run(cmd, env=PEER_ENV)
+                rows.append((f"{name} (no bad links)", result, f"exit {result.returncode}"))
         finally:
-            loop.symlink_to("..")
+            for link, target in links.items():
+                link.symlink_to(target)
         sample = scratch / "sample"
         step = max(1, len(files) // 100)
         for i, path in enumerate(files[::step][:100]):
             (sample / str(i)).mkdir(parents=True)
             shutil.copy(path, sample / str(i) / path.name)
-        audit = measure.run([str(bin_dir / "modelaudit"), "scan", str(sample)])
+        audit = measure.run([str(bin_dir / "modelaudit"), "scan", str(sample)], env=PEER_ENV)
         factor = len(files) / 100
         rows.append(("modelaudit, 100-file sample", audit, f"exit {audit.returncode}"))
         extrapolated = measure.Measured(audit.wall * factor, audit.cpu * factor,

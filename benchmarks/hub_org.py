@@ -23,7 +23,7 @@ import measure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fixtures.fakehub import FakeHub, Files, serve  # noqa: E402
+from fixtures.fakehub import FakeHub, Files, serve
 
 COMMIT = "b0" * 20
 

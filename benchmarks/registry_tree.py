@@ -34,8 +34,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from fixtures.containers import EVIL, npy_object, torch_zip  # noqa: E402
-from fixtures.formats import SSTI, gguf  # noqa: E402
+from fixtures.containers import EVIL, npy_object, torch_zip
+from fixtures.formats import SSTI, gguf
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, cast
 
-import py7zr
-from py7zr.io import BytesIOFactory
-
 from batchscan.records import Finding, Severity
 from workers.base import LimitExceeded, Rule, ScanContext, Source, unsafe_path
 from workers.compressed import materialize
@@ -48,6 +45,9 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    import py7zr  # here, not at import: 20 ms of every run's start-up for a rare format
+    from py7zr.io import BytesIOFactory
+
     source = materialize(source, ctx) if source.size >= 1 << 62 else source
     source.stream.seek(0)
     limit = ctx.limits.max_member_bytes
