@@ -1,5 +1,5 @@
 """`python -m batchscan` is the same as the `batchscan` console script."""
 
-from batchscan.cli import main
+from batchscan.launch import main
 
 raise SystemExit(main())

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import multiprocessing
-import os
 import signal
 import time
 import uuid
@@ -40,6 +38,7 @@ from pebble import ProcessExpired, ProcessPool
 from batchscan import __version__, cache
 from batchscan.config import ScanConfig
 from batchscan.downloads import Downloads
+from batchscan.launch import forkserver_context
 from batchscan.records import FileResult, ScanRecord, Status
 from batchscan.sandbox import SandboxPolicy, worker_init
 from batchscan.schema import utc_now
@@ -47,16 +46,6 @@ from batchscan.sources import Item
 from batchscan.sources.local import WalkOptions
 from batchscan.sources.targets import expand
 from workers.task import BatchResult, Job, WorkerOptions, scan_batch
-
-_PRELOAD = ["workers.task"]
-# Thread pools inside native libraries would multiply memory per worker (glibc arenas).
-_WORKER_ENV = {
-    "MALLOC_ARENA_MAX": "2",
-    "OMP_NUM_THREADS": "1",
-    "OPENBLAS_NUM_THREADS": "1",
-    "MKL_NUM_THREADS": "1",
-    "HDF5_USE_FILE_LOCKING": "FALSE",
-}
 
 
 @dataclass(slots=True)
@@ -126,6 +115,13 @@ class Engine:
 
     # --- records -------------------------------------------------------------------------
     def _record(self, item: Item, result: FileResult) -> ScanRecord:
+        listed = getattr(item.remote, "sha256", None)
+        if listed and result.sha256 and result.sha256 != listed and result.error is None:
+            # Corrupted in transit or swapped by a mirror: what was scanned is not the
+            # content the Hub lists (and the cache may have answered for by that hash).
+            result = dataclasses.replace(
+                result, error=f"downloaded content has sha256 {result.sha256}, the Hub "
+                              f"lists {listed}: not the file the listing names")
         return ScanRecord(
             run_id=self.run_id,
             path=item.display,
@@ -158,10 +154,7 @@ class Engine:
 
     # --- pool ----------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPool:
-        for key, value in _WORKER_ENV.items():
-            os.environ.setdefault(key, value)
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(_PRELOAD)
+        context = forkserver_context()
         return ProcessPool(
             max_workers=max(1, self.config.jobs),
             max_tasks=0,

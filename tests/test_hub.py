@@ -31,7 +31,8 @@ MODELS: dict[str, dict[str, tuple[str, Files]]] = {
                           "big.bin": b"\0" * 5000}),
         "v1": (COMMIT_V1, {"model.pkl": b"\x80\x04K\x01.", "sub/dir/notes.md": b"# v1"}),
     },
-    "someorg/flaky": {"main": (COMMIT, {"ok.pkl": b"\x80\x04K\x01.", "broken.pkl": EVIL})},
+    "someorg/flaky": {"main": (COMMIT, {"ok.pkl": b"\x80\x04K\x01.", "broken.pkl": EVIL,
+                                        "swapped.bin": b"\x80\x04K\x02."})},
     "bigorg/weights": {"main": (COMMIT, {
         **{f"shard-{i}.bin": data for i, data in enumerate(SHARDS)},
         "huge.bin": b"\0" * (3 * BIG)})},
@@ -48,6 +49,7 @@ GATED = {"someorg/gated-model"}
 def hub() -> Iterator[str]:
     FakeHub.models, FakeHub.datasets, FakeHub.gated = MODELS, DATASETS, GATED
     FakeHub.page, FakeHub.fail, FakeHub.slow_from = 3, {"broken.pkl"}, BIG
+    FakeHub.lie = {"swapped.bin"}
     with serve() as endpoint:
         yield endpoint
 
@@ -96,8 +98,14 @@ def test_server_error_on_one_file_is_retried_then_an_error_record(hub: str) -> N
     broken = records[f"hf://someorg/flaky@{COMMIT}/broken.pkl"]
     assert broken["status"] == "error" and "download failed" in broken["error"]
     assert records[f"hf://someorg/flaky@{COMMIT}/ok.pkl"]["status"] == "clean"
-    attempts = [p for _, p in FakeHub.log if "broken.pkl" in p]  # HEAD or GET
-    assert len(attempts) >= 2 and code == 2
+    attempts = [p for _, p in FakeHub.log if "broken.pkl" in p]
+    assert len(attempts) == 4 and code == 2  # hub.RETRIES attempts, then the error record
+
+
+def test_content_that_differs_from_the_listed_sha256_is_an_error(hub: str) -> None:
+    _, records = scan(hub, "hf://someorg/flaky")
+    swapped = records[f"hf://someorg/flaky@{COMMIT}/swapped.bin"]
+    assert swapped["status"] == "error" and "the Hub lists" in swapped["error"]
 
 
 def test_a_revision_is_listed_and_named_by_its_commit(hub: str) -> None:
