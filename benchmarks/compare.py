@@ -99,6 +99,25 @@ def peers_venv(root: Path) -> Path:
     return venv / "bin"
 
 
+def needles(manifest: dict[str, Any], root: Path) -> list[str]:
+    """How each planted file shows up in a peer's report: its path under the tree, or for a
+    Hub-cache name `hf://ORG/NAME@COMMIT/FILE` the snapshot path that links to the blob."""
+    out = []
+    for planted in manifest["planted"]:
+        if planted.startswith("hf://"):
+            repo, _, rest = planted[len("hf://"):].partition("@")
+            commit, _, name = rest.partition("/")
+            out.append(f"models--{repo.replace('/', '--')}/snapshots/{commit}/{name}")
+        else:
+            out.append(str(Path(planted).relative_to(root)))
+    return out
+
+
+def named(result: measure.Measured, wanted: list[str]) -> str:
+    text = (result.stdout + result.stderr).decode("utf-8", "replace")
+    return f"planted named in its report: {sum(1 for w in wanted if w in text)}/{len(wanted)}"
+
+
 def check(out: Path, manifest: dict[str, Any], files: int) -> list[str]:
     records = [json.loads(line) for line in out.open("rb")]
     by_path = {r["path"]: r for r in records}
@@ -167,7 +186,8 @@ def main() -> None:
             for name, cmd in (("picklescan", [str(bin_dir / "picklescan"), "-p", str(root)]),
                               ("modelscan", [str(bin_dir / "modelscan"), "-p", str(root)])):
                 result = measure.run(cmd, env=PEER_ENV)
-                rows.append((f"{name} (no bad links)", result, f"exit {result.returncode}"))
+                rows.append((f"{name} (no bad links)", result,
+                             f"exit {result.returncode}; {named(result, needles(manifest, root))}"))
         finally:
             for link, target in links.items():
                 link.symlink_to(target)
