@@ -33,6 +33,7 @@ MODELS: dict[str, dict[str, tuple[str, Files]]] = {
     },
     "someorg/flaky": {"main": (COMMIT, {"ok.pkl": b"\x80\x04K\x01.", "broken.pkl": EVIL,
                                         "swapped.bin": b"\x80\x04K\x02."})},
+    "someorg/bumpy": {"main": (COMMIT, {"limited.pkl": EVIL, "stalled.pkl": EVIL})},
     "bigorg/weights": {"main": (COMMIT, {
         **{f"shard-{i}.bin": data for i, data in enumerate(SHARDS)},
         "huge.bin": b"\0" * (3 * BIG)})},
@@ -50,6 +51,7 @@ def hub() -> Iterator[str]:
     FakeHub.models, FakeHub.datasets, FakeHub.gated = MODELS, DATASETS, GATED
     FakeHub.page, FakeHub.fail, FakeHub.slow_from = 3, {"broken.pkl"}, BIG
     FakeHub.lie = {"swapped.bin"}
+    FakeHub.once = {"limited.pkl": "429", "stalled.pkl": "stall"}
     with serve() as endpoint:
         yield endpoint
 
@@ -58,10 +60,10 @@ def downloads() -> list[str]:
     return [path for method, path in FakeHub.log if method == "GET" and "/resolve/" in path]
 
 
-def scan(hub: str, *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
+def scan(hub: str, *args: str, timeout: str = "5") -> tuple[int, dict[str, dict[str, Any]]]:
     env = {**os.environ, "HF_ENDPOINT": hub, "HF_HUB_DISABLE_TELEMETRY": "1",
-           "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_ETAG_TIMEOUT": "5",
-           "HF_HUB_DOWNLOAD_TIMEOUT": "5"}
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_ETAG_TIMEOUT": timeout,
+           "HF_HUB_DOWNLOAD_TIMEOUT": timeout}
     env.pop("HF_TOKEN", None)
     result = subprocess.run([sys.executable, "-m", "batchscan", "scan", *args, "-f", "jsonl"],
                             capture_output=True, text=True, timeout=120, env=env, check=False)
@@ -181,3 +183,12 @@ def test_target_list_mixes_paths_and_hub_urls_and_resumes(hub: str, tmp_path: Pa
     paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
     assert sorted(paths) == sorted([str(local), f"hf://manyorg/model-1@{COMMIT}/model.pkl"])
     assert fetched == 1 and downloads() == []  # a recorded commit's file is not fetched again
+
+
+def test_rate_limit_and_stalled_transfer_are_retried_then_scanned(hub: str) -> None:
+    code, records = scan(hub, "hf://someorg/bumpy", timeout="1")
+    for name in ("limited.pkl", "stalled.pkl"):  # 429 once; no answer within the timeout once
+        record = records[f"hf://someorg/bumpy@{COMMIT}/{name}"]
+        assert record["status"] == "findings" and record["max_severity"] == "error", record
+        assert sum(1 for p in downloads() if p.endswith(name)) == 2
+    assert code == 1

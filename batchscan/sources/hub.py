@@ -24,8 +24,8 @@ from batchscan.sources import Item
 
 PREFIX = "hf://"
 _TYPES = {"datasets": "dataset", "spaces": "space"}
-# Attempts per file: 5xx and anything else the client gave up on are retried here after
-# 0.5 s, 1 s, 2 s; the client itself retries 408/429 and resumes dropped connections.
+# Attempts per file: 5xx answers and short transfers are retried here after 0.5 s, 1 s, 2 s;
+# the client itself retries 408/429 and timeouts and resumes dropped connections.
 RETRIES = 4
 
 
@@ -118,9 +118,18 @@ def download(remote: Remote, scratch: Path, size: int | None = None) -> str:
             with target.open("wb") as handle:
                 http_get(url, handle, headers=build_hf_headers(), expected_size=size)
             return str(target)
-        except Exception:
-            if attempt == RETRIES - 1:
+        except Exception as exc:
+            if attempt == RETRIES - 1 or not _retryable(exc):
                 raise
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
+
+
+def _retryable(exc: Exception) -> bool:
+    """5xx answers and short transfers. Timeouts, dropped connections and 408/429 were
+    already retried (and resumed) by the client; 4xx will not change by asking again."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status is not None:
+        return bool(status >= 500)
+    return isinstance(exc, OSError) and "Consistency check failed" in str(exc)
