@@ -363,6 +363,7 @@ class Engine:
         for task in stuck:
             for item in task.items:
                 if task.attempt >= 1 and len(task.items) == 1:
+                    self._discard_download(item)
                     yield self._decided(item, Status.CRASHED,
                                         "worker pool stalled twice while scanning this file")
                 else:

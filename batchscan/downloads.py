@@ -34,7 +34,8 @@ class Downloads:
         self.waiting: collections.deque[Item] = collections.deque()
         self.running: dict[Future[Item], Item] = {}
         self.reserved = 0
-        self._held: dict[str, tuple[int, Path]] = {}  # display path -> (bytes, folder)
+        # display path -> (bytes, folder) of each copy (a file may be named by two targets)
+        self._held: dict[str, list[tuple[int, Path]]] = {}
 
     def fits(self, item: Item) -> bool:
         """Whether the file could ever be fetched under the budget."""
@@ -56,7 +57,7 @@ class Downloads:
             item = self.waiting.popleft()
             folder = Path(tempfile.mkdtemp(dir=self._scratch()))
             self.reserved += need
-            self._held[item.display] = (need, folder)
+            self._held.setdefault(item.display, []).append((need, folder))
             future: Future[Item] = Future()
             self.running[future] = item
             threading.Thread(target=self._fetch, args=(item, folder, future), daemon=True,
@@ -90,10 +91,15 @@ class Downloads:
 
     def release(self, item: Item) -> None:
         """The file's record is out: delete the download and free its bytes."""
-        held = self._held.pop(item.display, None)
-        if held is not None:
-            self.reserved -= held[0]
-            shutil.rmtree(held[1], ignore_errors=True)
+        held = self._held.get(item.display)
+        if held:
+            mine = next((i for i, (_, folder) in enumerate(held)
+                         if item.path.startswith(f"{folder}/")), 0)
+            need, folder = held.pop(mine)
+            if not held:
+                del self._held[item.display]
+            self.reserved -= need
+            shutil.rmtree(folder, ignore_errors=True)
         self.start()
 
     def close(self) -> None:

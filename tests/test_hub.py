@@ -192,3 +192,14 @@ def test_rate_limit_and_stalled_transfer_are_retried_then_scanned(hub: str) -> N
         assert record["status"] == "findings" and record["max_severity"] == "error", record
         assert sum(1 for p in downloads() if p.endswith(name)) == 2
     assert code == 1
+
+
+def test_a_file_named_by_two_targets_gets_two_records_and_no_leftovers(
+    hub: str, tmp_path: Path
+) -> None:
+    scratch, out = tmp_path / "scratch", tmp_path / "run.jsonl"
+    scan(hub, "hf://manyorg/model-5", "hf://manyorg", "--download-dir", str(scratch),
+         "--max-download-bytes", "100", "-o", str(out))
+    paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
+    assert paths.count(f"hf://manyorg/model-5@{COMMIT}/model.pkl") == 2 and len(paths) == 8
+    assert not any(p.is_file() for p in scratch.rglob("*"))
