@@ -127,10 +127,13 @@ def test_author_listing_pages_through_every_model(hub: str) -> None:
     assert flagged == {f"hf://manyorg/model-5@{COMMIT}/model.pkl"} and code == 1
 
 
-def test_dataset_repo(hub: str) -> None:
-    code, records = scan(hub, "hf://datasets/someorg/evil-data")
-    record = records[f"hf://datasets/someorg/evil-data@{COMMIT}/data/train.pkl"]
-    assert code == 1 and record["max_severity"] == "error" and record["source"] == "hf"
+def test_dataset_repo_and_an_authors_datasets(hub: str) -> None:
+    name = f"hf://datasets/someorg/evil-data@{COMMIT}/data/train.pkl"
+    for target in ("hf://datasets/someorg/evil-data", "hf://datasets/someorg"):
+        code, records = scan(hub, target)
+        assert list(records) == [name], target  # the author's models are not datasets
+        assert code == 1 and records[name]["max_severity"] == "error"
+        assert records[name]["source"] == "hf"
 
 
 def test_gated_repo_is_one_error_record_naming_the_cause(hub: str) -> None:

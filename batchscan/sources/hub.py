@@ -1,4 +1,5 @@
-"""Hugging Face Hub targets: `hf://ORG/NAME[@REV]`, `hf://datasets/ORG/NAME`, `hf://ORG`.
+"""Hugging Face Hub targets: `hf://ORG/NAME[@REV]`, `hf://datasets/ORG/NAME`, `hf://ORG`
+(every model of an author; `hf://datasets/ORG` every dataset).
 
 The maintained client (`huggingface_hub`) lists each repository's files with their sizes
 first, so `--max-file-size`, globs, shards and `--resume` apply before anything is
@@ -64,9 +65,12 @@ def expand(target: str) -> Iterator[Item]:
         api = _api()
         if "/" in name:
             yield from _repo(api, repo_type, name, revision, target)
-        else:  # every model of an author, listed lazily (the client pages through results)
-            for model in api.list_models(author=name):
-                yield from _repo(api, "model", model.id, None, f"{PREFIX}{model.id}")
+        else:  # every repo of an author, listed lazily (the client pages through results)
+            listing = {"model": api.list_models, "dataset": api.list_datasets,
+                       "space": api.list_spaces}[repo_type]
+            prefix = "" if repo_type == "model" else f"{repo_type}s/"
+            for repo in listing(author=name):
+                yield from _repo(api, repo_type, repo.id, None, f"{PREFIX}{prefix}{repo.id}")
     except Exception as exc:
         yield Item(path=target, display=target, source="hf", decided=Status.ERROR,
                    reason=f"cannot list {target}: {type(exc).__name__}: {exc}"[:500])
