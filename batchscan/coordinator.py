@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
+from pebble.common.types import CONSTS
 
 from batchscan import __version__, cache
 from batchscan.config import ScanConfig
@@ -46,6 +47,11 @@ from batchscan.sources import Item
 from batchscan.sources.local import WalkOptions
 from batchscan.sources.targets import expand
 from workers.task import BatchResult, Job, WorkerOptions, scan_batch
+
+# pebble's manager threads poll every `sleep_unit` (0.1 s): that is the granularity of its
+# timeouts and, on average, half of it is added to every run's shutdown. 20 ms costs a few
+# hundred cheap wake-ups a second and takes ~50 ms off each run.
+CONSTS.sleep_unit = 0.02
 
 
 @dataclass(slots=True)
