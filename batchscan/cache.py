@@ -31,7 +31,8 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS results (
 
 
 def ruleset_version() -> str:
-    from workers import SCANNERS, pickle_policy
+    from workers import pickle_policy
+    from workers.registry import SCANNERS
     from workers.task import ENGINE_RULES
 
     def canonical(value: object) -> object:

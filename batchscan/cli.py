@@ -19,7 +19,6 @@ from types import FrameType
 from typing import Any
 
 import orjson
-from tqdm import tqdm
 
 from batchscan import __version__, selection
 from batchscan.config import ScanConfig, parse_size
@@ -229,6 +228,24 @@ def _without_baseline(record: ScanRecord, known: set[tuple[str, str, str | None,
     return dataclasses.replace(record, findings=kept, status=status)
 
 
+class _NoProgress:
+    """Stands in for tqdm when stderr is not a terminal (tqdm's import alone is 30 ms)."""
+
+    total: int | None = None
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar() -> Any:
+    from tqdm import tqdm
+
+    return tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True)
+
+
 def run_scan(args: argparse.Namespace) -> int:
     if args.resume and (args.output is None or args.format != "jsonl"):
         raise SystemExit("batchscan: --resume needs -o FILE and -f jsonl")
@@ -247,7 +264,7 @@ def run_scan(args: argparse.Namespace) -> int:
             writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten)
             known = selection.load_baseline(Path(args.baseline)) if args.baseline else None
             show = sys.stderr.isatty() and not args.no_progress
-            progress = tqdm(unit=" files", file=sys.stderr, disable=not show, dynamic_ncols=True)
+            progress: Any = _progress_bar() if show else _NoProgress()
             if args.executor == "dask":
                 if not args.scheduler:
                     raise SystemExit("batchscan: --executor dask needs --scheduler")

@@ -55,6 +55,7 @@ class ScanConfig:
     batch_bytes: int = 8 * 1024 * 1024
     batch_timeout_cap: float = 30.0
     inflight_per_worker: int = 2
+    coordinator_hash_from: int = 64 * 1024 * 1024  # larger files: hashed beside the scan
     stall_grace: float = 30.0
     fault_injection: bool = False
     cache_dir: str | None = None

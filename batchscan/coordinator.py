@@ -31,12 +31,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pebble import ProcessExpired, ProcessPool
-from pebble.common.types import CONSTS
-
-from batchscan import __version__, cache
+from batchscan import __version__, cache, hashing
 from batchscan.config import ScanConfig
 from batchscan.downloads import Downloads
 from batchscan.launch import forkserver_context
@@ -46,12 +43,10 @@ from batchscan.schema import utc_now
 from batchscan.sources import Item
 from batchscan.sources.local import WalkOptions
 from batchscan.sources.targets import expand
-from workers.task import BatchResult, Job, WorkerOptions, scan_batch
+from workers.jobs import BatchResult, Job, WorkerOptions, scan_batch
 
-# pebble's manager threads poll every `sleep_unit` (0.1 s): that is the granularity of its
-# timeouts and, on average, half of it is added to every run's shutdown. 20 ms costs a few
-# hundred cheap wake-ups a second and takes ~50 ms off each run.
-CONSTS.sleep_unit = 0.02
+if TYPE_CHECKING:
+    from pebble import ProcessPool
 
 
 @dataclass(slots=True)
@@ -116,6 +111,12 @@ class Engine:
             max_depth=config.max_depth,
         )
         self._pool: ProcessPool | None = None
+        # Large local files are hashed by coordinator threads while a worker scans them
+        # (batchscan/hashing.py); with a cache, workers hash first to look results up.
+        self._hash_here = config.hash and self.cache is None
+        self._hashes: dict[int, Future[str]] = {}  # id(item) -> its hash in progress
+        self._parked: dict[Future[str], list[tuple[Item, FileResult]]] = {}
+        self._parked_count = 0
         window = max(1, config.jobs) * max(1, config.inflight_per_worker)
         self.downloads = Downloads(window, config.max_download_bytes, config.download_dir)
 
@@ -160,6 +161,15 @@ class Engine:
 
     # --- pool ----------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPool:
+        # Imported here: pebble pulls in asyncio (20 ms), and by now the walk has found the
+        # first files and any large one is already being hashed.
+        from pebble import ProcessPool
+        from pebble.common.types import CONSTS
+
+        # pebble's manager threads poll every `sleep_unit` (0.1 s): the granularity of its
+        # timeouts, and on average half of it added to every run's shutdown. 20 ms costs a
+        # few hundred cheap wake-ups a second and takes ~50 ms off each run.
+        CONSTS.sleep_unit = 0.02
         context = forkserver_context()
         return ProcessPool(
             max_workers=max(1, self.config.jobs),
@@ -176,8 +186,10 @@ class Engine:
             pool.join(timeout=10)
 
     def _submit(self, task: _Task, inflight: dict[Future[BatchResult], _Task]) -> None:
-        assert self._pool is not None
-        jobs = [Job(item.path, item.display.rsplit("/", 1)[-1]) for item in task.items]
+        if self._pool is None:
+            self._pool = self._new_pool()
+        jobs = [Job(item.path, item.display.rsplit("/", 1)[-1], id(item) not in self._hashes)
+                for item in task.items]
         timeout = self.config.timeout
         if len(jobs) > 1:
             timeout = min(timeout, self.config.batch_timeout_cap)
@@ -217,10 +229,11 @@ class Engine:
         inflight: dict[Future[BatchResult], _Task] = {}
         last_progress = time.monotonic()
         downloads = self.downloads
-        self._pool = self._new_pool()
         try:
             while True:
-                while len(inflight) + downloads.pending < window:
+                # A file scanned but still being hashed holds its slot: hash threads stay
+                # bounded by the window like everything else in flight.
+                while len(inflight) + downloads.pending + self._parked_count < window:
                     if retry:
                         self._submit(retry.popleft(), inflight)
                         continue
@@ -251,6 +264,9 @@ class Engine:
                         yield from self._remote(item)
                         continue
                     if item.size is None or item.size > config.small_file:
+                        if (self._hash_here and item.size is not None
+                                and item.size >= config.coordinator_hash_from):
+                            self._hashes[id(item)] = hashing.start(item.path)
                         self._submit(_Task([item]), inflight)
                         continue
                     batch.append(item)
@@ -262,14 +278,19 @@ class Engine:
                     # About to block: do not let small files wait behind slow big ones.
                     self._submit(_Task(batch), inflight)
                     batch, batch_bytes = [], 0
-                if not inflight and not downloads.pending:
+                if not inflight and not downloads.pending and not self._parked:
                     break
-                waiting: list[Future[Any]] = [*inflight, *downloads.running]
+                waiting: list[Future[Any]] = [*inflight, *downloads.running, *self._parked]
                 done, _ = wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
                 now = time.monotonic()
                 if any(future in inflight for future in done):
                     last_progress = now
                 for future in done:
+                    if future in self._parked:
+                        for item, result in self._parked.pop(future):
+                            self._parked_count -= 1
+                            yield from self._hashed(item, result)
+                        continue
                     if future in downloads.running:
                         fetched = downloads.finished(future)
                         if fetched.decided is not None:
@@ -316,9 +337,27 @@ class Engine:
         if item.remote is not None:
             self.downloads.release(item)
 
+    def _hashed(self, item: Item, result: FileResult) -> Iterator[ScanRecord]:
+        """The record, once the coordinator's hash of a large file (if any) is in."""
+        future = self._hashes.get(id(item))
+        if future is not None:
+            if not future.done():
+                self._parked.setdefault(future, []).append((item, result))
+                self._parked_count += 1
+                return
+            del self._hashes[id(item)]
+            try:
+                result = dataclasses.replace(result, sha256=future.result())
+            except Exception as exc:  # fail closed: no hash, no clean record
+                result = dataclasses.replace(
+                    result, error=result.error or f"cannot read file to hash it: {exc}")
+        yield from self._with_aliases(item, self._record(item, result))
+
     def _complete(
         self, future: Future[BatchResult], task: _Task, retry: collections.deque[_Task]
     ) -> Iterator[ScanRecord]:
+        from pebble import ProcessExpired  # loaded with the pool
+
         status: Status
         try:
             batch = future.result()
@@ -347,7 +386,7 @@ class Engine:
             self.stats.sandbox.update(batch.sandbox)
             for item, result in zip(task.items, batch.results, strict=True):
                 self._discard_download(item)
-                yield from self._with_aliases(item, self._record(item, result))
+                yield from self._hashed(item, result)
             return
         if len(task.items) > 1:
             # Retry alone so only the guilty file carries the failure.
@@ -355,6 +394,7 @@ class Engine:
             retry.extend(_Task([item], task.attempt) for item in task.items)
             return
         self._discard_download(task.items[0])
+        self._hashes.pop(id(task.items[0]), None)
         yield self._decided(task.items[0], status, reason)
 
     def _rebuild(
@@ -370,6 +410,7 @@ class Engine:
             for item in task.items:
                 if task.attempt >= 1 and len(task.items) == 1:
                     self._discard_download(item)
+                    self._hashes.pop(id(item), None)
                     yield self._decided(item, Status.CRASHED,
                                         "worker pool stalled twice while scanning this file")
                 else:

@@ -157,3 +157,17 @@ def test_workers_cannot_write_files(tmp_path: Path) -> None:
     records = run(root)
     assert "blocked" in records["fault.bin"].findings[0].message
     assert not target.exists() or target.stat().st_size == 0
+
+
+def test_large_files_hashed_beside_the_scan_by_the_coordinator(tmp_path: Path) -> None:
+    """Files over `coordinator_hash_from` are hashed by coordinator threads while a worker
+    scans them: same sha256 as hashlib, findings intact, and a timeout still wins."""
+    import hashlib
+
+    root = make_tree(tmp_path, "sleep 600", benign=12)
+    records = run(root, small_file=16, coordinator_hash_from=16, inflight_per_worker=1)
+    assert_others_real(records)
+    for name, record in records.items():
+        if record.status is not Status.TIMEOUT:
+            assert record.sha256 == hashlib.sha256((root / name).read_bytes()).hexdigest()
+    assert records["fault.bin"].status is Status.TIMEOUT

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from workers import SCANNERS, configs, faults
+from workers import configs, faults
+from workers.registry import SCANNERS
 from workers.task import ENGINE_RULES
 
 RULE_ID = re.compile(r"[A-Z]{3}\d{3}\Z")

@@ -120,7 +120,7 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
     if handle is None:
         return
     head = handle.read(HEAD_BYTES)
-    from workers import detect
+    from workers.registry import detect
 
     if detect(head, member.name)[1] is None and len(head) < member.size:
         return  # not a scannable format: the rest of the member is never read

@@ -12,18 +12,19 @@ then retries the batch's files one by one.
 from __future__ import annotations
 
 import hashlib
-import io
-import mmap
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from batchscan import sandbox
 from batchscan.cache import Reader
+from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
-from workers import SCANNERS, detect_source, faults
-from workers.base import FormatError, FormatModule, LimitExceeded, Limits, Rule, ScanContext, Source
+from workers import faults
+from workers.base import FormatError, FormatModule, LimitExceeded, Rule, ScanContext, Source
+from workers.jobs import BatchResult, Job, WorkerOptions
+from workers.registry import SCANNERS, detect_source
 
 SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
 
@@ -34,36 +35,14 @@ BLACKLISTED_NAME = Rule("ENG003", "blacklisted-name", Severity.ERROR, "CWE-506",
 ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME)
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    path: str  # what to open
-    name: str | None = None  # the name users know it by (a cache blob's snapshot file name)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    hash: bool = True
-    verbose: bool = False
-    blacklist: tuple[str, ...] = ()
-    limits: Limits = field(default_factory=Limits)
-    fault_injection: bool = False
-    cache_path: str | None = None  # read-only results cache (batchscan/cache.py)
-    cache_rules: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    results: tuple[FileResult, ...]
-    sandbox: tuple[tuple[str, str], ...]
-    pid: int
-
-
 def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
-    """Entry point scheduled on the pool (top level, so the forkserver can import it)."""
+    """Scan a batch; the pool reaches this through `workers.jobs.scan_batch`."""
     scanners: tuple[FormatModule, ...] = SCANNERS
     if options.fault_injection:
         scanners = (faults, *SCANNERS)
-    results = tuple(scan_file(job.path, options, scanners, job.name) for job in jobs)
+    unhashed = replace(options, hash=False)
+    results = tuple(scan_file(job.path, options if job.hash else unhashed, scanners, job.name)
+                    for job in jobs)
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
 
 
@@ -79,29 +58,6 @@ def _cache(options: WorkerOptions) -> Reader | None:
         except sqlite3.Error:
             _READERS[options.cache_path] = None
     return _READERS[options.cache_path]
-
-
-_HASH_WINDOW = 64 * 1024 * 1024
-
-
-def sha256_of(handle: io.BufferedReader, size: int) -> str:
-    """sha256 of a large file through 64 MiB read-only mappings: no copy into a buffer (about
-    10% faster than `hashlib.file_digest` here) and a bounded address space under RLIMIT_AS.
-    Anything that cannot be mapped falls back to reading."""
-    digest = hashlib.sha256()
-    offset = 0
-    try:
-        while offset < size:
-            length = min(_HASH_WINDOW, size - offset)
-            with mmap.mmap(handle.fileno(), length, offset=offset,
-                           access=mmap.ACCESS_READ) as view:
-                view.madvise(mmap.MADV_SEQUENTIAL)
-                digest.update(view)
-            offset += length
-    except (OSError, ValueError):
-        handle.seek(0)
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-    return digest.hexdigest()
 
 
 def scan_file(

@@ -379,7 +379,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         yield from _torchscript(member, where)
         return
     if storage:
-        from workers import detect
+        from workers.registry import detect
 
         fmt, _ = detect(head, entry.name)
         if fmt in _WEAK_SNIFFS or (fmt == "pickle" and not pickle_format.imports_something(head)):
@@ -390,7 +390,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
 
 
 def _looks_plain(head: bytes) -> bool:
-    from workers import detect
+    from workers.registry import detect
 
     return detect(head, "")[1] is not None
 

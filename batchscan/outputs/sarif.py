@@ -24,7 +24,7 @@ _SECURITY_SEVERITY = {Severity.ERROR: "9.0", Severity.WARNING: "6.0", Severity.I
 
 
 def _rule_table() -> dict[str, dict[str, Any]]:
-    from workers import SCANNERS
+    from workers.registry import SCANNERS
     from workers.task import ENGINE_RULES
 
     table: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,45 @@
+"""What the coordinator sends to workers and gets back, without loading any scanner.
+
+`scan_batch` here is the function the pool schedules (pebble pickles it by name); it hands
+over to `workers.task`, which the forkserver has already imported with every scanner, so the
+coordinator process never pays for importing the scanners itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batchscan.records import FileResult
+from workers.base import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    path: str  # what to open
+    name: str | None = None  # the name users know it by (a cache blob's snapshot file name)
+    hash: bool = True  # False: the coordinator hashes this (large) file itself
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    hash: bool = True
+    verbose: bool = False
+    blacklist: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    fault_injection: bool = False
+    cache_path: str | None = None  # read-only results cache (batchscan/cache.py)
+    cache_rules: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    results: tuple[FileResult, ...]
+    sandbox: tuple[tuple[str, str], ...]
+    pid: int
+
+
+def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
+    """The pool's entry point: scan a batch in this (worker) process."""
+    from workers import task
+
+    return task.scan_batch(jobs, options)

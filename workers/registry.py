@@ -1,0 +1,84 @@
+"""The registry of format modules and content detection.
+
+`SCANNERS` is the explicit registry (order matters: the first module whose `sniff` accepts
+the head bytes scans the input). `workers.magic` names formats that have no scanner yet.
+Containers hand their members back through `scan_source`, so every member is sniffed by
+content and scanned by the same modules within the same budgets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from batchscan.records import Finding
+from workers import (
+    compressed,
+    gguf,
+    json_config,
+    keras_h5,
+    numpy,
+    onnx,
+    pickle,
+    python_source,
+    pytorch_legacy,
+    safetensors,
+    sevenzip,
+    tar,
+    template,
+    tf_savedmodel,
+    yaml_config,
+    zip,
+)
+from workers.base import FormatModule, ScanContext, Source
+from workers.magic import recognise
+
+SCANNERS: tuple[FormatModule, ...] = (
+    zip,
+    compressed,
+    tar,
+    sevenzip,
+    numpy,
+    pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
+    pickle,
+    keras_h5,
+    gguf,
+    safetensors,
+    tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
+    onnx,
+    json_config,  # text formats last: their sniffs use the name as a hint
+    yaml_config,
+    template,
+    python_source,
+)
+
+UNKNOWN = "unknown"
+
+
+def detect(head: bytes, name: str, scanners: tuple[FormatModule, ...] = SCANNERS) -> tuple[
+    str, FormatModule | None
+]:
+    """Format id and scanner module for an input, decided by content (the name is a hint)."""
+    for module in scanners:
+        if module.sniff(head, name):
+            return module.FORMAT, module
+    return recognise(head, name) or UNKNOWN, None
+
+
+def detect_source(
+    source: Source, scanners: tuple[FormatModule, ...] = SCANNERS
+) -> tuple[str, FormatModule | None]:
+    """`detect`, plus one look at the end: a zip with data in front of it (a polyglot or a
+    self-extractor) is still a zip to the loaders that read its central directory."""
+    fmt, module = detect(source.head, source.name, scanners)
+    if module is None and fmt == UNKNOWN and zip.has_end_record(source):
+        return zip.FORMAT, zip
+    return fmt, module
+
+
+def scan_source(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    """Scan a container member: detect by content, scan, or say why it was not scanned."""
+    fmt, module = detect_source(source)
+    if module is not None:
+        yield from module.scan(source, ctx)
+    elif fmt != UNKNOWN:
+        ctx.note_incomplete(f"{ctx.member}: format {fmt!r} recognised but not scanned")
