@@ -1,6 +1,6 @@
 """Content-based recognition of formats that have no scanner module yet (or are text).
 
-The registry in `workers/__init__.py` asks the scanner modules first; this table names the
+The registry in `workers/registry.py` asks the scanner modules first; this table names the
 rest so that a record always says what a file is. A format recognised here but not scanned
 is reported as `error` ("recognised, not scanned"): batchscan never calls a file it did not
 analyse clean.
