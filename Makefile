@@ -41,8 +41,11 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+# The registry-scale comparison (writes bench-data/; torch is needed to write checkpoints).
+# Add PEERS=--with-peers to install and time picklescan, modelscan and ModelAudit too.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/small_files.py
+	$(BIN)/python -m pip install --quiet -e '.[fixtures]'
+	$(BIN)/python benchmarks/compare.py small $(PEERS)
 
 clean:
 	rm -rf $(VENV) $(DEMO) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
