@@ -206,3 +206,12 @@ def test_a_file_named_by_two_targets_gets_two_records_and_no_leftovers(
     paths = [json.loads(line)["path"] for line in out.read_text().splitlines()]
     assert paths.count(f"hf://manyorg/model-5@{COMMIT}/model.pkl") == 2 and len(paths) == 8
     assert not any(p.is_file() for p in scratch.rglob("*"))
+
+
+@pytest.mark.parametrize("target", ["hf://", "hf://datasets/", "hf://a/b/c", "hf://org@v1",
+                                    "hf://../etc"])
+def test_malformed_targets_are_one_error_record_and_list_nothing(hub: str, target: str) -> None:
+    code, records = scan(hub, target)
+    assert code == 2 and list(records) == [target]
+    assert records[target]["status"] == "error" and "expected hf://ORG" in records[target]["error"]
+    assert not any(path.startswith("/api/") for _, path in FakeHub.log)

@@ -14,6 +14,7 @@ bounded retries gives that file an `error` record and the run goes on.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from batchscan.records import Status
 from batchscan.sources import Item
 
 PREFIX = "hf://"
+_NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?\Z")
 _TYPES = {"datasets": "dataset", "spaces": "space"}
 # Attempts per file: 5xx answers and short transfers are retried here after 0.5 s, 1 s, 2 s;
 # the client itself retries 408/429 and timeouts and resumes dropped connections.
@@ -62,6 +64,11 @@ def parse(target: str) -> tuple[str, str, str | None]:
 def expand(target: str) -> Iterator[Item]:
     try:
         repo_type, name, revision = parse(target)
+        if (not _NAME.match(name) or name in _TYPES
+                or (revision is not None and "/" not in name)):
+            # `hf://` alone would otherwise list every repo on the Hub
+            raise ValueError("expected hf://ORG, hf://ORG/NAME[@REV], hf://datasets/ORG or "
+                             "hf://datasets/ORG/NAME[@REV]")
         api = _api()
         if "/" in name:
             yield from _repo(api, repo_type, name, revision, target)
