@@ -1,6 +1,6 @@
 """batchscan against the floors (and the peers) on the same warm registry tree, in one run.
 
-    python benchmarks/compare.py small|large [--dir DIR] [--jobs 2] [--with-peers]
+    python benchmarks/compare.py small|large [--dir DIR] [--jobs 2] [--with-peers] [--repeat N]
 
 Rows, each a whole process tree measured by benchmarks/measure.py (wall time, CPU time of
 the tree, peak RSS of the command's own process and of its largest descendant):
@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--dir", help="default: bench-data/registry-PRESET")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--with-peers", action="store_true")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run each command N times and keep the median wall time")
     args = parser.parse_args()
     root = Path(args.dir or f"bench-data/registry-{args.preset}")
     manifest = generate(args.preset, root)
@@ -163,15 +165,21 @@ def main() -> None:
     subprocess.run(["sh", "-c", two.format(cmd="xargs -d '\\n' cat >/dev/null <")], check=True)
 
     rows: list[tuple[str, measure.Measured, str]] = []
-    rows.append(("find", measure.run(["find", str(root)]), ""))
-    rows.append(("cat, 2 processes", measure.run(
+    def timed(cmd: list[str], env: dict[str, str] | None = None) -> measure.Measured:
+        """The run with the median wall time of `--repeat` runs."""
+        runs = sorted((measure.run(cmd, env=env) for _ in range(args.repeat)),
+                      key=lambda m: m.wall)
+        return runs[len(runs) // 2]
+
+    rows.append(("find", timed(["find", str(root)]), ""))
+    rows.append(("cat, 2 processes", timed(
         ["sh", "-c", two.format(cmd="xargs -d '\\n' cat >/dev/null <")]), ""))
-    rows.append(("sha256sum, 2 processes", measure.run(
+    rows.append(("sha256sum, 2 processes", timed(
         ["sh", "-c", two.format(cmd="xargs -d '\\n' sha256sum >/dev/null <")]), ""))
-    genops = measure.run(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{GENOPS}'")])
+    genops = timed(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{GENOPS}'")])
     rows.append(("pickletools.genops, 2 processes", genops, ""))
     out = scratch / "batchscan.jsonl"
-    scan = measure.run([sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl",
+    scan = timed([sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl",
                         "-o", str(out), "-j", str(args.jobs), "--no-progress"])
     rows.append((f"batchscan -j {args.jobs} (sha256 on)", scan, f"exit {scan.returncode}"))
 
@@ -185,7 +193,7 @@ def main() -> None:
         try:
             for name, cmd in (("picklescan", [str(bin_dir / "picklescan"), "-p", str(root)]),
                               ("modelscan", [str(bin_dir / "modelscan"), "-p", str(root)])):
-                result = measure.run(cmd, env=PEER_ENV)
+                result = timed(cmd, env=PEER_ENV)
                 rows.append((f"{name} (no bad links)", result,
                              f"exit {result.returncode}; {named(result, needles(manifest, root))}"))
         finally:
@@ -196,7 +204,7 @@ def main() -> None:
         for i, path in enumerate(files[::step][:100]):
             (sample / str(i)).mkdir(parents=True)
             shutil.copy(path, sample / str(i) / path.name)
-        audit = measure.run([str(bin_dir / "modelaudit"), "scan", str(sample)], env=PEER_ENV)
+        audit = timed([str(bin_dir / "modelaudit"), "scan", str(sample)], env=PEER_ENV)
         factor = len(files) / 100
         rows.append(("modelaudit, 100-file sample", audit, f"exit {audit.returncode}"))
         extrapolated = measure.Measured(audit.wall * factor, audit.cpu * factor,
@@ -205,7 +213,8 @@ def main() -> None:
         rows.append((f"modelaudit x{factor:.1f} (EXTRAPOLATED)", extrapolated, ""))
 
     print(f"tree {root}: {manifest['entries']} entries, {len(files)} regular files, "
-          f"{total / 1e6:.0f} MB; warm page cache; {os.cpu_count()} CPUs")
+          f"{total / 1e6:.0f} MB; warm page cache; {os.cpu_count()} CPUs; "
+          f"median of {args.repeat} run(s) per row")
     print(f"{'what':36} {'wall s':>8} {'cpu s':>8} {'x genops':>9} {'RSS own/child MB':>17}")
     for name, result, note in rows:
         rss = f"{result.peak_root_kib / 1024:.0f}/{result.peak_other_kib / 1024:.0f}"
