@@ -114,7 +114,8 @@ class Engine:
         # Large local files are hashed by coordinator threads while a worker scans them
         # (batchscan/hashing.py); with a cache, workers hash first to look results up.
         self._hash_here = config.hash and self.cache is None
-        self._hashes: dict[int, Future[str]] = {}  # id(item) -> its hash in progress
+        # id(item) -> its hash in progress and when it must be done (-t applies to hashing too)
+        self._hashes: dict[int, tuple[Future[str], float]] = {}
         self._parked: dict[Future[str], list[tuple[Item, FileResult]]] = {}
         self._parked_count = 0
         window = max(1, config.jobs) * max(1, config.inflight_per_worker)
@@ -266,7 +267,8 @@ class Engine:
                     if item.size is None or item.size > config.small_file:
                         if (self._hash_here and item.size is not None
                                 and item.size >= config.coordinator_hash_from):
-                            self._hashes[id(item)] = hashing.start(item.path)
+                            self._hashes[id(item)] = (hashing.start(item.path),
+                                                      time.monotonic() + config.timeout)
                         self._submit(_Task([item]), inflight)
                         continue
                     batch.append(item)
@@ -301,6 +303,7 @@ class Engine:
                         continue
                     task = inflight.pop(future)
                     yield from self._complete(future, task, retry)
+                yield from self._overdue_hashes(now)
                 if not inflight:
                     last_progress = now  # only downloads are running: no pool can stall
                 if not done and now - last_progress > stall_limit:
@@ -337,9 +340,25 @@ class Engine:
         if item.remote is not None:
             self.downloads.release(item)
 
+    def _overdue_hashes(self, now: float) -> Iterator[ScanRecord]:
+        """A hash stuck past the per-file timeout (a hung network mount): the record goes out
+        as `timeout` with the scan's findings; the daemon thread is abandoned."""
+        for future, parked in list(self._parked.items()):
+            if self._hashes[id(parked[0][0])][1] > now:
+                continue
+            del self._parked[future]
+            for item, result in parked:
+                self._parked_count -= 1
+                del self._hashes[id(item)]
+                late = dataclasses.replace(
+                    result, status=Status.TIMEOUT,
+                    error=f"sha256 not finished within the {self.config.timeout:g} s per-file "
+                          "timeout")
+                yield from self._with_aliases(item, self._record(item, late))
+
     def _hashed(self, item: Item, result: FileResult) -> Iterator[ScanRecord]:
         """The record, once the coordinator's hash of a large file (if any) is in."""
-        future = self._hashes.get(id(item))
+        future = self._hashes.get(id(item), (None, 0.0))[0]
         if future is not None:
             if not future.done():
                 self._parked.setdefault(future, []).append((item, result))

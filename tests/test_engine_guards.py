@@ -171,3 +171,22 @@ def test_large_files_hashed_beside_the_scan_by_the_coordinator(tmp_path: Path) -
         if record.status is not Status.TIMEOUT:
             assert record.sha256 == hashlib.sha256((root / name).read_bytes()).hexdigest()
     assert records["fault.bin"].status is Status.TIMEOUT
+
+
+def test_a_hash_stuck_past_the_timeout_is_a_timeout_record_with_its_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that never returns (a hung network mount) in a coordinator hash thread."""
+    from concurrent.futures import Future
+
+    from batchscan import hashing
+
+    monkeypatch.setattr(hashing, "start", lambda path: Future())
+    root = make_tree(tmp_path, None, benign=3)
+    started = time.monotonic()
+    records = run(root, timeout=1.5, small_file=16, coordinator_hash_from=16)
+    assert time.monotonic() - started < 30
+    assert {r.status for r in records.values()} == {Status.TIMEOUT}
+    evil = records["evil.pkl"]
+    assert evil.max_severity is not None and evil.max_severity.value == "error"
+    assert evil.error is not None and "sha256 not finished" in evil.error
