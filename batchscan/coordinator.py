@@ -116,8 +116,8 @@ class Engine:
         self._hash_here = config.hash and self.cache is None
         # id(item) -> its hash in progress and when it must be done (-t applies to hashing too)
         self._hashes: dict[int, tuple[Future[str], float]] = {}
-        self._parked: dict[Future[str], list[tuple[Item, FileResult]]] = {}
-        self._parked_count = 0
+        # a scanned file whose hash is still running, by that hash (one file per hash)
+        self._parked: dict[Future[str], tuple[Item, FileResult]] = {}
         window = max(1, config.jobs) * max(1, config.inflight_per_worker)
         self.downloads = Downloads(window, config.max_download_bytes, config.download_dir)
 
@@ -234,7 +234,7 @@ class Engine:
             while True:
                 # A file scanned but still being hashed holds its slot: hash threads stay
                 # bounded by the window like everything else in flight.
-                while len(inflight) + downloads.pending + self._parked_count < window:
+                while len(inflight) + downloads.pending + len(self._parked) < window:
                     if retry:
                         self._submit(retry.popleft(), inflight)
                         continue
@@ -289,9 +289,7 @@ class Engine:
                     last_progress = now
                 for future in done:
                     if future in self._parked:
-                        for item, result in self._parked.pop(future):
-                            self._parked_count -= 1
-                            yield from self._hashed(item, result)
+                        yield from self._hashed(*self._parked.pop(future))
                         continue
                     if future in downloads.running:
                         fetched = downloads.finished(future)
@@ -343,26 +341,22 @@ class Engine:
     def _overdue_hashes(self, now: float) -> Iterator[ScanRecord]:
         """A hash stuck past the per-file timeout (a hung network mount): the record goes out
         as `timeout` with the scan's findings; the daemon thread is abandoned."""
-        for future, parked in list(self._parked.items()):
-            if self._hashes[id(parked[0][0])][1] > now:
+        for future, (item, result) in list(self._parked.items()):
+            if self._hashes[id(item)][1] > now:
                 continue
-            del self._parked[future]
-            for item, result in parked:
-                self._parked_count -= 1
-                del self._hashes[id(item)]
-                late = dataclasses.replace(
-                    result, status=Status.TIMEOUT,
-                    error=f"sha256 not finished within the {self.config.timeout:g} s per-file "
-                          "timeout")
-                yield from self._with_aliases(item, self._record(item, late))
+            del self._parked[future], self._hashes[id(item)]
+            late = dataclasses.replace(
+                result, status=Status.TIMEOUT,
+                error=f"sha256 not finished within the {self.config.timeout:g} s per-file "
+                      "timeout")
+            yield from self._with_aliases(item, self._record(item, late))
 
     def _hashed(self, item: Item, result: FileResult) -> Iterator[ScanRecord]:
         """The record, once the coordinator's hash of a large file (if any) is in."""
         future = self._hashes.get(id(item), (None, 0.0))[0]
         if future is not None:
             if not future.done():
-                self._parked.setdefault(future, []).append((item, result))
-                self._parked_count += 1
+                self._parked[future] = (item, result)
                 return
             del self._hashes[id(item)]
             try:
