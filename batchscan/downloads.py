@@ -55,11 +55,17 @@ class Downloads:
             if self.budget is not None and self.reserved and self.reserved + need > self.budget:
                 return  # wait until a scanned file frees its bytes
             item = self.waiting.popleft()
-            folder = Path(tempfile.mkdtemp(dir=self._scratch()))
-            self.reserved += need
-            self._held.setdefault(item.display, []).append((need, folder))
             future: Future[Item] = Future()
             self.running[future] = item
+            try:
+                folder = Path(tempfile.mkdtemp(dir=self._scratch()))
+            except OSError as exc:  # an unusable --download-dir: this file's error record
+                future.set_result(dataclasses.replace(
+                    item, decided=Status.ERROR,
+                    reason=f"cannot create a download folder: {exc}"[:500]))
+                continue
+            self.reserved += need
+            self._held.setdefault(item.display, []).append((need, folder))
             threading.Thread(target=self._fetch, args=(item, folder, future), daemon=True,
                              name="batchscan-download").start()
 
@@ -71,8 +77,7 @@ class Downloads:
         except Exception as exc:
             future.set_result(dataclasses.replace(
                 item, decided=Status.ERROR,
-                reason=f"download failed after {hub.RETRIES} attempts: "
-                       f"{type(exc).__name__}: {exc}"[:500]))
+                reason=f"download failed: {type(exc).__name__}: {exc}"[:500]))
             return
         future.set_result(dataclasses.replace(item, path=path))
 

@@ -215,3 +215,17 @@ def test_malformed_targets_are_one_error_record_and_list_nothing(hub: str, targe
     assert code == 2 and list(records) == [target]
     assert records[target]["status"] == "error" and "expected hf://ORG" in records[target]["error"]
     assert not any(path.startswith("/api/") for _, path in FakeHub.log)
+
+
+def test_an_unusable_download_dir_gives_error_records_and_the_run_goes_on(
+    hub: str, tmp_path: Path
+) -> None:
+    local = tmp_path / "local.pkl"
+    local.write_bytes(EVIL)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    code, records = scan(hub, "hf://manyorg/model-1", str(local),
+                         "--download-dir", str(blocker / "sub"))
+    remote = records[f"hf://manyorg/model-1@{COMMIT}/model.pkl"]
+    assert remote["status"] == "error" and "download folder" in remote["error"]
+    assert records[str(local)]["max_severity"] == "error" and code == 1  # findings win
