@@ -187,6 +187,8 @@ class Engine:
             pool.join(timeout=10)
 
     def _submit(self, task: _Task, inflight: dict[Future[BatchResult], _Task]) -> None:
+        if len(task.items) == 1:
+            self._start_hash(task.items[0])
         if self._pool is None:
             self._pool = self._new_pool()
         jobs = [Job(item.path, item.display.rsplit("/", 1)[-1], id(item) not in self._hashes)
@@ -265,10 +267,6 @@ class Engine:
                         yield from self._remote(item)
                         continue
                     if item.size is None or item.size > config.small_file:
-                        if (self._hash_here and item.size is not None
-                                and item.size >= config.coordinator_hash_from):
-                            self._hashes[id(item)] = (hashing.start(item.path),
-                                                      time.monotonic() + config.timeout)
                         self._submit(_Task([item]), inflight)
                         continue
                     batch.append(item)
@@ -338,6 +336,15 @@ class Engine:
         if item.remote is not None:
             self.downloads.release(item)
 
+    def _start_hash(self, item: Item) -> None:
+        """A large file (local, or a finished download) is hashed by a coordinator thread
+        while a worker scans it; a retried file keeps the hash already running."""
+        size = item.size
+        if (self._hash_here and size is not None and size >= self.config.coordinator_hash_from
+                and id(item) not in self._hashes):
+            self._hashes[id(item)] = (hashing.start(item.path),
+                                      time.monotonic() + self.config.timeout)
+
     def _overdue_hashes(self, now: float) -> Iterator[ScanRecord]:
         """A hash stuck past the per-file timeout (a hung network mount): the record goes out
         as `timeout` with the scan's findings; the daemon thread is abandoned."""
@@ -345,6 +352,7 @@ class Engine:
             if self._hashes[id(item)][1] > now:
                 continue
             del self._parked[future], self._hashes[id(item)]
+            self._discard_download(item)
             late = dataclasses.replace(
                 result, status=Status.TIMEOUT,
                 error=f"sha256 not finished within the {self.config.timeout:g} s per-file "
@@ -364,6 +372,7 @@ class Engine:
             except Exception as exc:  # fail closed: no hash, no clean record
                 result = dataclasses.replace(
                     result, error=result.error or f"cannot read file to hash it: {exc}")
+        self._discard_download(item)  # only now: a download stays on disk while it is hashed
         yield from self._with_aliases(item, self._record(item, result))
 
     def _complete(
@@ -398,7 +407,6 @@ class Engine:
         else:
             self.stats.sandbox.update(batch.sandbox)
             for item, result in zip(task.items, batch.results, strict=True):
-                self._discard_download(item)
                 yield from self._hashed(item, result)
             return
         if len(task.items) > 1:

@@ -1,5 +1,5 @@
-"""sha256 of file contents: in workers for small files (from the bytes they already read),
-and in coordinator threads for large ones.
+"""sha256 of file contents: in workers for small files (from the bytes they already read)
+and under `--cache` (the hash is the lookup key), in coordinator threads for large ones.
 
 Hashing only reads bytes, it parses nothing, so it needs no sandbox. A 10 GB checkpoint's
 structure is scanned by a worker in milliseconds, while its hash takes seconds: hashed by the

@@ -229,3 +229,27 @@ def test_an_unusable_download_dir_gives_error_records_and_the_run_goes_on(
     remote = records[f"hf://manyorg/model-1@{COMMIT}/model.pkl"]
     assert remote["status"] == "error" and "download folder" in remote["error"]
     assert records[str(local)]["max_severity"] == "error" and code == 1  # findings win
+
+
+def test_large_downloads_are_hashed_by_the_coordinator_before_deletion(
+    hub: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchscan import hashing
+    from batchscan.config import ScanConfig
+    from batchscan.coordinator import Engine
+
+    hashed: list[str] = []
+    start = hashing.start
+    monkeypatch.setattr(hashing, "start", lambda path: hashed.append(path) or start(path))
+    monkeypatch.setenv("HF_ENDPOINT", hub)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    scratch = tmp_path / "scratch"
+    config = ScanConfig(jobs=2, coordinator_hash_from=1_000_000, download_dir=str(scratch))
+    engine = Engine(config)
+    records = {r.path: r for r in engine.run(["hf://bigorg/weights"])}
+    for i, data in enumerate(SHARDS):
+        record = records[f"hf://bigorg/weights@{COMMIT}/shard-{i}.bin"]
+        assert record.status.value == "clean" and record.error is None
+        assert record.sha256 == hashlib.sha256(data).hexdigest()  # agrees with the listing
+    assert len(hashed) == 6  # the five 2 MB shards and the 6 MB huge.bin (no budget here)
+    assert not engine._hashes and not any(p.is_file() for p in scratch.rglob("*"))
