@@ -31,9 +31,9 @@ _SCHEMA = """CREATE TABLE IF NOT EXISTS results (
 
 
 def ruleset_version() -> str:
-    from workers import pickle_policy
-    from workers.registry import SCANNERS
-    from workers.task import ENGINE_RULES
+    from batchscan.workers import pickle_policy
+    from batchscan.workers.registry import SCANNERS
+    from batchscan.workers.task import ENGINE_RULES
 
     def canonical(value: object) -> object:
         # sets and frozensets iterate in a per-process (hash-seeded) order: sort them

@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from workers.base import Limits
+from batchscan.workers.base import Limits
 
 _UNITS = {
     "": 1,

@@ -33,17 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscan import __version__, cache, hashing
+from batchscan import __version__, cache, forkserver, hashing
 from batchscan.config import ScanConfig
 from batchscan.downloads import Downloads
-from batchscan.launch import forkserver_context
 from batchscan.records import FileResult, ScanRecord, Status
 from batchscan.sandbox import SandboxPolicy, worker_init
 from batchscan.schema import utc_now
 from batchscan.sources import Item
 from batchscan.sources.local import WalkOptions
 from batchscan.sources.targets import expand
-from workers.jobs import BatchResult, Job, WorkerOptions, scan_batch
+from batchscan.workers.jobs import BatchResult, Job, WorkerOptions, scan_batch
 
 if TYPE_CHECKING:
     from pebble import ProcessPool
@@ -171,7 +170,7 @@ class Engine:
         # timeouts, and on average half of it added to every run's shutdown. 20 ms costs a
         # few hundred cheap wake-ups a second and takes ~50 ms off each run.
         CONSTS.sleep_unit = 0.02
-        context = forkserver_context()
+        context = forkserver.start()
         return ProcessPool(
             max_workers=max(1, self.config.jobs),
             max_tasks=0,

@@ -39,7 +39,7 @@ class SandboxPolicy:
     enabled: bool = True
 
 
-# What the current process got; read by workers.task and sent back with results.
+# What the current process got; read by batchscan.workers.task and sent back with results.
 STATUS: dict[str, str] = {}
 
 

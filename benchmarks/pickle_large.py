@@ -22,8 +22,8 @@ from pathlib import Path
 
 import measure
 
-from workers import pickle as pickle_format
-from workers.base import ScanContext, Source
+from batchscan.workers import pickle as pickle_format
+from batchscan.workers.base import ScanContext, Source
 
 
 def records_pickle(path: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import measure
 
-from workers.task import WorkerOptions, scan_file
+from batchscan.workers.task import WorkerOptions, scan_file
 
 
 def write_big(path: Path) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from batchscan.workers.task import WorkerOptions, scan_file
 from fixtures.containers import zip_bomb
-from workers.task import WorkerOptions, scan_file
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from batchscan.records import Finding, Severity
-from workers import pickle as pickle_format
-from workers.base import ScanContext, Source
+from batchscan.workers import pickle as pickle_format
+from batchscan.workers.base import ScanContext, Source
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "corpus" / "peers"

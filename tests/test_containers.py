@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from batchscan.records import FileResult, Severity
+from batchscan.workers.base import Limits
+from batchscan.workers.task import WorkerOptions, scan_file
 from fixtures.containers import (
     BENIGN,
     EVIL,
@@ -23,8 +25,6 @@ from fixtures.containers import (
     zip_bomb,
     zip_tricks,
 )
-from workers.base import Limits
-from workers.task import WorkerOptions, scan_file
 
 ZIPS = zip_tricks()
 COMPRESSED = compressed_pickles()

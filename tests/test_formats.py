@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from batchscan.records import FileResult, Severity
+from batchscan.workers.task import WorkerOptions, scan_file
 from fixtures.formats import (
     CHATML,
     LLAMA3,
@@ -24,7 +25,6 @@ from fixtures.formats import (
     safetensors,
     tf_savedmodel,
 )
-from workers.task import WorkerOptions, scan_file
 
 
 def scan(tmp_path: Path, name: str, data: bytes | str) -> FileResult:

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 from batchscan.records import Finding, Severity
+from batchscan.workers.base import Limits, ScanContext
 from conftest import rules, scan_pickle, worst
 from fixtures.generate import (
     PAYLOAD,
@@ -21,7 +22,6 @@ from fixtures.generate import (
     s4,
     suspicious_pickles,
 )
-from workers.base import Limits, ScanContext
 
 MALICIOUS = malicious_pickles()
 SUSPICIOUS = suspicious_pickles()

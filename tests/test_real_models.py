@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from batchscan.records import Severity
+from batchscan.workers.task import WorkerOptions, scan_file
 from conftest import scan_pickle
-from workers.task import WorkerOptions, scan_file
 
 REAL = Path(__file__).parent / "fixtures" / "real"
 FILES = sorted(p for p in REAL.iterdir() if p.is_file())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from workers import configs, faults
-from workers.registry import SCANNERS
-from workers.task import ENGINE_RULES
+from batchscan.workers import configs, faults
+from batchscan.workers.registry import SCANNERS
+from batchscan.workers.task import ENGINE_RULES
 
 RULE_ID = re.compile(r"[A-Z]{3}\d{3}\Z")
 

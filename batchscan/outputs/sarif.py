@@ -24,8 +24,8 @@ _SECURITY_SEVERITY = {Severity.ERROR: "9.0", Severity.WARNING: "6.0", Severity.I
 
 
 def _rule_table() -> dict[str, dict[str, Any]]:
-    from workers.registry import SCANNERS
-    from workers.task import ENGINE_RULES
+    from batchscan.workers.registry import SCANNERS
+    from batchscan.workers.task import ENGINE_RULES
 
     table: dict[str, dict[str, Any]] = {}
     for rule in (*ENGINE_RULES, *(r for m in SCANNERS for r in m.RULES)):

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from batchscan.records import Finding, Severity
-from workers.base import (
+from batchscan.workers.base import (
     HEAD_BYTES,
     FormatError,
     LimitExceeded,

@@ -31,9 +31,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchscan.records import Finding, Severity
-from workers import pickle_policy as policy
-from workers import textscan
-from workers.base import Rule, ScanContext, Source
+from batchscan.workers import pickle_policy as policy
+from batchscan.workers import textscan
+from batchscan.workers.base import Rule, ScanContext, Source
 
 AUTO_MAP = Rule("CFG001", "remote-code-auto-map", Severity.WARNING, "CWE-94",
                 "`auto_map` makes transformers import code shipped with the model "

@@ -26,8 +26,8 @@ import re
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers.base import LimitExceeded, Rule, ScanContext, Source
-from workers.configs import CONFIG_RULES, walk_config
+from batchscan.workers.base import LimitExceeded, Rule, ScanContext, Source
+from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "json"
 

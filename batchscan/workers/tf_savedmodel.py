@@ -29,8 +29,8 @@ import re
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers import protobuf
-from workers.base import FormatError, LimitExceeded, Rule, ScanContext, Source
+from batchscan.workers import protobuf
+from batchscan.workers.base import FormatError, LimitExceeded, Rule, ScanContext, Source
 
 FORMAT = "tf_savedmodel"
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from batchscan.records import Finding
-from workers import textscan
-from workers.base import Rule, ScanContext, Source
-from workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
+from batchscan.workers import textscan
+from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan.workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
 
 FORMAT = "jinja2_template"
 RULES: tuple[Rule, ...] = (TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS)

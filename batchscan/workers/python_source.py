@@ -26,7 +26,7 @@ import ast
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers.base import Rule, ScanContext, Source
+from batchscan.workers.base import Rule, ScanContext, Source
 
 FORMAT = "python"
 

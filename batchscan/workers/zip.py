@@ -56,8 +56,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from batchscan.records import Finding, Severity
-from workers import pickle as pickle_format
-from workers.base import (
+from batchscan.workers import pickle as pickle_format
+from batchscan.workers.base import (
     HEAD_BYTES,
     FormatError,
     LimitExceeded,
@@ -68,7 +68,7 @@ from workers.base import (
     Source,
     unsafe_path,
 )
-from workers.compressed import UNKNOWN_SIZE, DecompressStream, materialize
+from batchscan.workers.compressed import UNKNOWN_SIZE, DecompressStream, materialize
 
 FORMAT = "zip"
 
@@ -379,7 +379,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         yield from _torchscript(member, where)
         return
     if storage:
-        from workers.registry import detect
+        from batchscan.workers.registry import detect
 
         fmt, _ = detect(head, entry.name)
         if fmt in _WEAK_SNIFFS or (fmt == "pickle" and not pickle_format.imports_something(head)):
@@ -390,7 +390,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
 
 
 def _looks_plain(head: bytes) -> bool:
-    from workers.registry import detect
+    from batchscan.workers.registry import detect
 
     return detect(head, "")[1] is not None
 

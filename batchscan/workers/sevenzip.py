@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from typing import IO, cast
 
 from batchscan.records import Finding, Severity
-from workers.base import LimitExceeded, Rule, ScanContext, Source, unsafe_path
-from workers.compressed import materialize
+from batchscan.workers.base import LimitExceeded, Rule, ScanContext, Source, unsafe_path
+from batchscan.workers.compressed import materialize
 
 FORMAT = "7z"
 

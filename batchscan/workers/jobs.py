@@ -1,8 +1,8 @@
 """What the coordinator sends to workers and gets back, without loading any scanner.
 
 `scan_batch` here is the function the pool schedules (pebble pickles it by name); it hands
-over to `workers.task`, which the forkserver has already imported with every scanner, so the
-coordinator process never pays for importing the scanners itself.
+over to `batchscan.workers.task`, which the forkserver has already imported with every
+scanner, so the coordinator process never pays for importing the scanners itself.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from batchscan.records import FileResult
-from workers.base import Limits
+from batchscan.workers.base import Limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +40,6 @@ class BatchResult:
 
 def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
     """The pool's entry point: scan a batch in this (worker) process."""
-    from workers import task
+    from batchscan.workers import task
 
     return task.scan_batch(jobs, options)

@@ -29,9 +29,9 @@ import struct
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers import textscan
-from workers.base import FormatError, Rule, ScanContext, Source
-from workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
+from batchscan.workers import textscan
+from batchscan.workers.base import FormatError, Rule, ScanContext, Source
+from batchscan.workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
 
 FORMAT = "gguf"
 

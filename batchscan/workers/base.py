@@ -212,7 +212,9 @@ class ScanContext:
         child = self.child(member)
         dispatch = self.dispatch
         if dispatch is None:
-            from workers.registry import scan_source  # late: the registry imports this module
+            from batchscan.workers.registry import (
+                scan_source,  # late: the registry imports this module
+            )
 
             dispatch = scan_source
         yield from dispatch(source, child)

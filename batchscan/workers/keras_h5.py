@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from batchscan.records import Finding, Severity
-from workers.base import HEAD_BYTES, Rule, ScanContext, Source
-from workers.compressed import materialize
-from workers.configs import CONFIG_RULES, walk_config
+from batchscan.workers.base import HEAD_BYTES, Rule, ScanContext, Source
+from batchscan.workers.compressed import materialize
+from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "keras_h5"
 

@@ -29,8 +29,8 @@ import struct
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers import pickle as pickle_format
-from workers.base import Rule, ScanContext, SliceStream, Source
+from batchscan.workers import pickle as pickle_format
+from batchscan.workers.base import Rule, ScanContext, SliceStream, Source
 
 FORMAT = "pytorch_legacy"
 

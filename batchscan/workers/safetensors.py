@@ -31,9 +31,9 @@ import struct
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers import textscan
-from workers.base import Rule, ScanContext, Source
-from workers.configs import ENCODED_PICKLE, walk_config
+from batchscan.workers import textscan
+from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan.workers.configs import ENCODED_PICKLE, walk_config
 
 FORMAT = "safetensors"
 

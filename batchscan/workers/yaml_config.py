@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from batchscan.records import Finding, Severity
-from workers.base import LimitExceeded, Rule, ScanContext, Source
-from workers.configs import CONFIG_RULES, walk_config
+from batchscan.workers.base import LimitExceeded, Rule, ScanContext, Source
+from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "yaml"
 

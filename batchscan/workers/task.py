@@ -21,10 +21,17 @@ from batchscan import sandbox
 from batchscan.cache import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
-from workers import faults
-from workers.base import FormatError, FormatModule, LimitExceeded, Rule, ScanContext, Source
-from workers.jobs import BatchResult, Job, WorkerOptions
-from workers.registry import SCANNERS, detect_source
+from batchscan.workers import faults
+from batchscan.workers.base import (
+    FormatError,
+    FormatModule,
+    LimitExceeded,
+    Rule,
+    ScanContext,
+    Source,
+)
+from batchscan.workers.jobs import BatchResult, Job, WorkerOptions
+from batchscan.workers.registry import SCANNERS, detect_source
 
 SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
 
@@ -36,7 +43,7 @@ ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME)
 
 
 def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
-    """Scan a batch; the pool reaches this through `workers.jobs.scan_batch`."""
+    """Scan a batch; the pool reaches this through `batchscan.workers.jobs.scan_batch`."""
     scanners: tuple[FormatModule, ...] = SCANNERS
     if options.fault_injection:
         scanners = (faults, *SCANNERS)

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterator
 
 from batchscan.records import Finding, Severity
-from workers.base import Rule, ScanContext, Source
+from batchscan.workers.base import Rule, ScanContext, Source
 
 FORMAT = "fault"
 MAGIC = b"BATCHSCAN-FAULT "

@@ -64,8 +64,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from batchscan.records import Finding, Severity
-from workers import pickle_policy as policy
-from workers.base import (
+from batchscan.workers import pickle_policy as policy
+from batchscan.workers.base import (
     HEAD_BYTES,
     LimitExceeded,
     Readable,

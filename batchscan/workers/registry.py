@@ -1,7 +1,7 @@
 """The registry of format modules and content detection.
 
 `SCANNERS` is the explicit registry (order matters: the first module whose `sniff` accepts
-the head bytes scans the input). `workers.magic` names formats that have no scanner yet.
+the head bytes scans the input). `batchscan.workers.magic` names formats that have no scanner yet.
 Containers hand their members back through `scan_source`, so every member is sniffed by
 content and scanned by the same modules within the same budgets.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from batchscan.records import Finding
-from workers import (
+from batchscan.workers import (
     compressed,
     gguf,
     json_config,
@@ -29,8 +29,8 @@ from workers import (
     yaml_config,
     zip,
 )
-from workers.base import FormatModule, ScanContext, Source
-from workers.magic import recognise
+from batchscan.workers.base import FormatModule, ScanContext, Source
+from batchscan.workers.magic import recognise
 
 SCANNERS: tuple[FormatModule, ...] = (
     zip,

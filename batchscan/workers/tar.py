@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from typing import IO, cast
 
 from batchscan.records import Finding, Severity
-from workers.base import HEAD_BYTES, LimitExceeded, Rule, ScanContext, Source, unsafe_path
+from batchscan.workers.base import HEAD_BYTES, LimitExceeded, Rule, ScanContext, Source, unsafe_path
 
 FORMAT = "tar"
 
@@ -120,7 +120,7 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
     if handle is None:
         return
     head = handle.read(HEAD_BYTES)
-    from workers.registry import detect
+    from batchscan.workers.registry import detect
 
     if detect(head, member.name)[1] is None and len(head) < member.size:
         return  # not a scannable format: the rest of the member is never read
