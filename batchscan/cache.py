@@ -20,20 +20,14 @@ from pathlib import Path
 import orjson
 
 from batchscan import __version__
+from batchscan.cachedb import FILENAME, SCHEMA, lookup
 from batchscan.records import FileResult, ScanRecord, Status
-from batchscan.schema import finding_from_dict, finding_to_dict
-
-FILENAME = "batchscan-cache.sqlite3"
-_SCHEMA = """CREATE TABLE IF NOT EXISTS results (
-    sha256 TEXT NOT NULL, scanner TEXT NOT NULL, rules TEXT NOT NULL,
-    format TEXT NOT NULL, size INTEGER, findings BLOB NOT NULL,
-    PRIMARY KEY (sha256, scanner, rules))"""
+from batchscan.rules import CATALOGUE
+from batchscan.schema import finding_to_dict
 
 
 def ruleset_version() -> str:
-    from batchscan.workers import pickle_policy
-    from batchscan.workers.registry import SCANNERS
-    from batchscan.workers.task import ENGINE_RULES
+    from batchscan.workers import pickle_policy  # data tables only, no scanner
 
     def canonical(value: object) -> object:
         # sets and frozensets iterate in a per-process (hash-seeded) order: sort them
@@ -47,23 +41,9 @@ def ruleset_version() -> str:
     for table in (pickle_policy.DANGEROUS_MODULES, pickle_policy.DANGEROUS_CALLABLES,
                   pickle_policy.SAFE_GLOBALS, pickle_policy.DANGEROUS_ATTRIBUTES):
         digest.update(repr(canonical(table)).encode())
-    for rule in (*ENGINE_RULES, *(r for m in SCANNERS for r in m.RULES)):
+    for rule in CATALOGUE:
         digest.update(repr(rule).encode())
     return digest.hexdigest()[:16]
-
-
-def _lookup(db: sqlite3.Connection, sha256: str, rules: str) -> FileResult | None:
-    try:
-        row = db.execute(
-            "SELECT format, size, findings FROM results WHERE sha256=? AND scanner=? "
-            "AND rules=?", (sha256, __version__, rules)).fetchone()
-    except sqlite3.Error:
-        return None
-    if row is None:
-        return None
-    findings = tuple(finding_from_dict(f) for f in orjson.loads(row[2]))
-    return FileResult(format=row[0], size=row[1], sha256=sha256, findings=findings,
-                      cached=True)
 
 
 class Writer:
@@ -74,7 +54,7 @@ class Writer:
         self.path = directory / FILENAME
         self.db = sqlite3.connect(self.path, timeout=30)
         self.db.execute("PRAGMA journal_mode=DELETE")
-        self.db.execute(_SCHEMA)
+        self.db.execute(SCHEMA)
         self.db.commit()
         self.rules = ruleset_version()
         self.pending = 0
@@ -94,7 +74,7 @@ class Writer:
 
     def lookup(self, sha256: str) -> FileResult | None:
         """A result by content hash known before reading (a Hub listing's LFS sha256)."""
-        return _lookup(self.db, sha256, self.rules)
+        return lookup(self.db, sha256, self.rules)
 
     def flush(self) -> None:
         self.db.commit()
@@ -103,14 +83,3 @@ class Writer:
     def close(self) -> None:
         self.flush()
         self.db.close()
-
-
-class Reader:
-    """A worker's side: read-only lookups by content hash."""
-
-    def __init__(self, path: str, rules: str):
-        self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        self.rules = rules
-
-    def lookup(self, sha256: str) -> FileResult | None:
-        return _lookup(self.db, sha256, self.rules)

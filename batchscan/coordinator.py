@@ -42,7 +42,8 @@ from batchscan.schema import utc_now
 from batchscan.sources import Item
 from batchscan.sources.local import WalkOptions
 from batchscan.sources.targets import expand
-from batchscan.workers.jobs import BatchResult, Job, WorkerOptions, scan_batch
+from batchscan.workers.entry import scan_batch
+from batchscan.workers.jobs import BatchResult, Job, WorkerOptions
 
 if TYPE_CHECKING:
     from pebble import ProcessPool

@@ -23,7 +23,8 @@ from pathlib import Path
 import measure
 
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers.base import ScanContext, Source
+from batchscan.workers.base import Source
+from batchscan.workers.registry import context
 
 
 def records_pickle(path: Path) -> None:
@@ -59,7 +60,7 @@ def main() -> None:
     ops = sum(1 for _ in pickletools.genops(data))
     genops_s = time.perf_counter() - start
     start = time.perf_counter()
-    findings = list(pickle_format.scan(Source.from_bytes(data, records.name), ScanContext()))
+    findings = list(pickle_format.scan(Source.from_bytes(data, records.name), context()))
     walk_s = time.perf_counter() - start
     print(f"records pickle: {len(data) / 1e6:.1f} MB, {ops:,} opcodes")
     print(f"  pickletools.genops   {genops_s:6.2f} s  {ops / genops_s / 1e6:5.2f} M opcodes/s")

@@ -9,13 +9,14 @@ import pytest
 from batchscan.records import Finding, Severity
 from batchscan.workers import pickle as pickle_format
 from batchscan.workers.base import ScanContext, Source
+from batchscan.workers.registry import context
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT.parent / "shared" / "corpus" / "peers"
 
 
 def scan_pickle(data: bytes, ctx: ScanContext | None = None) -> list[Finding]:
-    return list(pickle_format.scan(Source.from_bytes(data, "x.pkl"), ctx or ScanContext()))
+    return list(pickle_format.scan(Source.from_bytes(data, "x.pkl"), ctx or context()))
 
 
 def worst(findings: list[Finding]) -> Severity | None:

@@ -11,7 +11,8 @@ import struct
 import pytest
 
 from batchscan.records import Finding, Severity
-from batchscan.workers.base import Limits, ScanContext
+from batchscan.workers.base import Limits
+from batchscan.workers.registry import context
 from conftest import rules, scan_pickle, worst
 from fixtures.generate import (
     PAYLOAD,
@@ -181,7 +182,7 @@ def test_extension_codes_are_reported() -> None:
 def test_blacklist_flags_global_names() -> None:
     data = b"\x80\x02" + glob0("mypkg.models", "Net") + b")\x81."
     assert "PKL011" not in rules(scan_pickle(data))
-    findings = scan_pickle(data, ScanContext(blacklist=("mypkg.*",)))
+    findings = scan_pickle(data, context(blacklist=("mypkg.*",)))
     assert "PKL011" in rules(findings) and worst(findings) is Severity.ERROR
 
 
@@ -218,7 +219,7 @@ def test_huge_bytes_field_is_skipped_by_length_and_payload_after_it_found() -> N
 
 def test_opcode_budget_gives_limit_finding() -> None:
     data = pickle.dumps([frozenset([i]) for i in range(5000)], 4)  # FROZENSET: checked path
-    findings = scan_pickle(data, ScanContext(limits=Limits(max_opcodes=100)))
+    findings = scan_pickle(data, context(limits=Limits(max_opcodes=100)))
     assert "PKL012" in rules(findings) and worst(findings) is Severity.WARNING
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from batchscan import rules as catalogue
 from batchscan.workers import configs, faults
 from batchscan.workers.registry import SCANNERS
 from batchscan.workers.task import ENGINE_RULES
@@ -45,3 +46,18 @@ def test_rule_ids_are_unique_well_formed_and_carry_a_cwe() -> None:
 def test_format_ids_are_unique() -> None:
     formats = [module.FORMAT for module in SCANNERS]
     assert len(formats) == len(set(formats))
+
+
+def test_the_catalogue_holds_exactly_the_rules_the_modules_raise() -> None:
+    """Every rule a module or the engine can raise is the catalogue's object, and the
+    catalogue lists nothing that no module uses (SARIF and the cache read only it)."""
+    used = {id(rule) for rule in all_rules()}
+    assert used == {id(rule) for rule in catalogue.CATALOGUE}
+    assert len(catalogue.BY_ID) == len(catalogue.CATALOGUE)
+
+
+def test_every_rule_says_what_it_detects_and_how_to_fix_it() -> None:
+    for rule in catalogue.CATALOGUE:
+        assert len(rule.description) > 20 and rule.description.endswith("."), rule.rule_id
+        assert len(rule.fix) > 20 and rule.fix.endswith("."), rule.rule_id
+        assert rule.fix != rule.description, rule.rule_id

@@ -16,6 +16,7 @@ from typing import Any
 
 from batchscan import __version__
 from batchscan.records import ScanRecord, Severity
+from batchscan.rules import CATALOGUE
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note",
           Severity.DEBUG: "note"}
@@ -24,15 +25,13 @@ _SECURITY_SEVERITY = {Severity.ERROR: "9.0", Severity.WARNING: "6.0", Severity.I
 
 
 def _rule_table() -> dict[str, dict[str, Any]]:
-    from batchscan.workers.registry import SCANNERS
-    from batchscan.workers.task import ENGINE_RULES
-
     table: dict[str, dict[str, Any]] = {}
-    for rule in (*ENGINE_RULES, *(r for m in SCANNERS for r in m.RULES)):
+    for rule in CATALOGUE:
         table[rule.rule_id] = {
             "id": rule.rule_id,
             "name": rule.name,
             "shortDescription": {"text": rule.description[:1000]},
+            "help": {"text": rule.fix},
             "defaultConfiguration": {"level": _LEVEL[rule.severity]},
             "properties": {
                 "tags": ["security", f"external/cwe/{rule.cwe.lower()}"],

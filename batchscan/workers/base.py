@@ -3,7 +3,7 @@
 A format module (`workers/<format>.py`) exposes:
 
 - `FORMAT: str` - its format id (the `format` field of a record);
-- `RULES: tuple[Rule, ...]` - its rule table (stable ids, a CWE each);
+- `RULES: tuple[Rule, ...]` - its rules, taken from the catalogue in `batchscan/rules.py`;
 - `sniff(head: bytes, name: str) -> bool` - content-based recognition from the first bytes;
 - `scan(source: Source, ctx: ScanContext) -> Iterator[Finding]` - the static analysis.
 
@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from batchscan.records import Finding, Severity
+from batchscan.records import Finding
+from batchscan.rules import Rule
 
 HEAD_BYTES = 64 * 1024
 
@@ -38,36 +39,6 @@ class LimitExceeded(Exception):
         self.limit = limit
         self.actual = actual
         self.member = member
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """One check: a stable id, a short name, a default severity and a CWE."""
-
-    rule_id: str
-    name: str
-    severity: Severity
-    cwe: str
-    description: str
-
-    def finding(
-        self,
-        message: str,
-        *,
-        severity: Severity | None = None,
-        member: str | None = None,
-        offset: int | None = None,
-        evidence: str | None = None,
-    ) -> Finding:
-        return Finding(
-            rule_id=self.rule_id,
-            severity=severity or self.severity,
-            message=message,
-            member=member,
-            offset=offset,
-            evidence=evidence,
-            cwe=self.cwe,
-        )
 
 
 class Readable(Protocol):
@@ -145,6 +116,7 @@ def _compile_patterns(patterns: tuple[str, ...]) -> tuple[Callable[[str], bool],
 
 
 Dispatch = Callable[["Source", "ScanContext"], Iterator[Finding]]
+Detect = Callable[[bytes, str], "tuple[str, FormatModule | None]"]
 
 
 @dataclass(slots=True)
@@ -163,7 +135,8 @@ class ScanContext:
     depth: int = 0
     budget: Budget = field(default_factory=Budget)
     incomplete: list[str] = field(default_factory=list)
-    dispatch: Dispatch | None = None
+    dispatch: Dispatch | None = None  # the registry's `scan_source`: scans a member
+    detect: Detect | None = None  # the registry's `detect`: names a member's format
     format_hint: str | None = None
     _matchers: tuple[Callable[[str], bool], ...] = ()
 
@@ -186,7 +159,7 @@ class ScanContext:
             raise LimitExceeded("nesting depth", self.limits.max_depth, self.depth + 1,
                                 self.where(member))
         ctx = ScanContext(self.limits, self.blacklist, self.where(member), self.depth + 1,
-                          self.budget, self.incomplete, self.dispatch)
+                          self.budget, self.incomplete, self.dispatch, self.detect)
         ctx._matchers = self._matchers
         return ctx
 
@@ -208,16 +181,20 @@ class ScanContext:
                                 self.budget.decompressed, self.member)
 
     def scan_member(self, source: Source, member: str) -> Iterator[Finding]:
-        """Sniff a member by content and scan it with the matching format module."""
-        child = self.child(member)
-        dispatch = self.dispatch
-        if dispatch is None:
-            from batchscan.workers.registry import (
-                scan_source,  # late: the registry imports this module
-            )
+        """Sniff a member by content and scan it with the matching format module.
 
-            dispatch = scan_source
-        yield from dispatch(source, child)
+        The registry hands its `scan_source` in (`registry.context()`): this module sits
+        below every format module and never imports the registry that imports them.
+        """
+        if self.dispatch is None:
+            raise RuntimeError("ScanContext without a dispatch: build it with registry.context()")
+        yield from self.dispatch(source, self.child(member))
+
+    def format_of(self, head: bytes, name: str) -> tuple[str, FormatModule | None]:
+        """The format id and scanner the registry would choose for a member."""
+        if self.detect is None:
+            raise RuntimeError("ScanContext without detect: build it with registry.context()")
+        return self.detect(head, name)
 
 
 _DTYPE_CODE = re.compile(r"[<>|=]?([a-zA-Z?])(\d*)(?:\[.*\])?\Z")

@@ -34,23 +34,22 @@ import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers.base import (
     HEAD_BYTES,
     FormatError,
     LimitExceeded,
     Readable,
-    Rule,
     ScanContext,
     Source,
 )
 
 FORMAT = "compressed"
 
-CORRUPT = Rule("CMP001", "corrupt-compression", Severity.WARNING, "CWE-20",
-               "The compressed stream is truncated or corrupt; only what decoded was scanned.")
-LIMIT = Rule("CMP002", "compression-limit", Severity.WARNING, "CWE-409",
-             "Decompression stopped at a budget (bytes or ratio): a possible bomb.")
+CORRUPT = rules.CMP001
+LIMIT = rules.CMP002
 RULES: tuple[Rule, ...] = (CORRUPT, LIMIT)
 
 _OUT_CHUNK = 1024 * 1024

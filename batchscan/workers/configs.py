@@ -30,34 +30,23 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import pickle_policy as policy
 from batchscan.workers import textscan
-from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan.workers.base import ScanContext, Source
 
-AUTO_MAP = Rule("CFG001", "remote-code-auto-map", Severity.WARNING, "CWE-94",
-                "`auto_map` makes transformers import code shipped with the model "
-                "(trust_remote_code).")
-CROSS_REPO = Rule("CFG002", "cross-repo-remote-code", Severity.ERROR, "CWE-829",
-                  "`auto_map` points at code in another repository (`org/repo--module.Class`).")
-TARGET_DANGEROUS = Rule("CFG003", "dangerous-target", Severity.ERROR, "CWE-94",
-                        "A Hydra/OmegaConf `_target_` names a dangerous callable.")
-TARGET_UNKNOWN = Rule("CFG004", "unknown-target", Severity.INFO, "CWE-94",
-                      "A Hydra/OmegaConf `_target_` names a callable that instantiate() runs.")
-TEMPLATE_INJECTION = Rule("CFG005", "template-injection", Severity.ERROR, "CWE-1336",
-                          "A Jinja2 template reaches Python internals or the OS (SSTI).")
-TEMPLATE_SUSPICIOUS = Rule("CFG006", "suspicious-template", Severity.WARNING, "CWE-1336",
-                           "A Jinja2 template uses constructs chat templates never need.")
-KERAS_LAMBDA = Rule("CFG007", "keras-lambda", Severity.ERROR, "CWE-94",
-                    "A Keras Lambda layer carries Python bytecode that runs on load "
-                    "(CVE-2024-3660).")
-KERAS_MODULE = Rule("CFG008", "keras-foreign-module", Severity.WARNING, "CWE-470",
-                    "A Keras config references a class or function outside Keras "
-                    "(CVE-2025-1550).")
-KERAS_DANGEROUS = Rule("CFG009", "keras-dangerous-reference", Severity.ERROR, "CWE-470",
-                       "A Keras config references a dangerous callable (os.system, get_file...).")
-ENCODED_PICKLE = Rule("CFG010", "encoded-pickle", Severity.WARNING, "CWE-502",
-                      "A base64/hex string decodes to a pickle; it was analysed.")
+AUTO_MAP = rules.CFG001
+CROSS_REPO = rules.CFG002
+TARGET_DANGEROUS = rules.CFG003
+TARGET_UNKNOWN = rules.CFG004
+TEMPLATE_INJECTION = rules.CFG005
+TEMPLATE_SUSPICIOUS = rules.CFG006
+KERAS_LAMBDA = rules.CFG007
+KERAS_MODULE = rules.CFG008
+KERAS_DANGEROUS = rules.CFG009
+ENCODED_PICKLE = rules.CFG010
 CONFIG_RULES: tuple[Rule, ...] = (AUTO_MAP, CROSS_REPO, TARGET_DANGEROUS, TARGET_UNKNOWN,
                                   TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS, KERAS_LAMBDA,
                                   KERAS_MODULE, KERAS_DANGEROUS, ENCODED_PICKLE)

@@ -22,14 +22,15 @@ import socket
 import time
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
-from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers.base import ScanContext, Source
 
 FORMAT = "fault"
 MAGIC = b"BATCHSCAN-FAULT "
 
-FAULT_RAN = Rule("TST001", "fault-injected", Severity.INFO, "CWE-703",
-                 "A fault-injection file was processed (tests only).")
+FAULT_RAN = rules.TST001
 RULES: tuple[Rule, ...] = (FAULT_RAN,)
 
 

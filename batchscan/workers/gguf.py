@@ -28,17 +28,17 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import textscan
-from batchscan.workers.base import FormatError, Rule, ScanContext, Source
+from batchscan.workers.base import FormatError, ScanContext, Source
 from batchscan.workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
 
 FORMAT = "gguf"
 
-BAD_HEADER = Rule("GGF001", "bad-header", Severity.WARNING, "CWE-20",
-                  "The GGUF header or metadata is malformed or exceeds sane bounds.")
-TENSOR_BOUNDS = Rule("GGF002", "tensor-bounds", Severity.WARNING, "CWE-20",
-                     "A tensor's dimensions or offset do not fit the file.")
+BAD_HEADER = rules.GGF001
+TENSOR_BOUNDS = rules.GGF002
 RULES: tuple[Rule, ...] = (BAD_HEADER, TENSOR_BOUNDS, TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS)
 
 MAX_STRING = 16 * 1024 * 1024

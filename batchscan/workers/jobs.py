@@ -1,8 +1,6 @@
-"""What the coordinator sends to workers and gets back, without loading any scanner.
+"""What the coordinator sends to workers and gets back: light types, no scanner imported.
 
-`scan_batch` here is the function the pool schedules (pebble pickles it by name); it hands
-over to `batchscan.workers.task`, which the forkserver has already imported with every
-scanner, so the coordinator process never pays for importing the scanners itself.
+The function the pool schedules is `batchscan.workers.entry.scan_batch`.
 """
 
 from __future__ import annotations
@@ -36,10 +34,3 @@ class BatchResult:
     results: tuple[FileResult, ...]
     sandbox: tuple[tuple[str, str], ...]
     pid: int
-
-
-def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
-    """The pool's entry point: scan a batch in this (worker) process."""
-    from batchscan.workers import task
-
-    return task.scan_batch(jobs, options)

@@ -25,14 +25,15 @@ import json
 import re
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
-from batchscan.workers.base import LimitExceeded, Rule, ScanContext, Source
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers.base import LimitExceeded, ScanContext, Source
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "json"
 
-INVALID = Rule("JSN001", "invalid-json", Severity.WARNING, "CWE-20",
-               "The document is not valid JSON (or nests too deeply to parse).")
+INVALID = rules.JSN001
 RULES: tuple[Rule, ...] = (INVALID, *CONFIG_RULES)
 
 _MAX_BYTES = 64 * 1024 * 1024

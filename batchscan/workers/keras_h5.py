@@ -28,17 +28,17 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from batchscan.records import Finding, Severity
-from batchscan.workers.base import HEAD_BYTES, Rule, ScanContext, Source
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers.base import HEAD_BYTES, ScanContext, Source
 from batchscan.workers.compressed import materialize
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "keras_h5"
 
-EXTERNAL = Rule("HDF001", "external-data", Severity.WARNING, "CWE-73",
-                "The HDF5 file links to other files (external links or external storage).")
-BAD_CONFIG = Rule("HDF002", "bad-config", Severity.WARNING, "CWE-20",
-                  "A Keras config attribute is not valid JSON.")
+EXTERNAL = rules.HDF001
+BAD_CONFIG = rules.HDF002
 RULES: tuple[Rule, ...] = (EXTERNAL, BAD_CONFIG, *CONFIG_RULES)
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"

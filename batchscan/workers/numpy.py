@@ -27,19 +27,17 @@ import ast
 import struct
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers.base import Rule, ScanContext, SliceStream, Source, dtype_code_size
+from batchscan.workers.base import ScanContext, SliceStream, Source, dtype_code_size
 
 FORMAT = "numpy"
 
-OBJECT_ARRAY = Rule("NPY001", "object-array", Severity.INFO, "CWE-502",
-                    "An object array: its data is a pickle (loading needs allow_pickle=True); "
-                    "it was analysed.")
-BAD_HEADER = Rule("NPY002", "bad-header", Severity.WARNING, "CWE-20",
-                  "The .npy header cannot be parsed.")
-SIZE_MISMATCH = Rule("NPY003", "size-mismatch", Severity.WARNING, "CWE-20",
-                     "The data size does not match shape and dtype.")
+OBJECT_ARRAY = rules.NPY001
+BAD_HEADER = rules.NPY002
+SIZE_MISMATCH = rules.NPY003
 RULES: tuple[Rule, ...] = (OBJECT_ARRAY, BAD_HEADER, SIZE_MISMATCH)
 
 MAGIC = b"\x93NUMPY"

@@ -30,22 +30,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import protobuf
-from batchscan.workers.base import FormatError, LimitExceeded, Rule, ScanContext, Source
+from batchscan.workers.base import FormatError, LimitExceeded, ScanContext, Source
 
 FORMAT = "onnx"
 
-ESCAPE = Rule("ONX001", "external-data-escape", Severity.ERROR, "CWE-22",
-              "An external-data location is absolute or leaves the model's directory.")
-CUSTOM_DOMAIN = Rule("ONX002", "custom-op-domain", Severity.WARNING, "CWE-829",
-                     "An operator from a non-standard domain (needs a native op library).")
-PYTHON_OP = Rule("ONX003", "python-op", Severity.ERROR, "CWE-94",
-                 "A Python operator (onnxruntime-extensions PyOp) runs Python code.")
-SIZE = Rule("ONX004", "initializer-size", Severity.WARNING, "CWE-20",
-            "An initializer's raw data does not match its dims and type.")
-BAD = Rule("ONX005", "bad-protobuf", Severity.WARNING, "CWE-20",
-           "The protobuf is malformed; what came before the damage was checked.")
+ESCAPE = rules.ONX001
+CUSTOM_DOMAIN = rules.ONX002
+PYTHON_OP = rules.ONX003
+SIZE = rules.ONX004
+BAD = rules.ONX005
 RULES: tuple[Rule, ...] = (ESCAPE, CUSTOM_DOMAIN, PYTHON_OP, SIZE, BAD)
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training",

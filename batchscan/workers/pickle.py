@@ -63,13 +63,14 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from batchscan import rules
 from batchscan.records import Finding, Severity
+from batchscan.rules import Rule
 from batchscan.workers import pickle_policy as policy
 from batchscan.workers.base import (
     HEAD_BYTES,
     LimitExceeded,
     Readable,
-    Rule,
     ScanContext,
     SliceStream,
     Source,
@@ -78,62 +79,20 @@ from batchscan.workers.base import (
 
 FORMAT = "pickle"
 
-DANGEROUS_GLOBAL = Rule(
-    "PKL001", "dangerous-global", Severity.ERROR, "CWE-502",
-    "The pickle imports a callable that can run code, touch files or the network on load.",
-)
-UNKNOWN_CALLABLE = Rule(
-    "PKL002", "unknown-callable", Severity.WARNING, "CWE-502",
-    "The pickle calls a function that is neither known-safe nor known-dangerous.",
-)
-UNKNOWN_GLOBAL = Rule(
-    "PKL003", "unknown-global", Severity.INFO, "CWE-502",
-    "The pickle imports or constructs a class that is not on the allow-list.",
-)
-MALFORMED = Rule(
-    "PKL004", "malformed-stream", Severity.WARNING, "CWE-20",
-    "The opcode stream is damaged; the unpickler stops there after running what came before.",
-)
-COMPUTED_IMPORT = Rule(
-    "PKL005", "computed-import", Severity.ERROR, "CWE-502",
-    "STACK_GLOBAL imports a name computed at load time, hiding what is imported.",
-)
-MUTATION_GADGET = Rule(
-    "PKL006", "object-mutation-gadget", Severity.ERROR, "CWE-502",
-    "BUILD/SETITEM/APPEND applied to an imported object, or `__setstate__` injected: "
-    "code runs or global state changes without a REDUCE.",
-)
-EXTENSION_IMPORT = Rule(
-    "PKL007", "extension-registry-import", Severity.WARNING, "CWE-502",
-    "EXT1/EXT2/EXT4 import a global through copyreg's extension registry.",
-)
-PARSER_DIFFERENTIAL = Rule(
-    "PKL008", "parser-differential", Severity.ERROR, "CWE-436",
-    "The stream reads differently in different unpicklers (FRAME straddling): a classic "
-    "way to show scanners one program and the loader another.",
-)
-TRAILING_DATA = Rule(
-    "PKL009", "trailing-data", Severity.INFO, "CWE-436",
-    "Bytes follow the last STOP (a polyglot, or data a custom loader reads).",
-)
-NESTED_PICKLE = Rule(
-    "PKL010", "nested-pickle", Severity.WARNING, "CWE-502",
-    "A bytes value, or a base64/hex string, is itself a complete pickle: a second stage "
-    "waiting for a loader. It was analysed recursively.",
-)
-BLACKLISTED_GLOBAL = Rule(
-    "PKL011", "blacklisted-global", Severity.ERROR, "CWE-502",
-    "A global matches a user-supplied -b/--blacklist pattern.",
-)
-ANALYSIS_LIMIT = Rule(
-    "PKL012", "analysis-limit", Severity.WARNING, "CWE-400",
-    "A budget (opcodes, nesting, nested pickle bytes) ran out before the stream was finished.",
-)
+DANGEROUS_GLOBAL = rules.PKL001
+UNKNOWN_CALLABLE = rules.PKL002
+UNKNOWN_GLOBAL = rules.PKL003
+MALFORMED = rules.PKL004
+COMPUTED_IMPORT = rules.PKL005
+MUTATION_GADGET = rules.PKL006
+EXTENSION_IMPORT = rules.PKL007
+PARSER_DIFFERENTIAL = rules.PKL008
+TRAILING_DATA = rules.PKL009
+NESTED_PICKLE = rules.PKL010
+BLACKLISTED_GLOBAL = rules.PKL011
+ANALYSIS_LIMIT = rules.PKL012
 
-COMPUTED_CALLABLE = Rule(
-    "PKL013", "computed-callable", Severity.WARNING, "CWE-502",
-    "The pickle calls a value produced at load time rather than an import.",
-)
+COMPUTED_CALLABLE = rules.PKL013
 
 RULES: tuple[Rule, ...] = (
     DANGEROUS_GLOBAL, UNKNOWN_CALLABLE, UNKNOWN_GLOBAL, MALFORMED, COMPUTED_IMPORT,

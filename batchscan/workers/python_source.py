@@ -25,19 +25,17 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
+from batchscan import rules
 from batchscan.records import Finding, Severity
-from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan.rules import Rule
+from batchscan.workers.base import ScanContext, Source
 
 FORMAT = "python"
 
-PROCESS = Rule("PYS001", "process-or-eval", Severity.ERROR, "CWE-94",
-               "The code starts a process or evaluates code.")
-NETWORK = Rule("PYS002", "network-or-import", Severity.WARNING, "CWE-829",
-               "The code opens network connections or imports modules by name.")
-FILES = Rule("PYS003", "file-or-loader", Severity.INFO, "CWE-73",
-             "The code writes files or loads other serialised files.")
-UNPARSABLE = Rule("PYS004", "unparsable", Severity.WARNING, "CWE-20",
-                  "The file is not valid Python; it could not be analysed.")
+PROCESS = rules.PYS001
+NETWORK = rules.PYS002
+FILES = rules.PYS003
+UNPARSABLE = rules.PYS004
 RULES: tuple[Rule, ...] = (PROCESS, NETWORK, FILES, UNPARSABLE)
 
 _MAX_BYTES = 4 * 1024 * 1024

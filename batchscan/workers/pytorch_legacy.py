@@ -28,16 +28,16 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers.base import Rule, ScanContext, SliceStream, Source
+from batchscan.workers.base import ScanContext, SliceStream, Source
 
 FORMAT = "pytorch_legacy"
 
-MISMATCH = Rule("PTL001", "storage-mismatch", Severity.WARNING, "CWE-20",
-                "The storage section does not match the storages the pickle declares.")
-APPENDED = Rule("PTL002", "data-after-storages", Severity.WARNING, "CWE-436",
-                "Data follows the last storage: torch ignores it, other tools may not.")
+MISMATCH = rules.PTL001
+APPENDED = rules.PTL002
 RULES: tuple[Rule, ...] = (MISMATCH, APPENDED)
 
 # pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)

@@ -9,6 +9,7 @@ content and scanned by the same modules within the same budgets.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from batchscan.records import Finding
 from batchscan.workers import (
@@ -73,6 +74,11 @@ def detect_source(
     if module is None and fmt == UNKNOWN and zip.has_end_record(source):
         return zip.FORMAT, zip
     return fmt, module
+
+
+def context(**options: Any) -> ScanContext:
+    """A scan context wired to this registry (members are detected and scanned here)."""
+    return ScanContext(dispatch=scan_source, detect=detect, **options)
 
 
 def scan_source(source: Source, ctx: ScanContext) -> Iterator[Finding]:

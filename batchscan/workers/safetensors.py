@@ -30,21 +30,18 @@ import json
 import struct
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import textscan
-from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan.workers.base import ScanContext, Source
 from batchscan.workers.configs import ENCODED_PICKLE, walk_config
 
 FORMAT = "safetensors"
 
-BAD_HEADER = Rule("SFT001", "bad-header", Severity.WARNING, "CWE-20",
-                  "The header length or JSON is invalid.")
-BAD_LAYOUT = Rule("SFT002", "bad-tensor-layout", Severity.WARNING, "CWE-20",
-                  "Tensor dtype, shape or offsets are inconsistent (overlap, gap, out of "
-                  "bounds).")
-METADATA_CODE = Rule("SFT003", "metadata-code", Severity.WARNING, "CWE-94",
-                     "A `__metadata__` value carries code, shell commands, script markup or a "
-                     "URL.")
+BAD_HEADER = rules.SFT001
+BAD_LAYOUT = rules.SFT002
+METADATA_CODE = rules.SFT003
 RULES: tuple[Rule, ...] = (BAD_HEADER, BAD_LAYOUT, METADATA_CODE, ENCODED_PICKLE)
 
 MAX_HEADER = 100 * 1024 * 1024

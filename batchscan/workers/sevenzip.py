@@ -23,18 +23,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO, cast
 
-from batchscan.records import Finding, Severity
-from batchscan.workers.base import LimitExceeded, Rule, ScanContext, Source, unsafe_path
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers.base import LimitExceeded, ScanContext, Source, unsafe_path
 from batchscan.workers.compressed import materialize
 
 FORMAT = "7z"
 
-TRAVERSAL = Rule("SVZ001", "path-traversal", Severity.ERROR, "CWE-22",
-                 "A member name escapes the extraction directory.")
-ENCRYPTED = Rule("SVZ002", "encrypted", Severity.INFO, "CWE-311",
-                 "The archive is encrypted and cannot be scanned; it is not reported clean.")
-CORRUPT = Rule("SVZ003", "corrupt-archive", Severity.WARNING, "CWE-20",
-               "The archive is damaged or uses an unsupported method.")
+TRAVERSAL = rules.SVZ001
+ENCRYPTED = rules.SVZ002
+CORRUPT = rules.SVZ003
 RULES: tuple[Rule, ...] = (TRAVERSAL, ENCRYPTED, CORRUPT)
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"

@@ -29,23 +29,19 @@ import tarfile
 from collections.abc import Iterator
 from typing import IO, cast
 
-from batchscan.records import Finding, Severity
-from batchscan.workers.base import HEAD_BYTES, LimitExceeded, Rule, ScanContext, Source, unsafe_path
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers.base import HEAD_BYTES, LimitExceeded, ScanContext, Source, unsafe_path
 
 FORMAT = "tar"
 
-TRAVERSAL = Rule("TAR001", "path-traversal", Severity.ERROR, "CWE-22",
-                 "A member name escapes the extraction directory.")
-LINK_ESCAPE = Rule("TAR002", "link-escape", Severity.ERROR, "CWE-59",
-                   "A symlink or hardlink member points outside the archive's directory.")
-SPECIAL = Rule("TAR003", "special-member", Severity.WARNING, "CWE-73",
-               "A device or FIFO member (extraction creates special files).")
-DUPLICATE = Rule("TAR004", "duplicate-name", Severity.WARNING, "CWE-436",
-                 "Two members share a name; the later one overwrites the first on extraction.")
-CORRUPT = Rule("TAR005", "corrupt-archive", Severity.WARNING, "CWE-20",
-               "The archive is damaged; members before the damage were scanned.")
-BLACKLISTED = Rule("TAR006", "blacklisted-member", Severity.ERROR, "CWE-506",
-                   "A member name matches a -b/--blacklist pattern.")
+TRAVERSAL = rules.TAR001
+LINK_ESCAPE = rules.TAR002
+SPECIAL = rules.TAR003
+DUPLICATE = rules.TAR004
+CORRUPT = rules.TAR005
+BLACKLISTED = rules.TAR006
 RULES: tuple[Rule, ...] = (TRAVERSAL, LINK_ESCAPE, SPECIAL, DUPLICATE, CORRUPT, BLACKLISTED)
 
 
@@ -120,9 +116,7 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
     if handle is None:
         return
     head = handle.read(HEAD_BYTES)
-    from batchscan.workers.registry import detect
-
-    if detect(head, member.name)[1] is None and len(head) < member.size:
+    if ctx.format_of(head, member.name)[1] is None and len(head) < member.size:
         return  # not a scannable format: the rest of the member is never read
     limit = ctx.limits.max_member_bytes
     if member.size > limit:

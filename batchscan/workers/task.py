@@ -17,8 +17,8 @@ import sqlite3
 import time
 from dataclasses import replace
 
-from batchscan import sandbox
-from batchscan.cache import Reader
+from batchscan import rules, sandbox
+from batchscan.cachedb import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
 from batchscan.workers import faults
@@ -26,24 +26,20 @@ from batchscan.workers.base import (
     FormatError,
     FormatModule,
     LimitExceeded,
-    Rule,
-    ScanContext,
     Source,
 )
 from batchscan.workers.jobs import BatchResult, Job, WorkerOptions
-from batchscan.workers.registry import SCANNERS, detect_source
+from batchscan.workers.registry import SCANNERS, context, detect_source
 
 SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
 
-LIMIT_REACHED = Rule("ENG002", "limit-exceeded", Severity.WARNING, "CWE-400",
-                     "A scanning budget ran out; the file was not fully scanned.")
-BLACKLISTED_NAME = Rule("ENG003", "blacklisted-name", Severity.ERROR, "CWE-506",
-                        "The file name matches a -b/--blacklist pattern.")
+LIMIT_REACHED = rules.ENG002
+BLACKLISTED_NAME = rules.ENG003
 ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME)
 
 
 def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
-    """Scan a batch; the pool reaches this through `batchscan.workers.jobs.scan_batch`."""
+    """Scan a batch; the pool reaches this through `batchscan.workers.entry.scan_batch`."""
     scanners: tuple[FormatModule, ...] = SCANNERS
     if options.fault_injection:
         scanners = (faults, *SCANNERS)
@@ -78,7 +74,7 @@ def scan_file(
     findings: list[Finding] = []
     error: str | None = None
     status: Status | None = None
-    ctx = ScanContext(limits=options.limits, blacklist=options.blacklist)
+    ctx = context(limits=options.limits, blacklist=options.blacklist)
     # The name is only a hint (extension-based sniffs, -b patterns); content decides.
     name = name or os.path.basename(path)
     try:

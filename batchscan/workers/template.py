@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import textscan
-from batchscan.workers.base import Rule, ScanContext, Source
+from batchscan.workers.base import ScanContext, Source
 from batchscan.workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
 
 FORMAT = "jinja2_template"

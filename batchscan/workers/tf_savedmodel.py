@@ -28,20 +28,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import protobuf
-from batchscan.workers.base import FormatError, LimitExceeded, Rule, ScanContext, Source
+from batchscan.workers.base import FormatError, LimitExceeded, ScanContext, Source
 
 FORMAT = "tf_savedmodel"
 
-PYTHON_OP = Rule("TFG001", "python-op", Severity.ERROR, "CWE-94",
-                 "The graph calls back into Python (py_func): arbitrary code when it runs.")
-FILE_OP = Rule("TFG002", "file-op", Severity.ERROR, "CWE-73",
-               "The graph reads, writes or lists files when it runs.")
-READER_OP = Rule("TFG003", "file-reader-op", Severity.WARNING, "CWE-73",
-                 "The graph contains a file reader op.")
-BAD = Rule("TFG004", "bad-protobuf", Severity.WARNING, "CWE-20",
-           "The protobuf is malformed; nodes before the damage were checked.")
+PYTHON_OP = rules.TFG001
+FILE_OP = rules.TFG002
+READER_OP = rules.TFG003
+BAD = rules.TFG004
 RULES: tuple[Rule, ...] = (PYTHON_OP, FILE_OP, READER_OP, BAD)
 
 PYTHON_OPS = frozenset({"PyFunc", "EagerPyFunc", "PyFuncStateless"})

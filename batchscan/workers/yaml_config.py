@@ -29,19 +29,17 @@ from typing import Any
 
 import yaml
 
-from batchscan.records import Finding, Severity
-from batchscan.workers.base import LimitExceeded, Rule, ScanContext, Source
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers.base import LimitExceeded, ScanContext, Source
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "yaml"
 
-PYTHON_TAG = Rule("YML001", "python-tag", Severity.ERROR, "CWE-502",
-                  "A `!!python/...` tag builds Python objects or calls functions when loaded "
-                  "unsafely.")
-CUSTOM_TAG = Rule("YML002", "custom-tag", Severity.INFO, "CWE-502",
-                  "A non-standard tag: what it does depends on the loader's constructors.")
-INVALID = Rule("YML003", "invalid-yaml", Severity.WARNING, "CWE-20",
-               "The document is not valid YAML.")
+PYTHON_TAG = rules.YML001
+CUSTOM_TAG = rules.YML002
+INVALID = rules.YML003
 RULES: tuple[Rule, ...] = (PYTHON_TAG, CUSTOM_TAG, INVALID, *CONFIG_RULES)
 
 _MAX_BYTES = 32 * 1024 * 1024

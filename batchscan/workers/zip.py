@@ -55,14 +55,15 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from batchscan.records import Finding, Severity
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
 from batchscan.workers import pickle as pickle_format
 from batchscan.workers.base import (
     HEAD_BYTES,
     FormatError,
     LimitExceeded,
     Readable,
-    Rule,
     ScanContext,
     SliceStream,
     Source,
@@ -72,33 +73,19 @@ from batchscan.workers.compressed import UNKNOWN_SIZE, DecompressStream, materia
 
 FORMAT = "zip"
 
-TRAVERSAL = Rule("ZIP001", "path-traversal", Severity.ERROR, "CWE-22",
-                 "A member name escapes the extraction directory (../, absolute, drive).")
-SYMLINK = Rule("ZIP002", "symlink-escape", Severity.ERROR, "CWE-59",
-               "A symlink member points outside the archive's directory.")
-NAME_MISMATCH = Rule("ZIP003", "name-mismatch", Severity.WARNING, "CWE-436",
-                     "Local header and central directory disagree on a member name "
-                     "(CVE-2025-1944: zipfile refuses, torch loads).")
-CRC_MISMATCH = Rule("ZIP004", "crc-mismatch", Severity.WARNING, "CWE-354",
-                    "A member's CRC-32 is wrong (CVE-2025-10156: zipfile refuses, torch loads).")
-ODD_FLAGS = Rule("ZIP005", "unusual-flags", Severity.WARNING, "CWE-436",
-                 "General-purpose flag bits that loaders disagree on (CVE-2025-1945).")
-ENCRYPTED = Rule("ZIP006", "encrypted-member", Severity.INFO, "CWE-311",
-                 "An encrypted member cannot be scanned; the file is not reported clean.")
-DUPLICATE = Rule("ZIP007", "duplicate-name", Severity.WARNING, "CWE-436",
-                 "Two members share a name; loaders pick different copies (torch the last).")
-UNSUPPORTED = Rule("ZIP008", "unsupported-method", Severity.WARNING, "CWE-20",
-                   "A member uses a compression method this scanner cannot decode.")
-CORRUPT = Rule("ZIP009", "corrupt-entry", Severity.WARNING, "CWE-20",
-               "A directory entry or local header is damaged; the other members were scanned.")
-RATIO = Rule("ZIP010", "compression-ratio", Severity.WARNING, "CWE-409",
-             "A member declares a compression ratio beyond the limit (a decompression bomb).")
-PREPENDED = Rule("ZIP011", "prepended-data", Severity.INFO, "CWE-436",
-                 "Data precedes the archive (a polyglot); it was scanned as its own format.")
-TORCHSCRIPT = Rule("ZIP012", "torchscript-code", Severity.ERROR, "CWE-94",
-                   "TorchScript source in the archive reaches Python, the OS or files.")
-BLACKLISTED = Rule("ZIP013", "blacklisted-member", Severity.ERROR, "CWE-506",
-                   "A member name matches a -b/--blacklist pattern.")
+TRAVERSAL = rules.ZIP001
+SYMLINK = rules.ZIP002
+NAME_MISMATCH = rules.ZIP003
+CRC_MISMATCH = rules.ZIP004
+ODD_FLAGS = rules.ZIP005
+ENCRYPTED = rules.ZIP006
+DUPLICATE = rules.ZIP007
+UNSUPPORTED = rules.ZIP008
+CORRUPT = rules.ZIP009
+RATIO = rules.ZIP010
+PREPENDED = rules.ZIP011
+TORCHSCRIPT = rules.ZIP012
+BLACKLISTED = rules.ZIP013
 RULES: tuple[Rule, ...] = (TRAVERSAL, SYMLINK, NAME_MISMATCH, CRC_MISMATCH, ODD_FLAGS,
                            ENCRYPTED, DUPLICATE, UNSUPPORTED, CORRUPT, RATIO, PREPENDED,
                            TORCHSCRIPT, BLACKLISTED)
@@ -364,7 +351,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         return
     if entry.flags & 0x1:
         yield from _encrypted(head, data, entry, where, ctx)
-        if data is None or not _looks_plain(head):
+        if data is None or not _looks_plain(head, ctx):
             return
     if data is not None and len(data) <= _READ_WHOLE and entry.method in (0, 8, 12, 14, 93):
         if (zlib.crc32(data) & 0xFFFFFFFF) != entry.crc and not entry.flags & 0x8:
@@ -379,9 +366,7 @@ def _scan_entry(source: Source, entry: Entry, index: int,
         yield from _torchscript(member, where)
         return
     if storage:
-        from batchscan.workers.registry import detect
-
-        fmt, _ = detect(head, entry.name)
+        fmt, _ = ctx.format_of(head, entry.name)
         if fmt in _WEAK_SNIFFS or (fmt == "pickle" and not pickle_format.imports_something(head)):
             # Tensor bytes that happen to look like a weakly-recognised format: torch never
             # parses a storage, and a pickle without an import has nothing to run.
@@ -389,15 +374,13 @@ def _scan_entry(source: Source, entry: Entry, index: int,
     yield from ctx.scan_member(member, entry.name)
 
 
-def _looks_plain(head: bytes) -> bool:
-    from batchscan.workers.registry import detect
-
-    return detect(head, "")[1] is not None
+def _looks_plain(head: bytes, ctx: ScanContext) -> bool:
+    return ctx.format_of(head, "")[1] is not None
 
 
 def _encrypted(head: bytes, data: bytes | None, entry: Entry, where: str,
                ctx: ScanContext) -> Iterator[Finding]:
-    if data is not None and _looks_plain(head):
+    if data is not None and _looks_plain(head, ctx):
         yield ODD_FLAGS.finding(
             f"{entry.name!r} is flagged encrypted but stored in the clear: scanners that "
             "honour the flag skip it, loaders that ignore it run it", member=where)

@@ -1,0 +1,972 @@
+"""The rule catalogue: every rule batchscan can raise, in one leaf module.
+
+A rule has a stable id (never renumbered), a short name, a default severity, a CWE, a
+description of what it detects and how to fix what it found. Format modules take their rules
+from here; SARIF, the cache's rule-set digest and the README tables read this catalogue
+without importing a single scanner. This module imports only `batchscan.records`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from batchscan.records import Finding, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One check: a stable id, a short name, a default severity, a CWE and a remedy."""
+
+    rule_id: str
+    name: str
+    severity: Severity
+    cwe: str
+    description: str
+    fix: str
+
+    def finding(
+        self,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        member: str | None = None,
+        offset: int | None = None,
+        evidence: str | None = None,
+    ) -> Finding:
+        return Finding(
+            rule_id=self.rule_id,
+            severity=severity or self.severity,
+            message=message,
+            member=member,
+            offset=offset,
+            evidence=evidence,
+            cwe=self.cwe,
+        )
+
+
+# --- the engine (batchscan/workers/task.py) ------------
+ENG002 = Rule(
+    "ENG002",
+    "limit-exceeded",
+    Severity.WARNING,
+    "CWE-400",
+    "A scanning budget ran out; the file was not fully scanned.",
+    fix=(
+        "The file exceeded a scanning budget and was not fully checked; raise the limit for a"
+        " trusted file or review it by hand."
+    ),
+)
+ENG003 = Rule(
+    "ENG003",
+    "blacklisted-name",
+    Severity.ERROR,
+    "CWE-506",
+    "The file name matches a -b/--blacklist pattern.",
+    fix="The file name matches your -b/--blacklist pattern; review it before use.",
+)
+
+# --- batchscan/workers/pickle.py --------------------------------------------
+PKL001 = Rule(
+    "PKL001",
+    "dangerous-global",
+    Severity.ERROR,
+    "CWE-502",
+    "The pickle imports a callable that can run code, touch files or the network on load.",
+    fix=(
+        "Do not load this file with pickle, torch.load(weights_only=False), joblib or numpy "
+        "allow_pickle: it imports or calls something that runs commands, evaluates code, or "
+        "touches files or the network. Obtain the model from a trusted source or convert it "
+        "to safetensors."
+    ),
+)
+PKL002 = Rule(
+    "PKL002",
+    "unknown-callable",
+    Severity.WARNING,
+    "CWE-502",
+    "The pickle calls a function that is neither known-safe nor known-dangerous.",
+    fix=(
+        "Review what the callable does before loading; prefer torch.load(weights_only=True) "
+        "or a data-only format such as safetensors."
+    ),
+)
+PKL003 = Rule(
+    "PKL003",
+    "unknown-global",
+    Severity.INFO,
+    "CWE-502",
+    "The pickle imports or constructs a class that is not on the allow-list.",
+    fix="Check that the class is the library type you expect; prefer a data-only format.",
+)
+PKL004 = Rule(
+    "PKL004",
+    "malformed-stream",
+    Severity.WARNING,
+    "CWE-20",
+    "The opcode stream is damaged; the unpickler stops there after running what came before.",
+    fix=(
+        "Re-create the file; loaders stop at the damage but may already have run what came "
+        "before it."
+    ),
+)
+PKL005 = Rule(
+    "PKL005",
+    "computed-import",
+    Severity.ERROR,
+    "CWE-502",
+    "STACK_GLOBAL imports a name computed at load time, hiding what is imported.",
+    fix=(
+        "Do not load: the pickle builds the name it imports at load time, a technique used to"
+        " evade scanners."
+    ),
+)
+PKL006 = Rule(
+    "PKL006",
+    "object-mutation-gadget",
+    Severity.ERROR,
+    "CWE-502",
+    "BUILD/SETITEM/APPEND applied to an imported object, or `__setstate__` injected: "
+        "code runs or global state changes without a REDUCE.",
+    fix=(
+        "Do not load: the pickle overwrites attributes of imported objects, a technique used "
+        "to plant code."
+    ),
+)
+PKL007 = Rule(
+    "PKL007",
+    "extension-registry-import",
+    Severity.WARNING,
+    "CWE-502",
+    "EXT1/EXT2/EXT4 import a global through copyreg's extension registry.",
+    fix=(
+        "Do not load: the pickle imports through the copyreg extension registry, which hides "
+        "the name it imports."
+    ),
+)
+PKL008 = Rule(
+    "PKL008",
+    "parser-differential",
+    Severity.ERROR,
+    "CWE-436",
+    "The stream reads differently in different unpicklers (FRAME straddling): a classic "
+        "way to show scanners one program and the loader another.",
+    fix=(
+        "Do not load: the stream is read differently by the C and Python unpicklers, a "
+        "technique used to evade scanners."
+    ),
+)
+PKL009 = Rule(
+    "PKL009",
+    "trailing-data",
+    Severity.INFO,
+    "CWE-436",
+    "Bytes follow the last STOP (a polyglot, or data a custom loader reads).",
+    fix=(
+        "Remove the data after the pickle's STOP; it is not part of the object and may target"
+        " other readers."
+    ),
+)
+PKL010 = Rule(
+    "PKL010",
+    "nested-pickle",
+    Severity.WARNING,
+    "CWE-502",
+    "A bytes value, or a base64/hex string, is itself a complete pickle: a second stage "
+        "waiting for a loader. It was analysed recursively.",
+    fix=(
+        "A pickle nested in the data is unpickled by code that runs later; review its "
+        "findings as for the outer file."
+    ),
+)
+PKL011 = Rule(
+    "PKL011",
+    "blacklisted-global",
+    Severity.ERROR,
+    "CWE-502",
+    "A global matches a user-supplied -b/--blacklist pattern.",
+    fix=(
+        "The pickle imports a name that matches your -b/--blacklist pattern; do not load it "
+        "until reviewed."
+    ),
+)
+PKL012 = Rule(
+    "PKL012",
+    "analysis-limit",
+    Severity.WARNING,
+    "CWE-400",
+    "A budget (opcodes, nesting, nested pickle bytes) ran out before the stream was finished.",
+    fix=(
+        "The pickle exceeded an analysis budget and was not fully checked; review it, or "
+        "raise the limit for a trusted file."
+    ),
+)
+PKL013 = Rule(
+    "PKL013",
+    "computed-callable",
+    Severity.WARNING,
+    "CWE-502",
+    "The pickle calls a value produced at load time rather than an import.",
+    fix=(
+        "The pickle calls something computed at load time that could not be identified; "
+        "review before loading."
+    ),
+)
+
+# --- batchscan/workers/pytorch_legacy.py ------------------------------------
+PTL001 = Rule(
+    "PTL001",
+    "storage-mismatch",
+    Severity.WARNING,
+    "CWE-20",
+    "The storage section does not match the storages the pickle declares.",
+    fix=(
+        "Re-save the checkpoint; storages that do not match the pickle's references mean "
+        "damage or a crafted file."
+    ),
+)
+PTL002 = Rule(
+    "PTL002",
+    "data-after-storages",
+    Severity.WARNING,
+    "CWE-436",
+    "Data follows the last storage: torch ignores it, other tools may not.",
+    fix=(
+        "Data after the last storage is ignored by torch but may target other readers; re-"
+        "save the checkpoint."
+    ),
+)
+
+# --- batchscan/workers/numpy.py ---------------------------------------------
+NPY001 = Rule(
+    "NPY001",
+    "object-array",
+    Severity.INFO,
+    "CWE-502",
+    "An object array: its data is a pickle (loading needs allow_pickle=True); "
+                        "it was analysed.",
+    fix=(
+        "Object arrays are pickles: load with allow_pickle=False, or convert the array to a "
+        "numeric dtype."
+    ),
+)
+NPY002 = Rule(
+    "NPY002",
+    "bad-header",
+    Severity.WARNING,
+    "CWE-20",
+    "The .npy header cannot be parsed.",
+    fix="Re-save the array with numpy.save; a damaged header can hide data from scanners.",
+)
+NPY003 = Rule(
+    "NPY003",
+    "size-mismatch",
+    Severity.WARNING,
+    "CWE-20",
+    "The data size does not match shape and dtype.",
+    fix="Re-save the array; its data does not match the shape and dtype the header declares.",
+)
+
+# --- batchscan/workers/zip.py -----------------------------------------------
+ZIP001 = Rule(
+    "ZIP001",
+    "path-traversal",
+    Severity.ERROR,
+    "CWE-22",
+    "A member name escapes the extraction directory (../, absolute, drive).",
+    fix=(
+        "Do not extract with a tool that keeps member paths: a member name leaves the "
+        "extraction folder."
+    ),
+)
+ZIP002 = Rule(
+    "ZIP002",
+    "symlink-escape",
+    Severity.ERROR,
+    "CWE-59",
+    "A symlink member points outside the archive's directory.",
+    fix="Do not extract: a symlink member points outside the extraction folder.",
+)
+ZIP003 = Rule(
+    "ZIP003",
+    "name-mismatch",
+    Severity.WARNING,
+    "CWE-436",
+    "Local header and central directory disagree on a member name "
+                         "(CVE-2025-1944: zipfile refuses, torch loads).",
+    fix=(
+        "The local header and the central directory disagree on a name; readers differ on "
+        "which one they use. Re-create the archive."
+    ),
+)
+ZIP004 = Rule(
+    "ZIP004",
+    "crc-mismatch",
+    Severity.WARNING,
+    "CWE-354",
+    "A member's CRC-32 is wrong (CVE-2025-10156: zipfile refuses, torch loads).",
+    fix="A member's data does not match its CRC; re-create the archive.",
+)
+ZIP005 = Rule(
+    "ZIP005",
+    "unusual-flags",
+    Severity.WARNING,
+    "CWE-436",
+    "General-purpose flag bits that loaders disagree on (CVE-2025-1945).",
+    fix=(
+        "Unusual flag bits let readers disagree on the content; re-create the archive with a "
+        "standard tool."
+    ),
+)
+ZIP006 = Rule(
+    "ZIP006",
+    "encrypted-member",
+    Severity.INFO,
+    "CWE-311",
+    "An encrypted member cannot be scanned; the file is not reported clean.",
+    fix="Encrypted members cannot be checked; scan the decrypted archive.",
+)
+ZIP007 = Rule(
+    "ZIP007",
+    "duplicate-name",
+    Severity.WARNING,
+    "CWE-436",
+    "Two members share a name; loaders pick different copies (torch the last).",
+    fix=(
+        "Two members share a name and readers differ on which one they use (torch takes the "
+        "last); re-create the archive."
+    ),
+)
+ZIP008 = Rule(
+    "ZIP008",
+    "unsupported-method",
+    Severity.WARNING,
+    "CWE-20",
+    "A member uses a compression method this scanner cannot decode.",
+    fix=(
+        "A member uses a compression method this scanner cannot decode, so it was not "
+        "checked; re-create the archive with deflate or store."
+    ),
+)
+ZIP009 = Rule(
+    "ZIP009",
+    "corrupt-entry",
+    Severity.WARNING,
+    "CWE-20",
+    "A directory entry or local header is damaged; the other members were scanned.",
+    fix="Re-create the archive; a damaged member cannot be fully checked.",
+)
+ZIP010 = Rule(
+    "ZIP010",
+    "compression-ratio",
+    Severity.WARNING,
+    "CWE-409",
+    "A member declares a compression ratio beyond the limit (a decompression bomb).",
+    fix="An extreme compression ratio is the mark of a zip bomb; do not extract it.",
+)
+ZIP011 = Rule(
+    "ZIP011",
+    "prepended-data",
+    Severity.INFO,
+    "CWE-436",
+    "Data precedes the archive (a polyglot); it was scanned as its own format.",
+    fix=(
+        "Data before the archive (a polyglot or self-extractor) may target other readers; re-"
+        "create the archive."
+    ),
+)
+ZIP012 = Rule(
+    "ZIP012",
+    "torchscript-code",
+    Severity.ERROR,
+    "CWE-94",
+    "TorchScript source in the archive reaches Python, the OS or files.",
+    fix=(
+        "Do not load this TorchScript model: its code calls into Python or the operating "
+        "system. Re-export it from reviewed source."
+    ),
+)
+ZIP013 = Rule(
+    "ZIP013",
+    "blacklisted-member",
+    Severity.ERROR,
+    "CWE-506",
+    "A member name matches a -b/--blacklist pattern.",
+    fix="A member name matches your -b/--blacklist pattern; review it before use.",
+)
+
+# --- batchscan/workers/tar.py -----------------------------------------------
+TAR001 = Rule(
+    "TAR001",
+    "path-traversal",
+    Severity.ERROR,
+    "CWE-22",
+    "A member name escapes the extraction directory.",
+    fix=(
+        "Do not extract with tarfile without filter='data': a member name leaves the "
+        "extraction folder."
+    ),
+)
+TAR002 = Rule(
+    "TAR002",
+    "link-escape",
+    Severity.ERROR,
+    "CWE-59",
+    "A symlink or hardlink member points outside the archive's directory.",
+    fix=(
+        "Do not extract: a link member points outside the extraction folder (use "
+        "filter='data')."
+    ),
+)
+TAR003 = Rule(
+    "TAR003",
+    "special-member",
+    Severity.WARNING,
+    "CWE-73",
+    "A device or FIFO member (extraction creates special files).",
+    fix="Device and FIFO members have no place in a model archive; re-create it without them.",
+)
+TAR004 = Rule(
+    "TAR004",
+    "duplicate-name",
+    Severity.WARNING,
+    "CWE-436",
+    "Two members share a name; the later one overwrites the first on extraction.",
+    fix=(
+        "Two members share a name and extraction keeps the last; re-create the archive with "
+        "unique names."
+    ),
+)
+TAR005 = Rule(
+    "TAR005",
+    "corrupt-archive",
+    Severity.WARNING,
+    "CWE-20",
+    "The archive is damaged; members before the damage were scanned.",
+    fix="Re-create the archive; a damaged tar cannot be fully checked.",
+)
+TAR006 = Rule(
+    "TAR006",
+    "blacklisted-member",
+    Severity.ERROR,
+    "CWE-506",
+    "A member name matches a -b/--blacklist pattern.",
+    fix="A member name matches your -b/--blacklist pattern; review it before use.",
+)
+
+# --- batchscan/workers/sevenzip.py ------------------------------------------
+SVZ001 = Rule(
+    "SVZ001",
+    "path-traversal",
+    Severity.ERROR,
+    "CWE-22",
+    "A member name escapes the extraction directory.",
+    fix=(
+        "Do not extract with a tool that keeps member paths: a member name leaves the "
+        "extraction folder."
+    ),
+)
+SVZ002 = Rule(
+    "SVZ002",
+    "encrypted",
+    Severity.INFO,
+    "CWE-311",
+    "The archive is encrypted and cannot be scanned; it is not reported clean.",
+    fix="Encrypted members cannot be checked; scan the decrypted archive.",
+)
+SVZ003 = Rule(
+    "SVZ003",
+    "corrupt-archive",
+    Severity.WARNING,
+    "CWE-20",
+    "The archive is damaged or uses an unsupported method.",
+    fix="Re-create the archive; a damaged 7z cannot be fully checked.",
+)
+
+# --- batchscan/workers/compressed.py ----------------------------------------
+CMP001 = Rule(
+    "CMP001",
+    "corrupt-compression",
+    Severity.WARNING,
+    "CWE-20",
+    "The compressed stream is truncated or corrupt; only what decoded was scanned.",
+    fix=(
+        "Re-create the compressed file from its source; a stream that does not decompress "
+        "cleanly cannot be checked and may hide a payload past the damage."
+    ),
+)
+CMP002 = Rule(
+    "CMP002",
+    "compression-limit",
+    Severity.WARNING,
+    "CWE-409",
+    "Decompression stopped at a budget (bytes or ratio): a possible bomb.",
+    fix=(
+        "Check where the file came from; raise the decompression limits only for a trusted "
+        "file whose size you expect."
+    ),
+)
+
+# --- batchscan/workers/configs.py -------------------------------------------
+CFG001 = Rule(
+    "CFG001",
+    "remote-code-auto-map",
+    Severity.WARNING,
+    "CWE-94",
+    "`auto_map` makes transformers import code shipped with the model "
+                    "(trust_remote_code).",
+    fix=(
+        "Read the Python files that auto_map names before loading with "
+        "trust_remote_code=True, or load without remote code."
+    ),
+)
+CFG002 = Rule(
+    "CFG002",
+    "cross-repo-remote-code",
+    Severity.ERROR,
+    "CWE-829",
+    "`auto_map` points at code in another repository (`org/repo--module.Class`).",
+    fix=(
+        "Do not load: the config makes the loader fetch and run code from another repository."
+        " Vendor the reviewed code into this repository or drop auto_map."
+    ),
+)
+CFG003 = Rule(
+    "CFG003",
+    "dangerous-target",
+    Severity.ERROR,
+    "CWE-94",
+    "A Hydra/OmegaConf `_target_` names a dangerous callable.",
+    fix=(
+        "Do not instantiate this config: its _target_ names a callable that runs commands, "
+        "evaluates code or touches files. Replace it with the intended class."
+    ),
+)
+CFG004 = Rule(
+    "CFG004",
+    "unknown-target",
+    Severity.INFO,
+    "CWE-94",
+    "A Hydra/OmegaConf `_target_` names a callable that instantiate() runs.",
+    fix=(
+        "Check that the named callable is the library class you expect before instantiating "
+        "the config (Hydra instantiate / similar)."
+    ),
+)
+CFG005 = Rule(
+    "CFG005",
+    "template-injection",
+    Severity.ERROR,
+    "CWE-1336",
+    "A Jinja2 template reaches Python internals or the OS (SSTI).",
+    fix=(
+        "Do not render this template: it reaches Python internals (a server-side template "
+        "injection gadget). Replace it with the model's published template."
+    ),
+)
+CFG006 = Rule(
+    "CFG006",
+    "suspicious-template",
+    Severity.WARNING,
+    "CWE-1336",
+    "A Jinja2 template uses constructs chat templates never need.",
+    fix=(
+        "Review the template by hand before rendering it; compare it with the model family's "
+        "published chat template."
+    ),
+)
+CFG007 = Rule(
+    "CFG007",
+    "keras-lambda",
+    Severity.ERROR,
+    "CWE-94",
+    "A Keras Lambda layer carries Python bytecode that runs on load "
+                        "(CVE-2024-3660).",
+    fix=(
+        "A Keras Lambda layer runs its stored Python code when the model is loaded with "
+        "safe_mode=False or called. Rebuild the layer as a registered custom layer from "
+        "reviewed source."
+    ),
+)
+CFG008 = Rule(
+    "CFG008",
+    "keras-foreign-module",
+    Severity.WARNING,
+    "CWE-470",
+    "A Keras config references a class or function outside Keras "
+                        "(CVE-2025-1550).",
+    fix=(
+        "The config references a class from a module outside Keras; make sure that module is "
+        "yours and reviewed before loading."
+    ),
+)
+CFG009 = Rule(
+    "CFG009",
+    "keras-dangerous-reference",
+    Severity.ERROR,
+    "CWE-470",
+    "A Keras config references a dangerous callable (os.system, get_file...).",
+    fix="Do not load: the config references a callable that runs commands or evaluates code.",
+)
+CFG010 = Rule(
+    "CFG010",
+    "encoded-pickle",
+    Severity.WARNING,
+    "CWE-502",
+    "A base64/hex string decodes to a pickle; it was analysed.",
+    fix=(
+        "The config carries a base64 pickle: decoding and loading it runs code. Store the "
+        "object in a data format instead, or scan the decoded blob."
+    ),
+)
+
+# --- batchscan/workers/json_config.py ---------------------------------------
+JSN001 = Rule(
+    "JSN001",
+    "invalid-json",
+    Severity.WARNING,
+    "CWE-20",
+    "The document is not valid JSON (or nests too deeply to parse).",
+    fix=(
+        "Fix or regenerate the JSON file; loaders may read a damaged file differently from "
+        "this scanner."
+    ),
+)
+
+# --- batchscan/workers/yaml_config.py ---------------------------------------
+YML001 = Rule(
+    "YML001",
+    "python-tag",
+    Severity.ERROR,
+    "CWE-502",
+    "A `!!python/...` tag builds Python objects or calls functions when loaded "
+                      "unsafely.",
+    fix=(
+        "Load with yaml.safe_load only: the document has a python/ tag that constructs "
+        "objects or calls functions under the unsafe loaders."
+    ),
+)
+YML002 = Rule(
+    "YML002",
+    "custom-tag",
+    Severity.INFO,
+    "CWE-502",
+    "A non-standard tag: what it does depends on the loader's constructors.",
+    fix=(
+        "Custom tags need a registered constructor; make sure yours is data-only, or load "
+        "with yaml.safe_load."
+    ),
+)
+YML003 = Rule(
+    "YML003",
+    "invalid-yaml",
+    Severity.WARNING,
+    "CWE-20",
+    "The document is not valid YAML.",
+    fix=(
+        "Fix or regenerate the YAML file; loaders may read a damaged file differently from "
+        "this scanner."
+    ),
+)
+
+# --- batchscan/workers/keras_h5.py ------------------------------------------
+HDF001 = Rule(
+    "HDF001",
+    "external-data",
+    Severity.WARNING,
+    "CWE-73",
+    "The HDF5 file links to other files (external links or external storage).",
+    fix=(
+        "Remove external dataset links or make sure the files they reference are part of the "
+        "reviewed model."
+    ),
+)
+HDF002 = Rule(
+    "HDF002",
+    "bad-config",
+    Severity.WARNING,
+    "CWE-20",
+    "A Keras config attribute is not valid JSON.",
+    fix=(
+        "Re-save the model with Keras; its configuration could not be parsed, so it could not"
+        " be checked."
+    ),
+)
+
+# --- batchscan/workers/safetensors.py ---------------------------------------
+SFT001 = Rule(
+    "SFT001",
+    "bad-header",
+    Severity.WARNING,
+    "CWE-20",
+    "The header length or JSON is invalid.",
+    fix=(
+        "Re-save the file with the safetensors library; a damaged header can hide data from "
+        "scanners."
+    ),
+)
+SFT002 = Rule(
+    "SFT002",
+    "bad-tensor-layout",
+    Severity.WARNING,
+    "CWE-20",
+    "Tensor dtype, shape or offsets are inconsistent (overlap, gap, out of "
+                      "bounds).",
+    fix=(
+        "Re-save the file; tensor offsets that overlap, leave gaps or run past the end mean "
+        "damage or a crafted file."
+    ),
+)
+SFT003 = Rule(
+    "SFT003",
+    "metadata-code",
+    Severity.WARNING,
+    "CWE-94",
+    "A `__metadata__` value carries code, shell commands, script markup or a "
+                         "URL.",
+    fix="Metadata is free text; make sure nothing downstream evaluates it.",
+)
+
+# --- batchscan/workers/gguf.py ----------------------------------------------
+GGF001 = Rule(
+    "GGF001",
+    "bad-header",
+    Severity.WARNING,
+    "CWE-20",
+    "The GGUF header or metadata is malformed or exceeds sane bounds.",
+    fix=(
+        "Re-export the GGUF file with llama.cpp's tools; a damaged header can hide data from "
+        "scanners."
+    ),
+)
+GGF002 = Rule(
+    "GGF002",
+    "tensor-bounds",
+    Severity.WARNING,
+    "CWE-20",
+    "A tensor's dimensions or offset do not fit the file.",
+    fix=(
+        "Re-export the GGUF file; tensor data outside the file bounds means it was damaged or"
+        " crafted."
+    ),
+)
+
+# --- batchscan/workers/onnx.py ----------------------------------------------
+ONX001 = Rule(
+    "ONX001",
+    "external-data-escape",
+    Severity.ERROR,
+    "CWE-22",
+    "An external-data location is absolute or leaves the model's directory.",
+    fix=(
+        "Do not load: an external-data location points outside the model folder. Keep "
+        "external data files next to the model with plain relative names."
+    ),
+)
+ONX002 = Rule(
+    "ONX002",
+    "custom-op-domain",
+    Severity.WARNING,
+    "CWE-829",
+    "An operator from a non-standard domain (needs a native op library).",
+    fix=(
+        "Custom operator domains need a shared library at load time; make sure it is yours "
+        "and reviewed."
+    ),
+)
+ONX003 = Rule(
+    "ONX003",
+    "python-op",
+    Severity.ERROR,
+    "CWE-94",
+    "A Python operator (onnxruntime-extensions PyOp) runs Python code.",
+    fix=(
+        "Do not load with a runtime that executes Python operators; remove the Python op or "
+        "replace it with a standard operator."
+    ),
+)
+ONX004 = Rule(
+    "ONX004",
+    "initializer-size",
+    Severity.WARNING,
+    "CWE-20",
+    "An initializer's raw data does not match its dims and type.",
+    fix=(
+        "Re-export the model; an initializer whose size does not match its shape was damaged "
+        "or crafted."
+    ),
+)
+ONX005 = Rule(
+    "ONX005",
+    "bad-protobuf",
+    Severity.WARNING,
+    "CWE-20",
+    "The protobuf is malformed; what came before the damage was checked.",
+    fix="Re-export the model; a damaged protobuf cannot be fully checked.",
+)
+
+# --- batchscan/workers/tf_savedmodel.py -------------------------------------
+TFG001 = Rule(
+    "TFG001",
+    "python-op",
+    Severity.ERROR,
+    "CWE-94",
+    "The graph calls back into Python (py_func): arbitrary code when it runs.",
+    fix="Do not load: the graph contains a py_func-style op that runs Python code.",
+)
+TFG002 = Rule(
+    "TFG002",
+    "file-op",
+    Severity.ERROR,
+    "CWE-73",
+    "The graph reads, writes or lists files when it runs.",
+    fix="Do not load: the graph contains ops that read or write files when the graph runs.",
+)
+TFG003 = Rule(
+    "TFG003",
+    "file-reader-op",
+    Severity.WARNING,
+    "CWE-73",
+    "The graph contains a file reader op.",
+    fix="Review which files the reader ops open before running the graph.",
+)
+TFG004 = Rule(
+    "TFG004",
+    "bad-protobuf",
+    Severity.WARNING,
+    "CWE-20",
+    "The protobuf is malformed; nodes before the damage were checked.",
+    fix="Re-export the model; a damaged protobuf cannot be fully checked.",
+)
+
+# --- batchscan/workers/python_source.py -------------------------------------
+PYS001 = Rule(
+    "PYS001",
+    "process-or-eval",
+    Severity.ERROR,
+    "CWE-94",
+    "The code starts a process or evaluates code.",
+    fix=(
+        "Review the Python file: it runs commands or evaluates code. Do not run it "
+        "(trust_remote_code, custom handlers) until reviewed."
+    ),
+)
+PYS002 = Rule(
+    "PYS002",
+    "network-or-import",
+    Severity.WARNING,
+    "CWE-829",
+    "The code opens network connections or imports modules by name.",
+    fix="Review the Python file's network access and dynamic imports before running it.",
+)
+PYS003 = Rule(
+    "PYS003",
+    "file-or-loader",
+    Severity.INFO,
+    "CWE-73",
+    "The code writes files or loads other serialised files.",
+    fix="Review which files the Python code reads, writes or loads before running it.",
+)
+PYS004 = Rule(
+    "PYS004",
+    "unparsable",
+    Severity.WARNING,
+    "CWE-20",
+    "The file is not valid Python; it could not be analysed.",
+    fix=(
+        "The Python file could not be parsed, so it could not be checked; fix it or review it"
+        " by hand."
+    ),
+)
+
+# --- tests only: the fault-injection hook --------------
+TST001 = Rule(
+    "TST001",
+    "fault-injected",
+    Severity.INFO,
+    "CWE-703",
+    "A fault-injection file was processed (tests only).",
+    fix="Test-only rule of the fault-injection hook; never raised in normal runs.",
+)
+
+CATALOGUE: tuple[Rule, ...] = (
+    ENG002,
+    ENG003,
+    PKL001,
+    PKL002,
+    PKL003,
+    PKL004,
+    PKL005,
+    PKL006,
+    PKL007,
+    PKL008,
+    PKL009,
+    PKL010,
+    PKL011,
+    PKL012,
+    PKL013,
+    PTL001,
+    PTL002,
+    NPY001,
+    NPY002,
+    NPY003,
+    ZIP001,
+    ZIP002,
+    ZIP003,
+    ZIP004,
+    ZIP005,
+    ZIP006,
+    ZIP007,
+    ZIP008,
+    ZIP009,
+    ZIP010,
+    ZIP011,
+    ZIP012,
+    ZIP013,
+    TAR001,
+    TAR002,
+    TAR003,
+    TAR004,
+    TAR005,
+    TAR006,
+    SVZ001,
+    SVZ002,
+    SVZ003,
+    CMP001,
+    CMP002,
+    CFG001,
+    CFG002,
+    CFG003,
+    CFG004,
+    CFG005,
+    CFG006,
+    CFG007,
+    CFG008,
+    CFG009,
+    CFG010,
+    JSN001,
+    YML001,
+    YML002,
+    YML003,
+    HDF001,
+    HDF002,
+    SFT001,
+    SFT002,
+    SFT003,
+    GGF001,
+    GGF002,
+    ONX001,
+    ONX002,
+    ONX003,
+    ONX004,
+    ONX005,
+    TFG001,
+    TFG002,
+    TFG003,
+    TFG004,
+    PYS001,
+    PYS002,
+    PYS003,
+    PYS004,
+    TST001,
+)
+BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}
