@@ -104,7 +104,8 @@ class Engine:
             cache_path=cache_path,
             cache_rules=cache_rules,
         )
-        self.policy = SandboxPolicy(memory_limit=config.memory_limit, enabled=config.sandbox)
+        self.policy = SandboxPolicy(memory_limit=config.memory_limit, enabled=config.sandbox,
+                                    cpu_seconds=config.timeout)
         self.walk_options = WalkOptions(
             follow_symlinks=config.follow_symlinks,
             one_file_system=config.one_file_system,

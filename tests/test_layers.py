@@ -8,7 +8,8 @@ layers are drawn in README ("How the code is layered"):
     outputs        batchscan.outputs.*
     coordinator    batchscan.coordinator, config, cache, downloads, selection, executors.*
     sources        batchscan.sources.*
-    runtime        batchscan.workers.task, jobs, entry; sandbox, hashing, cachedb, forkserver
+    runtime        batchscan.workers.task, jobs, entry; sandbox, landlock, seccomp, hashing,
+                   cachedb, forkserver
     formats        batchscan.workers.* (one module per format, base, registry, policy)
     records        batchscan (version), records, rules (the catalogue), schema
 """
@@ -24,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("records", ("batchscan", "batchscan.records", "batchscan.rules", "batchscan.schema")),
     ("formats", ("batchscan.workers",)),
     ("runtime", ("batchscan.workers.task", "batchscan.workers.jobs", "batchscan.workers.entry",
-                 "batchscan.sandbox",
+                 "batchscan.sandbox", "batchscan.landlock", "batchscan.seccomp",
                  "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver")),
     ("sources", ("batchscan.sources",)),
     ("coordinator", ("batchscan.coordinator", "batchscan.config", "batchscan.cache",

@@ -43,6 +43,12 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
     scanners: tuple[FormatModule, ...] = SCANNERS
     if options.fault_injection:
         scanners = (faults, *SCANNERS)
+    refused = sandbox.refusal()
+    if refused is not None:  # fail closed: no scan outside a complete sandbox
+        results = tuple(FileResult(format="unknown", size=None, sha256=None, error=refused)
+                        for _ in jobs)
+        return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
+    sandbox.begin_batch()
     unhashed = replace(options, hash=False)
     results = tuple(scan_file(job.path, options if job.hash else unhashed, scanners, job.name)
                     for job in jobs)
