@@ -159,7 +159,30 @@ def _siblings() -> list[int]:
     return found
 
 
-def _kill_siblings(signum: str = "9") -> None:
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[1])
+
+
+def _kill_coordinator(signum: str = "10") -> None:
+    """The coordinator is the parent of the forkserver, this worker's parent."""
+    os.kill(_ppid(os.getppid()), int(signum))
+
+
+def _self() -> str:
+    """The kernel's own view of this worker (not the sandbox's STATUS)."""
+    with open("/proc/self/status") as handle:
+        lines = [line.split(":", 1) for line in handle]
+    facts = {key: value.strip() for key, value in lines
+             if key in ("Seccomp", "NoNewPrivs", "CapEff", "CapPrm", "CapBnd", "CapAmb")}
+    facts["fds"] = ",".join(sorted(entry.name for entry in Path("/proc/self/fd").iterdir()))
+    for fd in (0, 1, 2):
+        facts[f"fd{fd}"] = str(Path(f"/proc/self/fd/{fd}").readlink())
+    return " ".join(f"{key}={value}" for key, value in facts.items())
+
+
+def _kill_siblings(signum: str = "9", delay: str = "0") -> None:
+    time.sleep(float(delay))
     targets = _siblings()
     errors = []
     for pid in targets:
@@ -245,6 +268,9 @@ ESCAPES: dict[str, Callable[..., object]] = {
     "tcp": _tcp,
     "kill": _kill,
     "kill-siblings": _kill_siblings,
+    "kill-coordinator": _kill_coordinator,
+    "self": _self,
+    "read-limits": lambda: Path("/proc/self/limits").read_text(),
     "read-memory": _read_mem,
     "execve": _execve,
     "fork-exec": _fork_exec,
