@@ -33,12 +33,12 @@ from batchscan.outputs.writers import (
     Writer,
 )
 from batchscan.records import ScanRecord, Severity, Status
-from batchscan.sandbox import degraded
+from batchscan.sandbox import degraded, refusal_of, supported_layers
 from batchscan.schema import record_from_dict
 from batchscan.sources import Item
 from batchscan.sources.local import FOLLOW_CHOICES
 
-COMMANDS = ("scan", "report")
+COMMANDS = ("scan", "report", "doctor")
 
 
 def _size(text: str) -> int:
@@ -122,7 +122,40 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-v", "--verbose", action="store_true")
     report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
     report.add_argument("--flatten", action="store_true")
+    sub.add_parser("doctor", help="which sandbox layers this machine supports, and whether "
+                                  "each was applied in a test worker")
     return parser
+
+
+def run_doctor() -> int:
+    """Print the kernel's support for each layer, then start one real worker, scan one
+    harmless file, and print what the worker reported. Exit 0: every layer applied."""
+    import tempfile
+
+    out = sys.stdout
+    out.write(f"batchscan {__version__}\nsupported by this machine:\n")
+    for name, value in supported_layers():
+        out.write(f"  {name:<14} {value}\n")
+    with tempfile.TemporaryDirectory(prefix="batchscan-doctor-") as folder:
+        probe = Path(folder) / "probe.pkl"
+        probe.write_bytes(b"\x80\x04K\x01.")
+        engine = Engine(ScanConfig(jobs=1, timeout=60.0))
+        records = list(engine.run([str(probe)]))
+    status = engine.stats.sandbox
+    out.write("applied in a test worker:\n")
+    for key, value in sorted(status.items()):
+        out.write(f"  {key:<17} {value}\n")
+    problems = degraded(status)
+    refused = refusal_of(status)
+    scanned = bool(records) and records[0].status is Status.CLEAN
+    out.write(f"test scan: {'clean, as expected' if scanned else 'FAILED'}\n")
+    if refused:
+        out.write(f"workers refuse to scan on this machine: {refused}\n")
+    elif problems:
+        out.write("degraded (scans run, the summary says so): " + "; ".join(problems) + "\n")
+    else:
+        out.write("every layer applied\n")
+    return 0 if scanned and not problems else 2
 
 
 def _normalise_argv(argv: Sequence[str]) -> list[str]:
@@ -315,6 +348,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
+        if args.command == "doctor":
+            return run_doctor()
         return run_report(args) if args.command == "report" else run_scan(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

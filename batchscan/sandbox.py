@@ -321,16 +321,46 @@ def begin_batch() -> None:
 
 def refusal() -> str | None:
     """Why this worker must not scan (a required layer is missing), or None."""
-    if not STATUS or STATUS.get("sandbox") == "disabled":
+    return refusal_of(STATUS, os.geteuid())
+
+
+def refusal_of(status: dict[str, str], euid: int | None = None) -> str | None:
+    if not status or status.get("sandbox") == "disabled":
         return None
-    required = list(REQUIRED) + (["capabilities"] if os.geteuid() == 0 else [])
-    missing = [f"{key}: {STATUS.get(key, 'not applied')}" for key in required
-               if not STATUS.get(key, "").startswith("ok")]
-    if "sandbox" in STATUS or "threads" in STATUS:
-        missing += [f"{key}: {STATUS[key]}" for key in ("sandbox", "threads") if key in STATUS]
+    euid = os.geteuid() if euid is None else euid
+    required = list(REQUIRED) + (["capabilities"] if euid == 0 else [])
+    missing = [f"{key}: {status.get(key, 'not applied')}" for key in required
+               if not status.get(key, "").startswith("ok")]
+    missing += [f"{key}: {status[key]}" for key in ("sandbox", "threads") if key in status]
     if not missing:
         return None
     return "worker sandbox incomplete, file not scanned: " + "; ".join(missing)
+
+
+def supported_layers() -> list[tuple[str, str]]:
+    """What the running kernel offers, without applying anything (for `batchscan doctor`)."""
+    rows = []
+    abi = landlock.abi_version()
+    rows.append(("landlock", f"ABI {abi}" if abi else "not available"))
+    try:
+        with open("/proc/sys/kernel/seccomp/actions_avail") as handle:
+            actions = handle.read().split()
+    except OSError:
+        actions = []
+    arch = seccomp.machine()
+    rows.append(("seccomp", f"filters ({arch})" if "errno" in actions and seccomp.supported()
+                 else f"not available ({arch}, actions: {' '.join(actions) or 'none'})"))
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as handle:
+            users = int(handle.read())
+    except (OSError, ValueError):
+        users = 0
+    root = os.geteuid() == 0
+    rows.append(("namespaces", "as root" if root else
+                 "through a user namespace" if users else "user namespaces disabled"))
+    rows.append(("capabilities", "root: all but CAP_DAC_READ_SEARCH dropped" if root
+                 else "not root: none held"))
+    return rows
 
 
 def degraded(status: dict[str, str]) -> list[str]:

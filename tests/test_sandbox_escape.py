@@ -366,3 +366,26 @@ def test_escapes_fail_as_an_unprivileged_user() -> None:
         assert records["exec.bin"]["status"] == "findings"
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_doctor_reports_each_layer_applied_in_a_worker() -> None:
+    result = subprocess.run([sys.executable, "-m", "batchscan", "doctor"], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert "landlock" in result.stdout and "seccomp" in result.stdout
+    assert "test scan: clean, as expected" in result.stdout, result.stdout + result.stderr
+
+
+def test_a_worker_missing_a_required_layer_refuses_to_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail closed: no seccomp filter (say, an unknown architecture) means no scan at all."""
+    from batchscan import sandbox
+    from batchscan.workers import task
+    from batchscan.workers.jobs import Job, WorkerOptions
+
+    evil = tmp_path / "evil.pkl"
+    evil.write_bytes(b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00true\x85R.")
+    monkeypatch.setattr(sandbox, "STATUS", {**dict.fromkeys(
+        ("no_new_privs", "stdio", "capabilities"), "ok"), "seccomp": "failed: no filter"})
+    batch = task.scan_batch([Job(str(evil), "evil.pkl", True)], WorkerOptions())
+    assert batch.results[0].error is not None and "seccomp" in batch.results[0].error
+    assert batch.results[0].findings == ()
