@@ -389,3 +389,13 @@ def test_a_worker_missing_a_required_layer_refuses_to_scan(
     batch = task.scan_batch([Job(str(evil), "evil.pkl", True)], WorkerOptions())
     assert batch.results[0].error is not None and "seccomp" in batch.results[0].error
     assert batch.results[0].findings == ()
+
+
+def test_a_worker_can_still_start_threads(tmp_path: Path) -> None:
+    """Libraries (py7zr) start threads inside workers; a PID namespace made by unshare
+    would forbid that (EINVAL), so the sandbox must not make one."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    fault(root, "thread.bin", "thread")
+    record = scan(root)["thread.bin"]
+    assert record.findings[0].message.endswith("thread ran")
