@@ -548,151 +548,170 @@ class _Walker:
     # the opcode loop --------------------------------------------------------------------
     def run(self, start: int) -> int:
         """Walk one pickle from `start`; return the offset after its STOP."""
-        r = self.r
-        buf = r.buf
-        pos = start - r.base
-        blen = len(buf)
-        stack: list[object] = []
-        marks: list[int] = []
-        fence = 0
-        memo: dict[int, object] = {}
-        proto = 0
-        frame_end = -1
-        ops = 0
-        budget = self.budget
-        unpack_from = struct.unpack_from
-        walk = self.walk
+        return _Machine(self, start).run()
 
-        def refill(at: int, need: int) -> None:
-            nonlocal buf, pos, blen
-            absolute = r.base + at
-            r.fill(absolute, need)
-            buf = r.buf
-            blen = len(buf)
-            pos = absolute - r.base
+    # helpers of the loop ----------------------------------------------------------------
+    def text_line(self, text: bytes, offset: int) -> bytes:
+        """When sniffing, a UNICODE/PERSID line is text: random binary data is not."""
+        if self.sniffing and _CONTROL.search(text):
+            raise _Damage(offset, "not a text line")
+        return text
 
-        def take(n: int, op_offset: int) -> bytes:
-            """A fixed-size argument, with the C loader's frame behaviour."""
-            nonlocal pos, frame_end
-            if frame_end >= 0:
-                here = r.base + pos
-                if here < frame_end < here + n:
-                    if not self.divergent:
-                        if walk.straddle is None:
-                            walk.straddle = op_offset
-                    else:
-                        pos = frame_end - r.base  # C drops the buffered partial read
-                if r.base + pos >= frame_end:
-                    frame_end = -1
-            if pos + n > blen:
-                if r.eof:
-                    raise _Damage(op_offset, "stream ends inside an opcode argument")
-                refill(pos, n)
-                if pos + n > blen:
-                    raise _Damage(op_offset, "stream ends inside an opcode argument")
-            data = buf[pos:pos + n]
-            pos += n
-            return data
-
-        def line(op_offset: int) -> bytes:
-            nonlocal pos, frame_end
-            nl = buf.find(b"\n", pos)
-            while nl < 0:
-                if r.eof:
-                    raise _Damage(op_offset, "stream ends inside a text argument")
-                if blen - pos >= _MAX_LINE:
-                    raise LimitExceeded("text opcode argument bytes", _MAX_LINE, blen - pos)
-                refill(pos, min(_MAX_LINE, 2 * max(blen - pos, _CHUNK)))
-                nl = buf.find(b"\n", pos)
-            if frame_end >= 0:
-                here = r.base + pos
-                if here < frame_end < r.base + nl + 1:
-                    if not self.divergent:
-                        if walk.straddle is None:
-                            walk.straddle = op_offset
-                    else:
-                        pos = frame_end - r.base
-                        frame_end = -1
-                        return line(op_offset)
-                if r.base + nl + 1 >= frame_end:
-                    frame_end = -1
-            data = buf[pos:nl]
-            pos = nl + 1
-            return data
-
-        def payload(n: int, op_offset: int, kind: str, straddle_safe: bool) -> object:
-            """A counted string/bytes payload: kept when small, skipped by length when big."""
-            nonlocal pos, frame_end
-            if n < 0:
-                raise _Damage(op_offset, "negative byte count")
-            if n <= _INLINE_MAX:
-                if straddle_safe and frame_end >= 0:
-                    # C reads bytes payloads with readinto(): no divergence at a frame end.
-                    saved, frame_end = frame_end, -1
-                    data = take(n, op_offset)
-                    frame_end = saved if r.base + pos < saved else -1
-                else:
-                    data = take(n, op_offset)
-                if kind == "str":
-                    return data.decode("utf-8", "surrogatepass")
-                if kind == "latin1":
-                    return data.decode("latin-1")
-                return data
-            absolute = r.base + pos
-            if absolute + n > r.limit:
-                raise _Damage(op_offset, "a payload runs past the end of the data")
-            blob = Blob("str" if kind != "bytes" else "bytes", absolute, n)
-            if frame_end >= 0 and absolute + n >= frame_end:
-                frame_end = -1
-            if pos + n <= blen:
-                pos += n
+    def resolve(self, module: str, name: str, proto: int, offset: int) -> Ref:
+        """`find_class`: Python 2 names are mapped under protocol < 3, like the unpickler."""
+        if self.sniffing and not (_IDENTIFIER.match(module) and _IDENTIFIER.match(name)):
+            raise _Damage(offset, "not an importable name")
+        if proto < 3:
+            mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+            if mapped is not None:
+                module, name = mapped
             else:
-                refill(pos + n, 16)
-            return blob
+                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        pattern = self.ctx.blacklisted(f"{module}.{name}")
+        if pattern is not None:
+            self.flag(BLACKLISTED_GLOBAL, f"global `{module}.{name}` matches blacklist pattern "
+                      f"{pattern!r}", offset)
+        return self.use(module, name, offset)
 
-        def pop_item(op_offset: int) -> object:
-            if len(stack) <= fence:
-                raise _Damage(op_offset, "unpickling stack underflow")
-            return stack.pop()
+    def stack_global(self, module: object, name: object, offset: int) -> Ref:
+        module_v, name_v = _literal(module), _literal(name)
+        computed = isinstance(module, Call) or isinstance(name, Call)
+        if not isinstance(module_v, str) or not isinstance(name_v, str):
+            if computed:
+                self.flag(COMPUTED_IMPORT,
+                          f"STACK_GLOBAL imports a name computed at load time: "
+                          f"{render(module)[:150]} . {render(name)[:150]}", offset)
+                return Ref("<computed>", "<computed>", offset)
+            raise _Damage(offset, "STACK_GLOBAL requires str operands")
+        if computed:
+            self.flag(COMPUTED_IMPORT,
+                      f"STACK_GLOBAL name is computed at load time and resolves to "
+                      f"`{module_v}.{name_v}`", offset,
+                      evidence=f"{render(module)} . {render(name)}"[:_EVIDENCE_CHARS])
+        return self.resolve(module_v, name_v, 4, offset)
 
-        def pop_mark(op_offset: int) -> list[object]:
-            nonlocal fence
-            if not marks:
-                raise _Damage(op_offset, "could not find MARK")
-            mark = marks.pop()
-            fence = marks[-1] if marks else 0
-            items = stack[mark:]
-            del stack[mark:]
-            return items
+    def build(self, inst: object, state: object, offset: int) -> tuple[int, bool, bool] | None:
+        """BUILD: `inst.__setstate__(state)` if it has one, else a `__dict__`/slot update.
 
-        def memo_key(value: int, op_offset: int) -> int:
-            if value < 0:
-                raise _Damage(op_offset, "negative memo index")
-            return value
+        Returns (array bytes, nested pickle, alignment byte) when `inst` is a joblib
+        NumpyArrayWrapper, whose array data joblib's unpickler reads right after the BUILD.
+        """
+        if isinstance(inst, (Ref, ModuleRef)):
+            self.flag(MUTATION_GADGET,
+                      f"BUILD sets attributes on the imported object {render(inst)}",
+                      offset, evidence=render(state)[:_EVIDENCE_CHARS])
+            return None
+        if isinstance(inst, Call) and inst.setstate is not None:
+            self.called(inst.setstate, (state,), offset, "setstate")
+            return None
+        if isinstance(inst, Call):
+            inst.state = state
+            func = inst.func
+            if isinstance(func, Ref) and (func.module, func.name) == _JOBLIB_WRAPPER:
+                return _joblib_array(state, offset)
+        dicts: list[PDict] = []
+        if isinstance(state, PDict):
+            dicts.append(state)
+        elif isinstance(state, tuple) and len(state) == 2:
+            dicts.extend(part for part in state if isinstance(part, PDict))
+        for d in dicts:
+            for key, value in d.pairs():
+                if key == "__setstate__" or (isinstance(key, str) and key in
+                                             policy.DANGEROUS_ATTRIBUTES - {"__dict__"}):
+                    self.flag(MUTATION_GADGET,
+                              f"BUILD installs `{key}` = {render(value)[:150]} on an object; "
+                              "a later BUILD calls it", offset)
+                    if isinstance(inst, Call) and key == "__setstate__":
+                        inst.setstate = value
+        return None
 
+    def mutation(self, target: object, method: str, items: list[object], offset: int) -> None:
+        """SETITEM/APPEND/ADDITEMS on something that is not a plain container calls a method."""
+        if isinstance(target, (Ref, ModuleRef)):
+            self.flag(MUTATION_GADGET,
+                      f"calls `{method}` on the imported object {render(target)}", offset,
+                      evidence=render(tuple(items[:4]))[:_EVIDENCE_CHARS])
+
+
+# --- the unpickler's stack machine ------------------------------------------------------------
+class _Machine:
+    """One pickle, PROTO to STOP: the state of `_pickle.c`'s Unpickler and one handler per opcode.
+
+    The state is the value stack; the MARK positions, the last of which is the fence no opcode
+    may pop below; the memo; the protocol (it decides Python 2 name mapping); and the read
+    position with the end of the current FRAME. Each `op_<name>` method executes the opcode of
+    that pickletools name and says in its docstring what CPython does; `_DISPATCH` maps opcode
+    bytes to them. `run` executes the hottest data opcodes inline and hands every other
+    opcode, and every inline opcode near a frame or buffer edge, to its handler.
+    """
+
+    __slots__ = ("blen", "buf", "fence", "frame_end", "marks", "memo", "pos", "proto", "r",
+                 "stack", "w")
+
+    def __init__(self, walker: _Walker, start: int):
+        self.w = walker
+        self.r = walker.r
+        self.buf = self.r.buf
+        self.blen = len(self.buf)
+        self.pos = start - self.r.base  # into `buf`; `r.base + pos` is the stream offset
+        self.stack: list[object] = []
+        self.marks: list[int] = []
+        self.fence = 0  # the last mark: pops below it are a stack underflow
+        self.memo: dict[int, object] = {}
+        self.proto = 0
+        self.frame_end = -1  # absolute end of the current FRAME, -1 outside frames
+
+    def run(self) -> int:
+        """Walk to STOP; return the offset after it.
+
+        The loop keeps the hot state in locals and executes inline, in measured order of
+        frequency, the opcodes that dominate data pickles: BINGET, SHORT_BINUNICODE and
+        BINUNICODE (with the MEMOIZE/BINPUT that follows), MEMOIZE, MARK, TUPLE, EMPTY_DICT,
+        EMPTY_LIST, SETITEMS, APPENDS, BINFLOAT, LONG_BINPUT, BININT2, BININT1, BINPUT,
+        LONG_BINGET, BININT, TUPLE2, TUPLE3, NEWTRUE, NEWFALSE, TUPLE1 and NONE. An inline
+        block only runs when its argument lies wholly before `fast_end` and its stack and memo
+        rules hold; otherwise the opcode falls through to its handler, which applies every
+        rule. Each inline block does what its `op_<name>` handler does
+        (tests/test_pickle_dispatch.py runs both ways). Handled opcodes, and TUPLE (which had
+        only a handler when the budget was set), count against the opcode budget.
+        """
+        r = self.r
+        buf = self.buf
+        pos = self.pos
+        blen = self.blen
+        stack = self.stack
+        marks = self.marks
+        memo = self.memo
+        fence = self.fence
+        ops = 0
+        budget = self.w.budget
+        dispatch = _DISPATCH
         decode_prefixes = _ENCODED_PICKLE_PREFIXES
         uint4 = _UINT4
         int4 = _INT4
         double = _DOUBLE
         # Arguments that end at or before `fast_end` lie inside the buffer and cannot straddle
-        # a FRAME end, so the hottest opcodes read them inline; everything else takes the
-        # checked path below, which recomputes `fast_end`.
-        fast_end = blen if frame_end < 0 else min(blen, frame_end - r.base)
+        # a FRAME end, so the inline blocks read them directly; handlers recompute `fast_end`.
+        fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
         guard = blen if r.eof else blen - 16
         while True:
             if pos >= guard:
                 if not r.eof:
-                    refill(pos, 16)
-                    fast_end = blen if frame_end < 0 else min(blen, frame_end - r.base)
+                    self.refill(pos, 16)
+                    buf = self.buf
+                    blen = self.blen
+                    pos = self.pos
+                    fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
                     guard = blen if r.eof else blen - 16
                 if pos >= blen:
                     raise _Damage(r.base + pos, "stream ends without STOP")
             op = buf[pos]
             pos += 1
 
-            # --- fast paths: plain data opcodes, no frame or buffer edge in reach --------
-            # Ordered by measured frequency. A pushed string or container is usually
-            # memoised by the very next opcode, which is folded in here to save a turn.
+            # --- inline blocks: plain data opcodes, no frame or buffer edge in reach ----
+            # Ordered by measured frequency; each does what its `op_<name>` handler does. A
+            # pushed string or container is usually memoised by the very next opcode, which
+            # is folded in here to save a turn.
             if op == 0x68:  # BINGET
                 if pos < fast_end:
                     got = memo.get(buf[pos], _MISSING)
@@ -714,7 +733,7 @@ class _Walker:
                         raise _Damage(r.base + pos - 1,
                                       "invalid UTF-8 in a unicode string") from None
                     if end - start > 15 and text[:2] in decode_prefixes:
-                        self.encoded_pickle(text, r.base + pos - 1)
+                        self.w.encoded_pickle(text, r.base + pos - 1)
                     pos = end
                     stack.append(text)
                     if pos < fast_end:
@@ -734,6 +753,17 @@ class _Walker:
                 fence = len(stack)
                 marks.append(fence)
                 continue
+            elif op == 0x74:  # TUPLE (4+ items: records); budgeted like a handled opcode
+                if marks:
+                    ops += 1
+                    if ops > budget:
+                        raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
+                    mark = marks.pop()
+                    fence = marks[-1] if marks else 0
+                    tup = tuple(stack[mark:])
+                    del stack[mark:]
+                    stack.append(tup)
+                    continue
             elif op == 0x7D or op == 0x5D:  # EMPTY_DICT, EMPTY_LIST
                 fresh: list[object] = PDict() if op == 0x7D else PList()
                 stack.append(fresh)
@@ -829,370 +859,683 @@ class _Walker:
                 stack.append(None)
                 continue
 
-            # --- checked path: every opcode, with frame, buffer and stack rules ----------
-            offset = r.base + pos - 1
+            # --- everything else: the opcode's handler, with frame, buffer and stack rules ---
             ops += 1
             if ops > budget:
                 raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
-            if op == 0x71 or op == 0x94 or op == 0x72 or op == 0x70:  # BINPUT MEMOIZE ... PUT
-                if len(stack) <= fence:
-                    raise _Damage(offset, "memoising with an empty stack")
-                if op == 0x71:
-                    key = take(1, offset)[0]
-                elif op == 0x94:
-                    key = len(memo)
-                elif op == 0x72:
-                    key = memo_key(unpack_from("<i", take(4, offset))[0], offset)
-                else:
-                    key = memo_key(_decode_line_int(line(offset)), offset)
-                memo[key] = stack[-1]
-            elif op == 0x8C or op == 0x58 or op == 0x8D:  # SHORT_BINUNICODE, BINUNICODE(8)
-                if op == 0x8C:
-                    n = take(1, offset)[0]
-                elif op == 0x58:
-                    n = unpack_from("<I", take(4, offset))[0]
-                else:
-                    n = unpack_from("<Q", take(8, offset))[0]
-                try:
-                    decoded = payload(n, offset, "str", False)
-                except UnicodeDecodeError as exc:
-                    raise _Damage(offset, "invalid UTF-8 in a unicode string") from exc
-                if n >= 16 and isinstance(decoded, str) and decoded[:2] in decode_prefixes:
-                    self.encoded_pickle(decoded, offset)
-                stack.append(decoded)
-            elif op == 0x68 or op == 0x6A or op == 0x67:  # BINGET LONG_BINGET GET
-                if op == 0x68:
-                    key = take(1, offset)[0]
-                elif op == 0x6A:
-                    key = unpack_from("<I", take(4, offset))[0]
-                else:
-                    key = _decode_line_int(line(offset))
-                if key not in memo:
-                    raise _Damage(offset, f"memo value not found at index {key}")
-                stack.append(memo[key])
-            elif op == 0x4B:  # BININT1
-                stack.append(take(1, offset)[0])
-            elif op == 0x28:  # MARK
-                marks.append(len(stack))
-                fence = len(stack)
-            elif op == 0x7D:  # EMPTY_DICT
-                stack.append(PDict())
-            elif op == 0x75 or op == 0x73:  # SETITEMS SETITEM
-                if op == 0x75:
-                    items = pop_mark(offset)
-                    if len(items) % 2:
-                        raise _Damage(offset, "odd number of items for SETITEMS")
-                else:
-                    value = pop_item(offset)
-                    key_obj = pop_item(offset)
-                    items = [key_obj, value]
-                if len(stack) <= fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-                target = stack[-1]
-                if isinstance(target, PDict):
-                    for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
-                        target.add(items[i], items[i + 1])
-                else:
-                    self.mutation(target, "__setitem__", items, offset)
-            elif op == 0x65 or op == 0x61:  # APPENDS APPEND
-                items = pop_mark(offset) if op == 0x65 else [pop_item(offset)]
-                if len(stack) <= fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-                target = stack[-1]
-                if isinstance(target, PList):
-                    target.add_all(items)
-                else:
-                    self.mutation(target, "extend/append", items, offset)
-            elif op == 0x4A:  # BININT
-                stack.append(unpack_from("<i", take(4, offset))[0])
-            elif op == 0x4D:  # BININT2
-                stack.append(unpack_from("<H", take(2, offset))[0])
-            elif op == 0x47:  # BINFLOAT
-                stack.append(unpack_from(">d", take(8, offset))[0])
-            elif op == 0x4E:  # NONE
-                stack.append(None)
-            elif op == 0x88:
-                stack.append(True)
-            elif op == 0x89:
-                stack.append(False)
-            elif op == 0x85 or op == 0x86 or op == 0x87:  # TUPLE1..3
-                n = op - 0x84
-                if len(stack) - n < fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-                tup = tuple(stack[-n:])
-                del stack[-n:]
-                stack.append(tup)
-            elif op == 0x74:  # TUPLE
-                stack.append(tuple(pop_mark(offset)))
-            elif op == 0x29:  # EMPTY_TUPLE
-                stack.append(())
-            elif op == 0x5D:  # EMPTY_LIST
-                stack.append(PList())
-            elif op == 0x52:  # REDUCE
-                args = pop_item(offset)
-                func = pop_item(offset)
-                if not isinstance(args, tuple):
-                    raise _Damage(offset, "REDUCE arguments must be a tuple")
-                stack.append(self.called(func, args, offset, "reduce"))
-            elif op == 0x62:  # BUILD
-                state = pop_item(offset)
-                if len(stack) <= fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-                array = self.build(stack[-1], state, offset)
-                if array is not None:
-                    # joblib: the array's bytes (or a nested pickle) follow the BUILD.
-                    nbytes, nested, aligned = array
-                    here = r.base + pos
-                    if aligned:
-                        pad = self.r_read(here, 1)
-                        if not pad:
-                            raise _Damage(offset, "joblib array padding runs past the end")
-                        here += 1 + pad[0]
-                    if nested:
-                        self.walk.joblib_arrays += 1
-                        here = self.run(here)
-                    elif here + nbytes > r.limit:
-                        raise _Damage(offset, "joblib array data runs past the end")
-                    else:
-                        self.walk.joblib_arrays += 1
-                        here += nbytes
-                    r.fill(here, 16)
-                    buf = r.buf
-                    blen = len(buf)
-                    pos = here - r.base
-                    frame_end = -1
-            elif op == 0x81:  # NEWOBJ
-                args = pop_item(offset)
-                cls = pop_item(offset)
-                if not isinstance(args, tuple):
-                    raise _Damage(offset, "NEWOBJ expected an argument tuple")
-                stack.append(self.called(cls, args, offset, "newobj"))
-            elif op == 0x92:  # NEWOBJ_EX
-                kwargs = pop_item(offset)
-                args = pop_item(offset)
-                cls = pop_item(offset)
-                stack.append(self.called(cls, (args, kwargs), offset, "newobj_ex"))
-            elif op == 0x51:  # BINPERSID
-                pid = pop_item(offset)
-                if (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
-                        and isinstance(pid[2], str) and len(walk.storages) < 1_000_000):
-                    kind = pid[1].name if isinstance(pid[1], Ref) else "?"
-                    numel = pid[4] if isinstance(pid[4], int) else -1
-                    walk.storages[pid[2]] = (kind, numel)
-                stack.append(Opaque(f"persistent {render(pid)[:80]}"))
-            elif op == 0x93:  # STACK_GLOBAL
-                name = pop_item(offset)
-                module = pop_item(offset)
-                stack.append(self.stack_global(module, name, offset))
-            elif op == 0x63 or op == 0x69:  # GLOBAL INST
-                try:
-                    module_s = line(offset).decode("utf-8")
-                    name_s = line(offset).decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise _Damage(offset, "GLOBAL/INST names are not valid UTF-8") from exc
-                ref = self.resolve(module_s, name_s, proto, offset)
-                if op == 0x63:
-                    stack.append(ref)
-                else:
-                    stack.append(self.called(ref, tuple(pop_mark(offset)), offset, "inst"))
-            elif op == 0x6F:  # OBJ
-                items = pop_mark(offset)
-                if not items:
-                    raise _Damage(offset, "OBJ without a class")
-                stack.append(self.called(items[0], tuple(items[1:]), offset, "obj"))
-            elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # bytes payloads
-                if op == 0x43:
-                    n = take(1, offset)[0]
-                elif op == 0x42:
-                    n = unpack_from("<I", take(4, offset))[0]
-                else:
-                    n = unpack_from("<Q", take(8, offset))[0]
-                value = payload(n, offset, "bytes", True)
-                if isinstance(value, bytes) and len(value) >= 8 and _is_complete_pickle(value):
-                    self.nested.append((value, offset, ""))
-                stack.append(value)
-            elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING BINSTRING
-                n = take(1, offset)[0] if op == 0x55 else unpack_from("<i", take(4, offset))[0]
-                stack.append(payload(n, offset, "latin1", False))
-            elif op == 0x8A or op == 0x8B:  # LONG1 LONG4
-                n = take(1, offset)[0] if op == 0x8A else unpack_from("<i", take(4, offset))[0]
-                if n < 0:
-                    raise _Damage(offset, "LONG pickle has negative byte count")
-                if n > _INLINE_MAX:
-                    stack.append(payload(n, offset, "bytes", False))
-                else:
-                    stack.append(int.from_bytes(take(n, offset), "little", signed=True))
-            elif op == 0x49 or op == 0x4C:  # INT LONG (text)
-                digits = line(offset)
-                if op == 0x49 and digits in (b"00", b"01"):
-                    stack.append(digits == b"01")
-                else:
-                    try:
-                        stack.append(_decode_line_int(digits))
-                    except ValueError as exc:
-                        raise _Damage(offset, "invalid literal in INT/LONG") from exc
-            elif op == 0x46:  # FLOAT
-                try:
-                    stack.append(float(line(offset)))
-                except ValueError as exc:
-                    raise _Damage(offset, "invalid literal in FLOAT") from exc
-            elif op == 0x53:  # STRING
-                stack.append(_string_line(line(offset), offset))
-            elif op == 0x56:  # UNICODE
-                stack.append(self.text_line(line(offset), offset).decode("raw_unicode_escape"))
-            elif op == 0x6C:  # LIST
-                stack.append(PList(pop_mark(offset)[:_CONTAINER_CAP]))
-            elif op == 0x64:  # DICT
-                items = pop_mark(offset)
-                if len(items) % 2:
-                    raise _Damage(offset, "odd number of items for DICT")
-                d = PDict()
-                for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
-                    d.add(items[i], items[i + 1])
-                stack.append(d)
-            elif op == 0x8F:  # EMPTY_SET
-                stack.append(PList())
-            elif op == 0x90:  # ADDITEMS
-                items = pop_mark(offset)
-                if len(stack) <= fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-                target = stack[-1]
-                if isinstance(target, PList):
-                    target.add_all(items)
-                else:
-                    self.mutation(target, "add", items, offset)
-            elif op == 0x91:  # FROZENSET
-                stack.append(PList(pop_mark(offset)[:_CONTAINER_CAP]))
-            elif op == 0x30:  # POP
-                if marks and marks[-1] == len(stack):
-                    marks.pop()
-                    fence = marks[-1] if marks else 0
-                else:
-                    pop_item(offset)
-            elif op == 0x31:  # POP_MARK
-                pop_mark(offset)
-            elif op == 0x32:  # DUP
-                if len(stack) <= fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-                stack.append(stack[-1])
-            elif op == 0x80:  # PROTO
-                proto = take(1, offset)[0]
-                if proto > HIGHEST_PROTOCOL:
-                    raise _Damage(offset, f"unsupported pickle protocol: {proto}")
-            elif op == 0x95:  # FRAME
-                n = unpack_from("<Q", take(8, offset))[0]
-                end = r.base + pos + n
-                if end > r.limit and not self.lenient:
-                    raise _Damage(offset, _FRAME_OVERRUN)
-                frame_end = end if end <= r.limit else -1
-            elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1 EXT2 EXT4
-                size = {0x82: 1, 0x83: 2, 0x84: 4}[op]
-                code = int.from_bytes(take(size, offset), "little", signed=op == 0x84)
-                self.flag(EXTENSION_IMPORT,
-                          f"imports through copyreg extension code {code}; the target is "
-                          "whatever the loading process registered", offset)
-                stack.append(Opaque(f"extension {code}"))
-            elif op == 0x50:  # PERSID
-                stack.append(Opaque(f"persistent {self.text_line(line(offset), offset)[:80]!r}"))
-            elif op == 0x97:  # NEXT_BUFFER
-                stack.append(Opaque("out-of-band buffer"))
-            elif op == 0x98:  # READONLY_BUFFER
-                if len(stack) <= fence:
-                    raise _Damage(offset, "unpickling stack underflow")
-            elif op == 0x2E:  # STOP
-                value = pop_item(offset)
-                if len(walk.values) < 8:
-                    walk.values.append(value)
-                walk.pickles += 1
-                walk.opcodes += ops
-                return r.base + pos
-            else:
-                raise _Damage(offset, f"invalid opcode 0x{op:02x}")
-            fast_end = blen if frame_end < 0 else min(blen, frame_end - r.base)
+            self.pos = pos
+            self.fence = fence
+            dispatch[op](self, r.base + pos - 1)
+            if op == 0x2E:  # STOP ends this pickle
+                self.w.walk.opcodes += ops
+                return r.base + self.pos
+            buf = self.buf
+            blen = self.blen
+            pos = self.pos
+            fence = self.fence
+            fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
             guard = blen if r.eof else blen - 16
 
-    # helpers of the loop ----------------------------------------------------------------
-    def text_line(self, text: bytes, offset: int) -> bytes:
-        """When sniffing, a UNICODE/PERSID line is text: random binary data is not."""
-        if self.sniffing and _CONTROL.search(text):
-            raise _Damage(offset, "not a text line")
-        return text
+    # reading arguments, with the C loader's buffer and frame behaviour ------------------------
+    def refill(self, at: int, need: int) -> None:
+        """Move the reader's window to `buf[at]` with at least `need` bytes if there are any."""
+        r = self.r
+        absolute = r.base + at
+        r.fill(absolute, need)
+        self.buf = r.buf
+        self.blen = len(r.buf)
+        self.pos = absolute - r.base
 
-    def resolve(self, module: str, name: str, proto: int, offset: int) -> Ref:
-        """`find_class`: Python 2 names are mapped under protocol < 3, like the unpickler."""
-        if self.sniffing and not (_IDENTIFIER.match(module) and _IDENTIFIER.match(name)):
-            raise _Damage(offset, "not an importable name")
-        if proto < 3:
-            mapped = _compat_pickle.NAME_MAPPING.get((module, name))
-            if mapped is not None:
-                module, name = mapped
+    def take(self, n: int, offset: int) -> bytes:
+        """A fixed-size argument, with the C loader's frame behaviour."""
+        r = self.r
+        pos = self.pos
+        frame_end = self.frame_end
+        if frame_end >= 0:
+            here = r.base + pos
+            if here < frame_end < here + n:
+                walker = self.w
+                if not walker.divergent:
+                    if walker.walk.straddle is None:
+                        walker.walk.straddle = offset
+                else:
+                    pos = frame_end - r.base  # C drops the buffered partial read
+            if r.base + pos >= frame_end:
+                self.frame_end = -1
+        if pos + n > self.blen:
+            if r.eof:
+                raise _Damage(offset, "stream ends inside an opcode argument")
+            self.refill(pos, n)
+            pos = self.pos
+            if pos + n > self.blen:
+                raise _Damage(offset, "stream ends inside an opcode argument")
+        self.pos = pos + n
+        return self.buf[pos:pos + n]
+
+    def line(self, offset: int) -> bytes:
+        """A newline-terminated text argument (protocol 0), without the newline."""
+        r = self.r
+        nl = self.buf.find(b"\n", self.pos)
+        while nl < 0:
+            if r.eof:
+                raise _Damage(offset, "stream ends inside a text argument")
+            if self.blen - self.pos >= _MAX_LINE:
+                raise LimitExceeded("text opcode argument bytes", _MAX_LINE, self.blen - self.pos)
+            self.refill(self.pos, min(_MAX_LINE, 2 * max(self.blen - self.pos, _CHUNK)))
+            nl = self.buf.find(b"\n", self.pos)
+        frame_end = self.frame_end
+        if frame_end >= 0:
+            here = r.base + self.pos
+            if here < frame_end < r.base + nl + 1:
+                walker = self.w
+                if not walker.divergent:
+                    if walker.walk.straddle is None:
+                        walker.walk.straddle = offset
+                else:
+                    self.pos = frame_end - r.base
+                    self.frame_end = -1
+                    return self.line(offset)
+            if r.base + nl + 1 >= frame_end:
+                self.frame_end = -1
+        data = self.buf[self.pos:nl]
+        self.pos = nl + 1
+        return data
+
+    def payload(self, n: int, offset: int, kind: str, straddle_safe: bool) -> object:
+        """A counted string/bytes payload: kept when small, skipped by length when big."""
+        if n < 0:
+            raise _Damage(offset, "negative byte count")
+        r = self.r
+        if n <= _INLINE_MAX:
+            if straddle_safe and self.frame_end >= 0:
+                # C reads bytes payloads with readinto(): no divergence at a frame end.
+                saved = self.frame_end
+                self.frame_end = -1
+                data = self.take(n, offset)
+                self.frame_end = saved if r.base + self.pos < saved else -1
             else:
-                module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        pattern = self.ctx.blacklisted(f"{module}.{name}")
-        if pattern is not None:
-            self.flag(BLACKLISTED_GLOBAL, f"global `{module}.{name}` matches blacklist pattern "
-                      f"{pattern!r}", offset)
-        return self.use(module, name, offset)
+                data = self.take(n, offset)
+            if kind == "str":
+                return data.decode("utf-8", "surrogatepass")
+            if kind == "latin1":
+                return data.decode("latin-1")
+            return data
+        absolute = r.base + self.pos
+        if absolute + n > r.limit:
+            raise _Damage(offset, "a payload runs past the end of the data")
+        blob = Blob("str" if kind != "bytes" else "bytes", absolute, n)
+        if self.frame_end >= 0 and absolute + n >= self.frame_end:
+            self.frame_end = -1
+        if self.pos + n <= self.blen:
+            self.pos += n
+        else:
+            self.refill(self.pos + n, 16)
+        return blob
 
-    def stack_global(self, module: object, name: object, offset: int) -> Ref:
-        module_v, name_v = _literal(module), _literal(name)
-        computed = isinstance(module, Call) or isinstance(name, Call)
-        if not isinstance(module_v, str) or not isinstance(name_v, str):
-            if computed:
-                self.flag(COMPUTED_IMPORT,
-                          f"STACK_GLOBAL imports a name computed at load time: "
-                          f"{render(module)[:150]} . {render(name)[:150]}", offset)
-                return Ref("<computed>", "<computed>", offset)
-            raise _Damage(offset, "STACK_GLOBAL requires str operands")
-        if computed:
-            self.flag(COMPUTED_IMPORT,
-                      f"STACK_GLOBAL name is computed at load time and resolves to "
-                      f"`{module_v}.{name_v}`", offset,
-                      evidence=f"{render(module)} . {render(name)}"[:_EVIDENCE_CHARS])
-        return self.resolve(module_v, name_v, 4, offset)
+    # the stack, marks and memo -----------------------------------------------------------
+    def pop_item(self, offset: int) -> object:
+        if len(self.stack) <= self.fence:
+            raise _Damage(offset, "unpickling stack underflow")
+        return self.stack.pop()
 
-    def build(self, inst: object, state: object, offset: int) -> tuple[int, bool, bool] | None:
-        """BUILD: `inst.__setstate__(state)` if it has one, else a `__dict__`/slot update.
+    def top(self, offset: int) -> object:
+        """The top of the stack, which must lie above the fence (`stack[-1]` in CPython)."""
+        if len(self.stack) <= self.fence:
+            raise _Damage(offset, "unpickling stack underflow")
+        return self.stack[-1]
 
-        Returns (array bytes, nested pickle, alignment byte) when `inst` is a joblib
-        NumpyArrayWrapper, whose array data joblib's unpickler reads right after the BUILD.
+    def pop_mark(self, offset: int) -> list[object]:
+        """CPython's `marker()`: pop the last mark and the items above it; the fence drops."""
+        marks = self.marks
+        if not marks:
+            raise _Damage(offset, "could not find MARK")
+        mark = marks.pop()
+        self.fence = marks[-1] if marks else 0
+        items = self.stack[mark:]
+        del self.stack[mark:]
+        return items
+
+    def memoised(self, offset: int) -> object:
+        """The value a PUT-family opcode stores, checked before its argument is read."""
+        if len(self.stack) <= self.fence:
+            raise _Damage(offset, "memoising with an empty stack")
+        return self.stack[-1]
+
+    def push_memo(self, key: int, offset: int) -> None:
+        if key not in self.memo:
+            raise _Damage(offset, f"memo value not found at index {key}")
+        self.stack.append(self.memo[key])
+
+    def push_tuple(self, n: int, offset: int) -> None:
+        stack = self.stack
+        if len(stack) - n < self.fence:
+            raise _Damage(offset, "unpickling stack underflow")
+        tup = tuple(stack[-n:])
+        del stack[-n:]
+        stack.append(tup)
+
+    def set_items(self, items: list[object], offset: int) -> None:
+        """`stack[-1][k] = v` for each pair: a dict keeps them, anything else is a call."""
+        target = self.top(offset)
+        if isinstance(target, PDict):
+            for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
+                target.add(items[i], items[i + 1])
+        else:
+            self.w.mutation(target, "__setitem__", items, offset)
+
+    def add_items(self, items: list[object], method: str, offset: int) -> None:
+        """Items for the list or set on top of the stack; anything else has `method` called."""
+        target = self.top(offset)
+        if isinstance(target, PList):
+            target.add_all(items)
+        else:
+            self.w.mutation(target, method, items, offset)
+
+    # opcode handlers, in pickletools order ------------------------------------------------
+    # protocol 0 text literals and memo
+    def op_int(self, offset: int) -> None:
+        """INT: a decimal line; `00`/`01` are False/True (how Python 2.2 pickled bools)."""
+        digits = self.line(offset)
+        if digits in (b"00", b"01"):
+            self.stack.append(digits == b"01")
+        else:
+            self.push_line_int(digits, offset)
+
+    def op_long(self, offset: int) -> None:
+        """LONG: a decimal line, with Python 2's trailing `L`."""
+        self.push_line_int(self.line(offset), offset)
+
+    def push_line_int(self, digits: bytes, offset: int) -> None:
+        try:
+            self.stack.append(_decode_line_int(digits))
+        except ValueError as exc:
+            raise _Damage(offset, "invalid literal in INT/LONG") from exc
+
+    def op_string(self, offset: int) -> None:
+        """STRING: a quoted, escaped Python 2 str repr on one line."""
+        self.stack.append(_string_line(self.line(offset), offset))
+
+    def op_unicode(self, offset: int) -> None:
+        """UNICODE: a raw-unicode-escape line."""
+        self.stack.append(self.w.text_line(self.line(offset), offset).decode("raw_unicode_escape"))
+
+    def op_float(self, offset: int) -> None:
+        """FLOAT: a float repr on one line."""
+        try:
+            self.stack.append(float(self.line(offset)))
+        except ValueError as exc:
+            raise _Damage(offset, "invalid literal in FLOAT") from exc
+
+    # binary literals
+    def op_binint(self, offset: int) -> None:
+        """BININT: a 4-byte signed little-endian int."""
+        self.stack.append(_INT4(self.take(4, offset))[0])
+
+    def op_binint1(self, offset: int) -> None:
+        """BININT1: a 1-byte unsigned int."""
+        self.stack.append(self.take(1, offset)[0])
+
+    def op_binint2(self, offset: int) -> None:
+        """BININT2: a 2-byte unsigned little-endian int."""
+        self.stack.append(struct.unpack_from("<H", self.take(2, offset))[0])
+
+    def op_long1(self, offset: int) -> None:
+        """LONG1: a 1-byte length, then that many bytes of little-endian two's complement."""
+        self.push_long(self.take(1, offset)[0], offset)
+
+    def op_long4(self, offset: int) -> None:
+        """LONG4: as LONG1 with a 4-byte signed length (negative is an error)."""
+        self.push_long(_INT4(self.take(4, offset))[0], offset)
+
+    def push_long(self, n: int, offset: int) -> None:
+        if n < 0:
+            raise _Damage(offset, "LONG pickle has negative byte count")
+        if n > _INLINE_MAX:
+            self.stack.append(self.payload(n, offset, "bytes", False))
+        else:
+            self.stack.append(int.from_bytes(self.take(n, offset), "little", signed=True))
+
+    def op_binfloat(self, offset: int) -> None:
+        """BINFLOAT: an 8-byte big-endian IEEE double."""
+        self.stack.append(_DOUBLE(self.take(8, offset))[0])
+
+    # strings and bytes
+    def op_binstring(self, offset: int) -> None:
+        """BINSTRING: a 4-byte signed length, then a Python 2 str (decoded by the loader)."""
+        self.stack.append(self.payload(_INT4(self.take(4, offset))[0], offset, "latin1", False))
+
+    def op_short_binstring(self, offset: int) -> None:
+        """SHORT_BINSTRING: a 1-byte length, then a Python 2 str."""
+        self.stack.append(self.payload(self.take(1, offset)[0], offset, "latin1", False))
+
+    def op_binbytes(self, offset: int) -> None:
+        """BINBYTES: a 4-byte unsigned length, then bytes."""
+        self.push_bytes(_UINT4(self.take(4, offset))[0], offset)
+
+    def op_short_binbytes(self, offset: int) -> None:
+        """SHORT_BINBYTES: a 1-byte length, then bytes."""
+        self.push_bytes(self.take(1, offset)[0], offset)
+
+    def op_binbytes8(self, offset: int) -> None:
+        """BINBYTES8: an 8-byte length, then bytes."""
+        self.push_bytes(struct.unpack_from("<Q", self.take(8, offset))[0], offset)
+
+    def op_bytearray8(self, offset: int) -> None:
+        """BYTEARRAY8: an 8-byte length, then a bytearray's bytes."""
+        self.push_bytes(struct.unpack_from("<Q", self.take(8, offset))[0], offset)
+
+    def push_bytes(self, n: int, offset: int) -> None:
+        """A bytes value; one that is a whole pickle is kept for recursive analysis."""
+        value = self.payload(n, offset, "bytes", True)
+        if isinstance(value, bytes) and len(value) >= 8 and _is_complete_pickle(value):
+            self.w.nested.append((value, offset, ""))
+        self.stack.append(value)
+
+    def op_binunicode(self, offset: int) -> None:
+        """BINUNICODE: a 4-byte unsigned length, then UTF-8 (surrogatepass)."""
+        self.push_unicode(_UINT4(self.take(4, offset))[0], offset)
+
+    def op_short_binunicode(self, offset: int) -> None:
+        """SHORT_BINUNICODE: a 1-byte length, then UTF-8."""
+        self.push_unicode(self.take(1, offset)[0], offset)
+
+    def op_binunicode8(self, offset: int) -> None:
+        """BINUNICODE8: an 8-byte length, then UTF-8."""
+        self.push_unicode(struct.unpack_from("<Q", self.take(8, offset))[0], offset)
+
+    def push_unicode(self, n: int, offset: int) -> None:
+        """A str value; a base64 or hex one that decodes to a pickle is analysed too."""
+        try:
+            decoded = self.payload(n, offset, "str", False)
+        except UnicodeDecodeError as exc:
+            raise _Damage(offset, "invalid UTF-8 in a unicode string") from exc
+        if n >= 16 and isinstance(decoded, str) and decoded[:2] in _ENCODED_PICKLE_PREFIXES:
+            self.w.encoded_pickle(decoded, offset)
+        self.stack.append(decoded)
+
+    # constants
+    def op_none(self, offset: int) -> None:
+        """NONE: push None."""
+        self.stack.append(None)
+
+    def op_newtrue(self, offset: int) -> None:
+        """NEWTRUE: push True."""
+        self.stack.append(True)
+
+    def op_newfalse(self, offset: int) -> None:
+        """NEWFALSE: push False."""
+        self.stack.append(False)
+
+    # containers
+    def op_empty_list(self, offset: int) -> None:
+        """EMPTY_LIST: push []."""
+        self.stack.append(PList())
+
+    def op_append(self, offset: int) -> None:
+        """APPEND: pop a value and `stack[-1].append(value)` (any object's `append`)."""
+        self.add_items([self.pop_item(offset)], "extend/append", offset)
+
+    def op_appends(self, offset: int) -> None:
+        """APPENDS: pop to the mark and `stack[-1].extend(items)` (or `append` each)."""
+        self.add_items(self.pop_mark(offset), "extend/append", offset)
+
+    def op_list(self, offset: int) -> None:
+        """LIST: replace the items above the mark with a list of them."""
+        self.stack.append(PList(self.pop_mark(offset)[:_CONTAINER_CAP]))
+
+    def op_empty_tuple(self, offset: int) -> None:
+        """EMPTY_TUPLE: push ()."""
+        self.stack.append(())
+
+    def op_tuple(self, offset: int) -> None:
+        """TUPLE: replace the items above the mark with a tuple of them."""
+        self.stack.append(tuple(self.pop_mark(offset)))
+
+    def op_tuple1(self, offset: int) -> None:
+        """TUPLE1: replace the top item with a 1-tuple of it."""
+        self.push_tuple(1, offset)
+
+    def op_tuple2(self, offset: int) -> None:
+        """TUPLE2: replace the top two items with a 2-tuple."""
+        self.push_tuple(2, offset)
+
+    def op_tuple3(self, offset: int) -> None:
+        """TUPLE3: replace the top three items with a 3-tuple."""
+        self.push_tuple(3, offset)
+
+    def op_empty_dict(self, offset: int) -> None:
+        """EMPTY_DICT: push {}."""
+        self.stack.append(PDict())
+
+    def op_dict(self, offset: int) -> None:
+        """DICT: replace the key/value pairs above the mark with a dict of them."""
+        items = self.pop_mark(offset)
+        if len(items) % 2:
+            raise _Damage(offset, "odd number of items for DICT")
+        d = PDict()
+        for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
+            d.add(items[i], items[i + 1])
+        self.stack.append(d)
+
+    def op_setitem(self, offset: int) -> None:
+        """SETITEM: pop value and key, `stack[-1][key] = value` (any object's `__setitem__`)."""
+        value = self.pop_item(offset)
+        key = self.pop_item(offset)
+        self.set_items([key, value], offset)
+
+    def op_setitems(self, offset: int) -> None:
+        """SETITEMS: pop the pairs above the mark and set each on `stack[-1]`."""
+        items = self.pop_mark(offset)
+        if len(items) % 2:
+            raise _Damage(offset, "odd number of items for SETITEMS")
+        self.set_items(items, offset)
+
+    def op_empty_set(self, offset: int) -> None:
+        """EMPTY_SET: push set()."""
+        self.stack.append(PList())
+
+    def op_additems(self, offset: int) -> None:
+        """ADDITEMS: pop the items above the mark and `stack[-1].add` each."""
+        self.add_items(self.pop_mark(offset), "add", offset)
+
+    def op_frozenset(self, offset: int) -> None:
+        """FROZENSET: replace the items above the mark with a frozenset of them."""
+        self.stack.append(PList(self.pop_mark(offset)[:_CONTAINER_CAP]))
+
+    # stack manipulation
+    def op_pop(self, offset: int) -> None:
+        """POP: discard the top item, or the last mark when it sits at the top."""
+        marks = self.marks
+        if marks and marks[-1] == len(self.stack):
+            marks.pop()
+            self.fence = marks[-1] if marks else 0
+        else:
+            self.pop_item(offset)
+
+    def op_dup(self, offset: int) -> None:
+        """DUP: push the top item again."""
+        self.stack.append(self.top(offset))
+
+    def op_mark(self, offset: int) -> None:
+        """MARK: remember the stack height; it becomes the fence."""
+        self.fence = len(self.stack)
+        self.marks.append(self.fence)
+
+    def op_pop_mark(self, offset: int) -> None:
+        """POP_MARK: discard the items above the mark, and the mark."""
+        self.pop_mark(offset)
+
+    # memo
+    def op_get(self, offset: int) -> None:
+        """GET: push memo[decimal line]."""
+        self.push_memo(_decode_line_int(self.line(offset)), offset)
+
+    def op_binget(self, offset: int) -> None:
+        """BINGET: push memo[1-byte index]."""
+        self.push_memo(self.take(1, offset)[0], offset)
+
+    def op_long_binget(self, offset: int) -> None:
+        """LONG_BINGET: push memo[4-byte unsigned index]."""
+        self.push_memo(_UINT4(self.take(4, offset))[0], offset)
+
+    def op_put(self, offset: int) -> None:
+        """PUT: memo[decimal line] = stack[-1]."""
+        value = self.memoised(offset)
+        self.memo[_memo_key(_decode_line_int(self.line(offset)), offset)] = value
+
+    def op_binput(self, offset: int) -> None:
+        """BINPUT: memo[1-byte index] = stack[-1]."""
+        value = self.memoised(offset)
+        self.memo[self.take(1, offset)[0]] = value
+
+    def op_long_binput(self, offset: int) -> None:
+        """LONG_BINPUT: memo[4-byte index] = stack[-1]."""
+        value = self.memoised(offset)
+        self.memo[_memo_key(_INT4(self.take(4, offset))[0], offset)] = value
+
+    def op_memoize(self, offset: int) -> None:
+        """MEMOIZE: memo[len(memo)] = stack[-1]."""
+        value = self.memoised(offset)
+        self.memo[len(self.memo)] = value
+
+    # extension registry, imports and calls
+    def op_ext1(self, offset: int) -> None:
+        """EXT1: push the global copyreg's extension registry holds for a 1-byte code."""
+        self.push_extension(int.from_bytes(self.take(1, offset), "little"), offset)
+
+    def op_ext2(self, offset: int) -> None:
+        """EXT2: as EXT1 with a 2-byte code."""
+        self.push_extension(int.from_bytes(self.take(2, offset), "little"), offset)
+
+    def op_ext4(self, offset: int) -> None:
+        """EXT4: as EXT1 with a 4-byte signed code."""
+        self.push_extension(int.from_bytes(self.take(4, offset), "little", signed=True), offset)
+
+    def push_extension(self, code: int, offset: int) -> None:
+        self.w.flag(EXTENSION_IMPORT,
+                    f"imports through copyreg extension code {code}; the target is "
+                    "whatever the loading process registered", offset)
+        self.stack.append(Opaque(f"extension {code}"))
+
+    def op_global(self, offset: int) -> None:
+        """GLOBAL: `find_class(module line, name line)`."""
+        self.stack.append(self.import_lines(offset))
+
+    def op_stack_global(self, offset: int) -> None:
+        """STACK_GLOBAL: pop name and module (both str) and push `find_class(module, name)`."""
+        name = self.pop_item(offset)
+        module = self.pop_item(offset)
+        self.stack.append(self.w.stack_global(module, name, offset))
+
+    def import_lines(self, offset: int) -> Ref:
+        """The module and name lines of GLOBAL and INST, resolved like `find_class`."""
+        try:
+            module = self.line(offset).decode("utf-8")
+            name = self.line(offset).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Damage(offset, "GLOBAL/INST names are not valid UTF-8") from exc
+        return self.w.resolve(module, name, self.proto, offset)
+
+    def op_reduce(self, offset: int) -> None:
+        """REDUCE: pop args (a tuple) and a callable; push `callable(*args)`."""
+        args = self.pop_item(offset)
+        func = self.pop_item(offset)
+        if not isinstance(args, tuple):
+            raise _Damage(offset, "REDUCE arguments must be a tuple")
+        self.stack.append(self.w.called(func, args, offset, "reduce"))
+
+    def op_build(self, offset: int) -> None:
+        """BUILD: pop state; `stack[-1].__setstate__(state)`, or update its `__dict__`/slots.
+
+        joblib's unpickler reads a NumpyArrayWrapper's array data (or a nested pickle) right
+        after its BUILD: that region is skipped (or walked) and the walk resumes after it.
         """
-        if isinstance(inst, (Ref, ModuleRef)):
-            self.flag(MUTATION_GADGET,
-                      f"BUILD sets attributes on the imported object {render(inst)}",
-                      offset, evidence=render(state)[:_EVIDENCE_CHARS])
-            return None
-        if isinstance(inst, Call) and inst.setstate is not None:
-            self.called(inst.setstate, (state,), offset, "setstate")
-            return None
-        if isinstance(inst, Call):
-            inst.state = state
-            func = inst.func
-            if isinstance(func, Ref) and (func.module, func.name) == _JOBLIB_WRAPPER:
-                return _joblib_array(state, offset)
-        dicts: list[PDict] = []
-        if isinstance(state, PDict):
-            dicts.append(state)
-        elif isinstance(state, tuple) and len(state) == 2:
-            dicts.extend(part for part in state if isinstance(part, PDict))
-        for d in dicts:
-            for key, value in d.pairs():
-                if key == "__setstate__" or (isinstance(key, str) and key in
-                                             policy.DANGEROUS_ATTRIBUTES - {"__dict__"}):
-                    self.flag(MUTATION_GADGET,
-                              f"BUILD installs `{key}` = {render(value)[:150]} on an object; "
-                              "a later BUILD calls it", offset)
-                    if isinstance(inst, Call) and key == "__setstate__":
-                        inst.setstate = value
-        return None
+        state = self.pop_item(offset)
+        array = self.w.build(self.top(offset), state, offset)
+        if array is None:
+            return
+        nbytes, nested, aligned = array
+        r = self.r
+        walk = self.w.walk
+        here = r.base + self.pos
+        if aligned:
+            pad = self.w.r_read(here, 1)
+            if not pad:
+                raise _Damage(offset, "joblib array padding runs past the end")
+            here += 1 + pad[0]
+        if nested:
+            walk.joblib_arrays += 1
+            here = self.w.run(here)
+        elif here + nbytes > r.limit:
+            raise _Damage(offset, "joblib array data runs past the end")
+        else:
+            walk.joblib_arrays += 1
+            here += nbytes
+        r.fill(here, 16)
+        self.buf = r.buf
+        self.blen = len(r.buf)
+        self.pos = here - r.base
+        self.frame_end = -1
 
-    def mutation(self, target: object, method: str, items: list[object], offset: int) -> None:
-        """SETITEM/APPEND/ADDITEMS on something that is not a plain container calls a method."""
-        if isinstance(target, (Ref, ModuleRef)):
-            self.flag(MUTATION_GADGET,
-                      f"calls `{method}` on the imported object {render(target)}", offset,
-                      evidence=render(tuple(items[:4]))[:_EVIDENCE_CHARS])
+    def op_inst(self, offset: int) -> None:
+        """INST: `find_class(module line, name line)(*items above the mark)`."""
+        ref = self.import_lines(offset)
+        self.stack.append(self.w.called(ref, tuple(self.pop_mark(offset)), offset, "inst"))
 
+    def op_obj(self, offset: int) -> None:
+        """OBJ: pop the items above the mark: `cls, *args`; push `cls(*args)`."""
+        items = self.pop_mark(offset)
+        if not items:
+            raise _Damage(offset, "OBJ without a class")
+        self.stack.append(self.w.called(items[0], tuple(items[1:]), offset, "obj"))
+
+    def op_newobj(self, offset: int) -> None:
+        """NEWOBJ: pop args (a tuple) and cls; push `cls.__new__(cls, *args)`."""
+        args = self.pop_item(offset)
+        cls = self.pop_item(offset)
+        if not isinstance(args, tuple):
+            raise _Damage(offset, "NEWOBJ expected an argument tuple")
+        self.stack.append(self.w.called(cls, args, offset, "newobj"))
+
+    def op_newobj_ex(self, offset: int) -> None:
+        """NEWOBJ_EX: pop kwargs, args and cls; push `cls.__new__(cls, *args, **kwargs)`."""
+        kwargs = self.pop_item(offset)
+        args = self.pop_item(offset)
+        cls = self.pop_item(offset)
+        self.stack.append(self.w.called(cls, (args, kwargs), offset, "newobj_ex"))
+
+    # framing, protocol, end
+    def op_proto(self, offset: int) -> None:
+        """PROTO: the protocol version (at most HIGHEST_PROTOCOL)."""
+        self.proto = self.take(1, offset)[0]
+        if self.proto > HIGHEST_PROTOCOL:
+            raise _Damage(offset, f"unsupported pickle protocol: {self.proto}")
+
+    def op_stop(self, offset: int) -> None:
+        """STOP: pop the unpickled value; `run` returns after it."""
+        value = self.pop_item(offset)
+        walk = self.w.walk
+        if len(walk.values) < 8:
+            walk.values.append(value)
+        walk.pickles += 1
+
+    def op_frame(self, offset: int) -> None:
+        """FRAME: an 8-byte length; the C loader reads that many bytes ahead in one go."""
+        r = self.r
+        n = struct.unpack_from("<Q", self.take(8, offset))[0]
+        end = r.base + self.pos + n
+        if end > r.limit and not self.w.lenient:
+            raise _Damage(offset, _FRAME_OVERRUN)
+        self.frame_end = end if end <= r.limit else -1
+
+    # persistent ids and out-of-band buffers
+    def op_persid(self, offset: int) -> None:
+        """PERSID: `persistent_load(ASCII line)`."""
+        text = self.w.text_line(self.line(offset), offset)
+        self.stack.append(Opaque(f"persistent {text[:80]!r}"))
+
+    def op_binpersid(self, offset: int) -> None:
+        """BINPERSID: pop a pid and push `persistent_load(pid)` (torch: a storage tuple)."""
+        pid = self.pop_item(offset)
+        storages = self.w.walk.storages
+        if (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"
+                and isinstance(pid[2], str) and len(storages) < 1_000_000):
+            kind = pid[1].name if isinstance(pid[1], Ref) else "?"
+            numel = pid[4] if isinstance(pid[4], int) else -1
+            storages[pid[2]] = (kind, numel)
+        self.stack.append(Opaque(f"persistent {render(pid)[:80]}"))
+
+    def op_next_buffer(self, offset: int) -> None:
+        """NEXT_BUFFER: push the next out-of-band buffer passed to the loader."""
+        self.stack.append(Opaque("out-of-band buffer"))
+
+    def op_readonly_buffer(self, offset: int) -> None:
+        """READONLY_BUFFER: make the buffer on top of the stack read-only."""
+        self.top(offset)
+
+    def op_invalid(self, offset: int) -> None:
+        """A byte that is no opcode: the unpickler stops."""
+        raise _Damage(offset, f"invalid opcode 0x{self.buf[self.pos - 1]:02x}")
+
+
+def _memo_key(value: int, offset: int) -> int:
+    if value < 0:
+        raise _Damage(offset, "negative memo index")
+    return value
+
+
+# Opcode byte -> handler; `tests/test_pickle_dispatch.py` checks it against pickletools.
+_HANDLERS = {
+    0x28: _Machine.op_mark,
+    0x29: _Machine.op_empty_tuple,
+    0x2E: _Machine.op_stop,
+    0x30: _Machine.op_pop,
+    0x31: _Machine.op_pop_mark,
+    0x32: _Machine.op_dup,
+    0x42: _Machine.op_binbytes,
+    0x43: _Machine.op_short_binbytes,
+    0x46: _Machine.op_float,
+    0x47: _Machine.op_binfloat,
+    0x49: _Machine.op_int,
+    0x4A: _Machine.op_binint,
+    0x4B: _Machine.op_binint1,
+    0x4C: _Machine.op_long,
+    0x4D: _Machine.op_binint2,
+    0x4E: _Machine.op_none,
+    0x50: _Machine.op_persid,
+    0x51: _Machine.op_binpersid,
+    0x52: _Machine.op_reduce,
+    0x53: _Machine.op_string,
+    0x54: _Machine.op_binstring,
+    0x55: _Machine.op_short_binstring,
+    0x56: _Machine.op_unicode,
+    0x58: _Machine.op_binunicode,
+    0x5D: _Machine.op_empty_list,
+    0x61: _Machine.op_append,
+    0x62: _Machine.op_build,
+    0x63: _Machine.op_global,
+    0x64: _Machine.op_dict,
+    0x65: _Machine.op_appends,
+    0x67: _Machine.op_get,
+    0x68: _Machine.op_binget,
+    0x69: _Machine.op_inst,
+    0x6A: _Machine.op_long_binget,
+    0x6C: _Machine.op_list,
+    0x6F: _Machine.op_obj,
+    0x70: _Machine.op_put,
+    0x71: _Machine.op_binput,
+    0x72: _Machine.op_long_binput,
+    0x73: _Machine.op_setitem,
+    0x74: _Machine.op_tuple,
+    0x75: _Machine.op_setitems,
+    0x7D: _Machine.op_empty_dict,
+    0x80: _Machine.op_proto,
+    0x81: _Machine.op_newobj,
+    0x82: _Machine.op_ext1,
+    0x83: _Machine.op_ext2,
+    0x84: _Machine.op_ext4,
+    0x85: _Machine.op_tuple1,
+    0x86: _Machine.op_tuple2,
+    0x87: _Machine.op_tuple3,
+    0x88: _Machine.op_newtrue,
+    0x89: _Machine.op_newfalse,
+    0x8A: _Machine.op_long1,
+    0x8B: _Machine.op_long4,
+    0x8C: _Machine.op_short_binunicode,
+    0x8D: _Machine.op_binunicode8,
+    0x8E: _Machine.op_binbytes8,
+    0x8F: _Machine.op_empty_set,
+    0x90: _Machine.op_additems,
+    0x91: _Machine.op_frozenset,
+    0x92: _Machine.op_newobj_ex,
+    0x93: _Machine.op_stack_global,
+    0x94: _Machine.op_memoize,
+    0x95: _Machine.op_frame,
+    0x96: _Machine.op_bytearray8,
+    0x97: _Machine.op_next_buffer,
+    0x98: _Machine.op_readonly_buffer,
+}
+_DISPATCH = tuple(_HANDLERS.get(code, _Machine.op_invalid) for code in range(256))
 
 _MISSING = object()
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
