@@ -11,9 +11,8 @@ import pickletools
 
 import pytest
 
-from fixtures.generate import benign_pickles, malicious_pickles, suspicious_pickles
-from workers.base import ScanContext
-from workers.pickle import (
+from batchscan.workers.base import ScanContext
+from batchscan.workers.pickle import (
     _DISPATCH,
     Blob,
     Call,
@@ -26,6 +25,7 @@ from workers.pickle import (
     _Walk,
     _Walker,
 )
+from fixtures.generate import benign_pickles, malicious_pickles, suspicious_pickles
 
 OPCODES = {ord(op.code): op for op in pickletools.opcodes}
 
