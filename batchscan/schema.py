@@ -122,7 +122,7 @@ def _bounded_int(value: object) -> int | None:
 
 def _severity(value: object) -> Severity:
     try:
-        return Severity(value)
+        return Severity(str(value))
     except ValueError:
         return Severity.ERROR  # fail closed: an unknown severity is the worst one
 

@@ -7,6 +7,7 @@ Malicious fixtures call `os.system("true")` and are only written, never loaded.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import pickle
@@ -19,14 +20,14 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from fixtures import containers, formats
-from fixtures.fuzz import INTERNAL, build_tree, run_once
 
 from batchscan import schema
 from batchscan.records import Finding, ScanRecord, Severity, Status
 from batchscan.workers import textscan
 from batchscan.workers.jobs import WorkerOptions
 from batchscan.workers.task import scan_file
+from fixtures import containers, formats
+from fixtures.fuzz import INTERNAL, build_tree, run_once
 
 VALIDATOR = jsonschema.Draft202012Validator(schema.load_json_schema())
 
@@ -229,7 +230,7 @@ def test_quadratic_template_is_linear(tmp_path: Path) -> None:
     textscan.template_hits("{{" * 35_000)
     textscan.template_hits("{{ " + "|join" * 20_000 + " }}")
     assert time.perf_counter() - started < 2.0
-    result, seconds = _scan_bytes(tmp_path, "chat.jinja", ("{{" * 35_000).encode())
+    _, seconds = _scan_bytes(tmp_path, "chat.jinja", ("{{" * 35_000).encode())
     assert seconds < 3.0
 
 
@@ -239,7 +240,7 @@ def test_hdf5_hard_link_diamonds_are_walked_once(tmp_path: Path) -> None:
     path = tmp_path / "diamond.h5"
     with h5py.File(path, "w") as h5:
         groups = [h5.create_group(f"g{i}") for i in range(40)]
-        for a, b in zip(groups, groups[1:], strict=False):
+        for a, b in itertools.pairwise(groups):
             a["x"] = b
             a["y"] = b
         groups[-1]["loop"] = h5["/"]

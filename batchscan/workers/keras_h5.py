@@ -83,7 +83,7 @@ def _attribute_bytes(h5: Any, name: str) -> int:
     count = 1
     for n in attr.shape or ():
         count *= n
-    return count * max(1, attr.dtype.itemsize)
+    return int(count * max(1, attr.dtype.itemsize))
 
 
 def _scan_file(h5py: Any, handle: Any, ctx: ScanContext) -> Iterator[Finding]:
