@@ -22,6 +22,7 @@ is only advanced when a slot frees. Failure handling:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import signal
 import time
@@ -33,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscan import __version__, cache, forkserver, hashing
+from batchscan import __version__, cache, forkserver, hashing, rules, schema
 from batchscan.config import ScanConfig
 from batchscan.downloads import Downloads
-from batchscan.records import FileResult, ScanRecord, Status
+from batchscan.records import FileResult, ScanRecord, Status, highest_severity
 from batchscan.sandbox import SandboxPolicy, worker_init
 from batchscan.schema import utc_now
 from batchscan.sources import Item
@@ -124,6 +125,24 @@ class Engine:
 
     # --- records -------------------------------------------------------------------------
     def _record(self, item: Item, result: FileResult) -> ScanRecord:
+        """The record of one file, made safe to write (`schema.sanitize`). Nothing a worker
+        returned can stop the run: whatever fails here becomes this file's `error` record,
+        keeping the highest severity it had found."""
+        try:
+            return schema.sanitize(self._build(item, result))
+        except Exception:
+            worst = None
+            with contextlib.suppress(Exception):
+                worst = highest_severity(tuple(result.findings))
+            findings = () if worst is None else (rules.ENG004.finding(
+                "the scanner's findings could not be recorded", severity=worst),)
+            return schema.sanitize(ScanRecord(
+                run_id=self.run_id, path=item.display, source=item.source,
+                size=item.size, sha256=None, format="unknown", status=Status.ERROR,
+                findings=findings, error="the scanner returned a result that cannot be recorded",
+                scanned_at=utc_now(), duration_ms=0.0, scanner_version=__version__))
+
+    def _build(self, item: Item, result: FileResult) -> ScanRecord:
         listed = getattr(item.remote, "sha256", None)
         if listed and result.sha256 and result.sha256 != listed and result.error is None:
             # Corrupted in transit or swapped by a mirror: what was scanned is not the
@@ -145,6 +164,7 @@ class Engine:
             duration_ms=result.duration_ms,
             scanner_version=__version__,
             cached=result.cached,
+            findings_dropped=result.findings_dropped,
         )
 
     @staticmethod

@@ -83,6 +83,7 @@ class FileResult:
     duration_ms: float = 0.0
     status: Status | None = None  # forced status (oom inside a worker); None = derive
     cached: bool = False  # reused from the results cache instead of scanned
+    findings_dropped: int = 0  # findings cut to keep the record bounded (schema.cap_findings)
 
     def derived_status(self) -> Status:
         if self.status is not None:
@@ -111,6 +112,7 @@ class ScanRecord:
     duration_ms: float
     scanner_version: str
     cached: bool = False
+    findings_dropped: int = 0  # findings left out of `findings` by the record caps
 
     @property
     def max_severity(self) -> Severity | None:

@@ -65,6 +65,18 @@ ENG003 = Rule(
     fix="The file name matches your -b/--blacklist pattern; review it before use.",
 )
 
+ENG004 = Rule(
+    "ENG004",
+    "unrecordable-finding",
+    Severity.ERROR,
+    "CWE-20",
+    "A scanner reported a finding that could not be written as a record; its severity is kept.",
+    fix=(
+        "The scanner produced a result the record format cannot carry; review the file by hand"
+        " and report the file to the batchscan maintainers."
+    ),
+)
+
 # --- batchscan/workers/pickle.py --------------------------------------------
 PKL001 = Rule(
     "PKL001",
@@ -891,6 +903,7 @@ TST001 = Rule(
 CATALOGUE: tuple[Rule, ...] = (
     ENG002,
     ENG003,
+    ENG004,
     PKL001,
     PKL002,
     PKL003,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 
+from batchscan.schema import path_from_dict
 from batchscan.sources import Item
 
 Predicate = Callable[[Item], bool]
@@ -82,9 +83,10 @@ def load_checkpoint(output: Path) -> dict[str, tuple[int | None, float]]:
         for line in data[:end].splitlines():
             try:
                 record = orjson.loads(line)
-                done[record["path"]] = (record["size"], _timestamp(record["scanned_at"]))
+                done[path_from_dict(record)] = (record["size"],
+                                                _timestamp(record["scanned_at"]))
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
+                continue  # base64 errors are ValueErrors too
     return done
 
 
@@ -176,7 +178,7 @@ def load_baseline(path: Path) -> set[tuple[str, str, str | None, str | None]]:
             except orjson.JSONDecodeError:
                 continue
             for finding in record.get("findings") or []:
-                known.add((finding["rule_id"], record["path"], record.get("sha256"),
+                known.add((finding["rule_id"], path_from_dict(record), record.get("sha256"),
                            finding.get("member")))
     return known
 

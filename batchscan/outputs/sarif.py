@@ -17,6 +17,7 @@ from typing import Any
 from batchscan import __version__
 from batchscan.records import ScanRecord, Severity
 from batchscan.rules import CATALOGUE
+from batchscan.schema import display_path, path_bytes
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note",
           Severity.DEBUG: "note"}
@@ -42,7 +43,8 @@ def _rule_table() -> dict[str, dict[str, Any]]:
 
 
 def _uri(path: str) -> str:
-    return urllib.parse.quote(path.replace("\\", "/"), safe="/:@")
+    """Percent-encoded from the path's exact bytes: a name that is not UTF-8 stays exact."""
+    return urllib.parse.quote(path_bytes(path).replace(b"\\", b"/"), safe="/:@")
 
 
 def render(records: list[ScanRecord], run_id: str) -> dict[str, Any]:
@@ -58,8 +60,8 @@ def render(records: list[ScanRecord], run_id: str) -> dict[str, Any]:
                 "properties": {"tags": ["security"]},
             }
             used[finding.rule_id] = rule
-            identity = "|".join((finding.rule_id, record.path, finding.member or "",
-                                 finding.message))
+            identity = "|".join((finding.rule_id, display_path(record.path),
+                                 finding.member or "", finding.message))
             region: dict[str, Any] = {"startLine": 1}
             if finding.offset is not None and finding.member is None:
                 region["byteOffset"] = finding.offset
@@ -78,7 +80,8 @@ def render(records: list[ScanRecord], run_id: str) -> dict[str, Any]:
         if record.status.incomplete:
             notifications.append({
                 "level": "error",
-                "message": {"text": f"{record.path}: {record.status.value}: {record.error}"},
+                "message": {"text": f"{display_path(record.path)}: {record.status.value}: "
+                                    f"{record.error}"},
                 "locations": [{"physicalLocation": {
                     "artifactLocation": {"uri": _uri(record.path)}}}],
             })

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchscan.records import ScanRecord, Severity
+from batchscan.schema import display_path
 
 EXIT_CLEAN = 0
 EXIT_FINDINGS = 1
@@ -38,7 +39,7 @@ class Summary:
             self.failing += 1
         if record.status.incomplete:
             self.incomplete += 1
-        self.slowest.append((record.duration_ms, record.path))
+        self.slowest.append((record.duration_ms, display_path(record.path)))
         if len(self.slowest) > 50:
             self.slowest.sort(reverse=True)
             del self.slowest[5:]

@@ -13,7 +13,7 @@ from typing import Any, BinaryIO, Protocol, TextIO
 import orjson
 
 from batchscan.records import ScanRecord, Severity, Status
-from batchscan.schema import SCHEMA_VERSION, dumps_record, record_to_dict
+from batchscan.schema import SCHEMA_VERSION, display_path, dumps_record, record_to_dict
 
 
 class Writer(Protocol):
@@ -117,7 +117,7 @@ class TextWriter:
         quiet = record.status in (Status.CLEAN,) and not record.findings
         if quiet and not self.verbose:
             return
-        head = f"{record.path} [{record.format}] {record.status.value}"
+        head = f"{display_path(record.path)} [{record.format}] {record.status.value}"
         if record.error:
             head += f": {record.error}"
         lines = [head]
@@ -133,6 +133,8 @@ class TextWriter:
             lines.append(f"  {label:7} {finding.rule_id} {finding.message}{where}")
             if finding.evidence and (self.verbose or finding.severity.rank >= 2):
                 lines.append(f"          evidence: {finding.evidence[:300]}")
+        if record.findings_dropped:
+            lines.append(f"  ({record.findings_dropped} more findings not recorded)")
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 

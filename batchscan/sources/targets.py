@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 
 from batchscan.records import Status
@@ -27,12 +28,14 @@ def _from_list(list_path: str, options: WalkOptions, depth: int) -> Iterator[Ite
                    reason="@FILE lists nested more than 4 deep")
         return
     try:
-        handle = open(list_path, encoding="utf-8")  # noqa: SIM115 - closed below, read lazily
+        handle = open(list_path, "rb")  # noqa: SIM115 - closed below, read lazily
     except OSError as exc:
         yield Item(path=list_path, display="@" + list_path, decided=Status.ERROR,
                    reason=f"cannot read target list: {exc.strerror}")
         return
     with handle:
-        lines = (line.strip() for line in handle)
+        # Bytes, decoded as the operating system decodes names (`os.fsdecode`): a line that
+        # is not UTF-8 names the same file as the same bytes given on the command line.
+        lines = (os.fsdecode(line.strip(b"\r\n\t ")) for line in handle)
         yield from expand((t for t in lines if t and not t.startswith("#")), options,
                           _depth=depth + 1)

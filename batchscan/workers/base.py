@@ -71,6 +71,11 @@ class Source:
         return cls(io.BytesIO(data), len(data), name, data[:HEAD_BYTES])
 
     def read_at(self, offset: int, length: int) -> bytes:
+        """At most `length` bytes at `offset`, never more than the input holds: a buffered
+        `read(n)` allocates `n` bytes up front, so `read_at(0, 2 GiB)` of a 2 MiB file would
+        cost 2 GiB (a benign ONNX model was `oom`). Unknown sizes (decompressing streams,
+        `1 << 62`) read in chunks and need no clamp."""
+        length = max(0, min(length, self.size - offset))
         self.stream.seek(offset)
         return self.stream.read(length)
 

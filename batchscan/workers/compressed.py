@@ -186,8 +186,16 @@ class DecompressStream(io.RawIOBase):
                             self._done = True
                             return b""
                     out = dec.decompress(data, _OUT_CHUNK)
-            except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+            except (LimitExceeded, MemoryError):
+                raise
+            except (zlib.error, EOFError, lzma.LZMAError) as exc:
                 self.corrupt = f"{self._kind} stream is corrupt: {exc}"
+                self._done = True
+                return b""
+            except Exception:
+                # zstd's ZstdError, lz4's RuntimeError("LZ4F_decompress failed..."), bz2's
+                # OSError: the decompressor's own words name its internals, not the damage.
+                self.corrupt = f"{self._kind} stream is corrupt: the compressed data is invalid"
                 self._done = True
                 return b""
             if out:

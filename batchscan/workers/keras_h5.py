@@ -31,7 +31,13 @@ from typing import Any
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
-from batchscan.workers.base import HEAD_BYTES, ScanContext, Source
+from batchscan.workers.base import (
+    HEAD_BYTES,
+    FormatError,
+    LimitExceeded,
+    ScanContext,
+    Source,
+)
 from batchscan.workers.compressed import materialize
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
@@ -44,6 +50,7 @@ RULES: tuple[Rule, ...] = (EXTERNAL, BAD_CONFIG, *CONFIG_RULES)
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CONFIG_ATTRS = ("model_config", "training_config", "keras_version", "backend")
 _MAX_OBJECTS = 100_000
+_MAX_ATTRIBUTE_BYTES = 64 * 1024 * 1024
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -58,9 +65,38 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     source.stream.seek(0)
     handle: Any = source.stream if hasattr(source.stream, "readinto") else io.BytesIO(
         source.read_at(0, HEAD_BYTES))
+    try:
+        yield from _scan_file(h5py, handle, ctx)
+    except (LimitExceeded, MemoryError, RecursionError):
+        raise
+    except Exception as exc:
+        # h5py and libhdf5 answer damage with KeyError, OSError, RuntimeError, ValueError...
+        # whose text names HDF5's internals; findings yielded before are already kept.
+        raise FormatError("damaged or unsupported HDF5 structure") from exc
+    if ctx.depth == 0:
+        ctx.format_hint = FORMAT
+
+
+def _attribute_bytes(h5: Any, name: str) -> int:
+    """What reading an attribute would allocate, from its declared shape and type."""
+    attr = h5.attrs.get_id(name)
+    count = 1
+    for n in attr.shape or ():
+        count *= n
+    return int(count * max(1, attr.dtype.itemsize))
+
+
+def _scan_file(h5py: Any, handle: Any, ctx: ScanContext) -> Iterator[Finding]:
     with h5py.File(handle, "r") as h5:
         for name in _CONFIG_ATTRS:
             if name not in h5.attrs:
+                continue
+            # A 16 KB file can declare an attribute of billions of elements that libhdf5
+            # fills in before returning: check the size first.
+            declared = _attribute_bytes(h5, name)
+            if declared > _MAX_ATTRIBUTE_BYTES:
+                ctx.note_incomplete(f"HDF5 attribute {name} declares {declared} bytes, more "
+                                    f"than {_MAX_ATTRIBUTE_BYTES} read")
                 continue
             value = h5.attrs[name]
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
@@ -74,8 +110,6 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
                 continue
             yield from walk_config(document, ctx, name)
         yield from _external(h5, ctx)
-    if ctx.depth == 0:
-        ctx.format_hint = FORMAT
 
 
 def _external(h5: Any, ctx: ScanContext) -> Iterator[Finding]:
@@ -92,8 +126,20 @@ def _external(h5: Any, ctx: ScanContext) -> Iterator[Finding]:
         if isinstance(obj, h5py.Dataset) and obj.external:
             found.append(f"dataset {name!r} stores data in {obj.external[0][0]!r}")
 
+    visited: set[int] = set()
+
     def links(group: Any, prefix: str) -> None:
+        nonlocal seen
+        # Each group once, by its object address: hard links may form cycles and diamonds,
+        # and a walk by name is exponential in them (a 6 KB file held a worker for -t).
+        address = h5py.h5o.get_info(group.id).addr
+        if address in visited:
+            return
+        visited.add(address)
         for key in group:
+            seen += 1
+            if seen > _MAX_OBJECTS:
+                raise StopIteration
             link = group.get(key, getlink=True)
             if isinstance(link, h5py.ExternalLink):
                 found.append(f"{prefix}{key} -> {link.filename}:{link.path}")

@@ -80,11 +80,13 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
                                    member=ctx.member, offset=offset)
             return
         (count,) = struct.unpack("<q", raw)
-        offset += 8 + max(0, count) * element
-        if count < 0 or offset > source.size:
+        end = offset + 8 + max(0, count) * element
+        if count < 0 or end > source.size:
+            # Reported where the count is: the end it claims may lie past 2^64.
             yield MISMATCH.finding(f"storage {key!r} claims {count} elements, past the end",
                                    member=ctx.member, offset=offset)
             return
+        offset = end
     if offset < source.size:
         yield APPENDED.finding(f"{source.size - offset} bytes follow the last storage",
                                member=ctx.member, offset=offset)

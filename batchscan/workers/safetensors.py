@@ -52,6 +52,10 @@ DTYPE_BITS = {
 }
 
 
+_MAX_INT = 2**63 - 1
+_MAX_DIMS = 64
+
+
 def sniff(head: bytes, name: str) -> bool:
     if len(head) < 10:
         return False
@@ -74,6 +78,10 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         header = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         yield BAD_HEADER.finding(f"header is not valid JSON: {exc}"[:300], member=member)
+        return
+    except ValueError:  # an integer of thousands of digits (Python's int conversion limit)
+        yield BAD_HEADER.finding("header holds a number too long for any tensor",
+                                 member=member)
         return
     if not isinstance(header, dict):
         yield BAD_HEADER.finding("header is not a JSON object", member=member)
@@ -111,9 +119,12 @@ def _layout(tensors: dict[str, object], data_size: int,
             yield BAD_LAYOUT.finding(f"tensor {name!r} has unknown dtype {dtype!r}",
                                      member=member)
             continue
-        if not (isinstance(shape, list) and all(isinstance(n, int) and n >= 0 for n in shape)
+        # Dimensions and offsets beyond 2^63 are no real tensor; bounding them keeps the
+        # product below cheap (a header of huge integers multiplied for seconds).
+        if not (isinstance(shape, list) and len(shape) <= _MAX_DIMS
+                and all(isinstance(n, int) and 0 <= n <= _MAX_INT for n in shape)
                 and isinstance(offsets, list) and len(offsets) == 2
-                and all(isinstance(n, int) and n >= 0 for n in offsets)):
+                and all(isinstance(n, int) and 0 <= n <= _MAX_INT for n in offsets)):
             yield BAD_LAYOUT.finding(f"tensor {name!r} has an invalid shape or offsets",
                                      member=member)
             continue

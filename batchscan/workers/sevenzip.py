@@ -83,6 +83,19 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     except LimitExceeded:
         raise
     except Exception as exc:
-        reason = f"7z archive could not be read: {type(exc).__name__}: {exc}"
+        # py7zr raises its own classes and the decompressors' (CrcError, LZMAError,
+        # Bad7zFile, KeyError on odd headers): say what is wrong in 7z terms.
+        reason = "7z archive could not be read: " + _DAMAGE.get(
+            type(exc).__name__, "damaged or unsupported archive structure")
         yield CORRUPT.finding(reason, member=ctx.member)
         ctx.note_incomplete(reason)
+
+
+_DAMAGE = {
+    "CrcError": "a member's CRC does not match its data",
+    "LZMAError": "compressed data is corrupt",
+    "Bad7zFile": "not a valid 7z archive",
+    "DecompressionError": "compressed data is corrupt",
+    "UnsupportedCompressionMethodError": "a member uses an unsupported compression method",
+    "PasswordRequired": "the archive is encrypted",
+}

@@ -15,12 +15,14 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 
 from batchscan import rules, sandbox
 from batchscan.cachedb import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
+from batchscan.schema import MAX_FINDINGS, cap_findings
 from batchscan.workers import faults
 from batchscan.workers.base import (
     FormatError,
@@ -35,7 +37,7 @@ SMALL_FILE = 1024 * 1024  # read whole: one read serves sniff, scan and hash
 
 LIMIT_REACHED = rules.ENG002
 BLACKLISTED_NAME = rules.ENG003
-ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME)
+ENGINE_RULES = (LIMIT_REACHED, BLACKLISTED_NAME, rules.ENG004)
 
 
 def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
@@ -77,7 +79,8 @@ def scan_file(
     fmt = "unknown"
     size: int | None = None
     sha: str | None = None
-    findings: list[Finding] = []
+    collected = _Collected(options.verbose)
+    findings = collected.findings
     error: str | None = None
     status: Status | None = None
     ctx = context(limits=options.limits, blacklist=options.blacklist)
@@ -110,7 +113,7 @@ def scan_file(
             fmt, module = detect_source(source, scanners)
             if module is not None:
                 try:
-                    findings.extend(module.scan(source, ctx))
+                    collected.extend(module.scan(source, ctx))
                 finally:
                     fmt = ctx.format_hint or fmt
             elif fmt != "unknown":
@@ -131,18 +134,46 @@ def scan_file(
         error = f"cannot read file: {exc.strerror or exc}"
     except RecursionError:
         error = f"{fmt} structure nested too deeply to analyse"
-    except Exception as exc:
-        error = f"internal error in the {fmt} scanner: {type(exc).__name__}: {exc}"
+    except Exception:
+        # A parser library's own exception (KeyError, OverflowError, a decompressor's
+        # error...) says nothing a user can act on, and its text is the attacker's: the
+        # record says the file is malformed for its format, in that format's words.
+        error = f"invalid {fmt}: malformed or unsupported {fmt} structure; not fully scanned"
     if ctx.incomplete and error is None:
         error = "not fully scanned: " + "; ".join(ctx.incomplete)
     if not options.verbose:
         findings = [f for f in findings if f.severity is not Severity.DEBUG]
+    kept, dropped = cap_findings(findings)
     return FileResult(
         format=fmt,
         size=size,
         sha256=sha,
-        findings=tuple(findings),
+        findings=kept,
         error=error,
         duration_ms=(time.perf_counter() - started) * 1000.0,
         status=status,
+        findings_dropped=collected.dropped + dropped,
     )
+
+
+class _Collected:
+    """Findings gathered one by one as a scanner yields them, so an exception part-way
+    loses none already made, and bounded: past a few times the record's cap the least
+    severe are cut and counted (a pickle naming a million globals stays small)."""
+
+    __slots__ = ("dropped", "findings", "verbose")
+
+    def __init__(self, verbose: bool):
+        self.findings: list[Finding] = []
+        self.dropped = 0
+        self.verbose = verbose
+
+    def extend(self, found: Iterable[Finding]) -> None:
+        for finding in found:
+            if finding.severity is Severity.DEBUG and not self.verbose:
+                continue
+            self.findings.append(finding)
+            if len(self.findings) >= 4 * MAX_FINDINGS:
+                kept, cut = cap_findings(self.findings)
+                self.findings[:] = kept
+                self.dropped += cut
