@@ -39,6 +39,11 @@ _SCALARS: dict[str, dict[str, str]] = {
 }
 
 
+def _quote(dialect: str, name: str) -> str:
+    """Every identifier quoted: `offset` is reserved in DuckDB, BigQuery and SQL."""
+    return f"`{name}`" if dialect == "bigquery" else f'"{name}"'
+
+
 def _kind(prop: dict[str, Any]) -> tuple[str, bool]:
     """(scalar kind, nullable) of one JSON Schema property."""
     if "const" in prop:
@@ -73,10 +78,12 @@ def columns(dialect: str, flatten: bool = False) -> list[tuple[str, str, bool]]:
             if flatten:
                 flat = [(f"finding_{f}", scalars[kind], True) for f, kind, _ in fields]
             elif dialect == "duckdb":
-                inner = ", ".join(f"{f} {scalars[kind]}" for f, kind, _ in fields)
+                inner = ", ".join(f"{_quote(dialect, f)} {scalars[kind]}"
+                                  for f, kind, _ in fields)
                 out.append((name, f"STRUCT({inner})[]", False))
             elif dialect == "bigquery":
-                inner = ", ".join(f"{f} {scalars[kind]}" for f, kind, _ in fields)
+                inner = ", ".join(f"{_quote(dialect, f)} {scalars[kind]}"
+                                  for f, kind, _ in fields)
                 out.append((name, f"ARRAY<STRUCT<{inner}>>", True))  # REPEATED: no NOT NULL
             # generic SQL has no arrays: findings live in the flat table
             continue
@@ -85,8 +92,8 @@ def columns(dialect: str, flatten: bool = False) -> list[tuple[str, str, bool]]:
     return out + flat
 
 
-def _table(name: str, cols: list[tuple[str, str, bool]]) -> str:
-    body = ",\n".join(f"  {col} {kind}{'' if nullable else ' NOT NULL'}"
+def _table(dialect: str, name: str, cols: list[tuple[str, str, bool]]) -> str:
+    body = ",\n".join(f"  {_quote(dialect, col)} {kind}{'' if nullable else ' NOT NULL'}"
                       for col, kind, nullable in cols)
     return f"CREATE TABLE {name} (\n{body}\n);\n"
 
@@ -97,8 +104,8 @@ def ddl(dialect: str) -> str:
     version = load_json_schema()["properties"]["schema_version"]["const"]
     head = (f"-- batchscan record schema_version {version}, generated from "
             f"batchscan/record.schema.json (batchscan schema --ddl {dialect})\n")
-    return (head + _table(RECORDS_TABLE, columns(dialect)) + "\n"
-            + _table(FLAT_TABLE, columns(dialect, flatten=True)))
+    return (head + _table(dialect, RECORDS_TABLE, columns(dialect)) + "\n"
+            + _table(dialect, FLAT_TABLE, columns(dialect, flatten=True)))
 
 
 def _arrow_schema(flatten: bool) -> Any:
@@ -110,7 +117,7 @@ def _arrow_schema(flatten: bool) -> Any:
     for name, kind, nullable in columns("duckdb", flatten):
         if kind.startswith("STRUCT("):
             inner = kind[len("STRUCT("):-len(")[]")]
-            struct = pa.struct([pa.field(f, types[t]) for f, t in
+            struct = pa.struct([pa.field(f.strip('"'), types[t]) for f, t in
                                 (part.split(" ", 1) for part in inner.split(", "))])
             fields.append(pa.field(name, pa.list_(struct), nullable=False))
         else:
