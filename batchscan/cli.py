@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scan here, or ship shards to a Dask cluster (--scheduler)")
     scan.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                       help="Dask scheduler address for --executor dask")
+    scan.add_argument("--dask-shard-files", type=_count(1), default=2000, metavar="N",
+                      help="files per Dask task (default 2000)")
     scan.add_argument("--baseline", metavar="OLD",
                       help="report only findings not in this earlier run (JSONL, --flatten, "
                            "-f json or SARIF; matched on sha256 + rule + member)")
@@ -445,13 +447,15 @@ def run_scan(args: argparse.Namespace) -> int:
                     if show and args.format == "text" and args.output is None else None)
             writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten,
                              args.compat, emit, args.quiet)
+            node_reports: list[dict[str, Any]] = []
             if args.executor == "dask":
                 if not args.scheduler:
                     raise SystemExit("batchscan: --executor dask needs --scheduler")
                 from batchscan.executors import dask as dask_executor
 
                 records = dask_executor.run(engine.items(args.paths), config, engine.run_id,
-                                            args.scheduler)
+                                            args.scheduler, shard_size=args.dask_shard_files,
+                                            reports=node_reports)
             else:
                 records = engine.run(args.paths)
             try:
@@ -479,6 +483,13 @@ def run_scan(args: argparse.Namespace) -> int:
                 "sandbox_degraded": degraded(engine.stats.sandbox),
                 "pool_rebuilds": engine.stats.pool_rebuilds,
             }
+            if args.executor == "dask":
+                from batchscan.executors.dask import merge_nodes
+
+                nodes = merge_nodes(node_reports)
+                extra["nodes"] = nodes
+                extra["sandbox_degraded"] = sorted({f"{n['worker']}: {entry}" for n in nodes
+                                                    for entry in n["sandbox_degraded"]})
             summary_doc = summary.as_dict(engine.stats.wall_seconds, extra)
             writer.finish(summary_doc)
             if args.summary:

@@ -23,9 +23,9 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
-import pathspec
 
 from batchscan.sources import Item
 
@@ -138,11 +138,15 @@ def globs(include: list[str], exclude: list[str], targets: list[str] | None = No
     return keep
 
 
-def _ignore_spec(root: str) -> pathspec.GitIgnoreSpec | None:
+def _ignore_spec(root: str) -> Any:
+    """The compiled `pathspec.GitIgnoreSpec` of `root`'s ignore file, None without one
+    (pathspec is imported only then: it costs start-up time every other run)."""
     try:
         text = Path(root, IGNORE_FILE).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
+    import pathspec
+
     spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
     return spec if len(spec) else None
 

@@ -461,3 +461,59 @@ def test_progress_bar_and_text_share_the_terminal(findings_tree: Path, tmp_path:
     assert "\r" not in result.stdout
     quiet = run([str(findings_tree), "-q", "-j", "1"], tmp_path)
     assert "Scanned" not in quiet.stdout and "PKL001" in quiet.stdout and quiet.stderr == ""
+
+
+# --- Dask ----------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_dask_cli_on_a_multiprocess_cluster_reports_nodes_and_uses_the_cache(
+        tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    root = tmp_path / "models"
+    root.mkdir()
+    (root / "evil.pkl").write_bytes(EVIL)
+    for i in range(7):
+        (root / f"good{i}.pkl").write_bytes(pickle.dumps([i], 4))
+    cache = tmp_path / "cache"
+    with dask.config.set({"distributed.worker.daemon": False}), distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    ) as cluster:
+        args = [str(root), "-f", "json", "-j", "1", "--executor", "dask", "--scheduler",
+                cluster.scheduler_address, "--dask-shard-files", "4", "--cache", str(cache)]
+        first = run(args, tmp_path, timeout=180)
+        second = run(args, tmp_path, timeout=180)
+    assert first.returncode == 1 and second.returncode == 1, first.stderr
+    one, two = json.loads(first.stdout), json.loads(second.stdout)
+    assert len(one["records"]) == 8 and len(two["records"]) == 8
+    nodes = one["summary"]["nodes"]
+    assert sum(n["shards"] for n in nodes) == 2 and sum(n["files"] for n in nodes) == 8
+    assert all(n["cache"].startswith(str(cache)) for n in nodes)
+    assert all(isinstance(n["sandbox_degraded"], list) for n in nodes)
+    assert not any(r["cached"] for r in one["records"])
+    assert all(r["cached"] for r in two["records"])  # the nodes read what they wrote
+    assert sum(n["cached"] for n in two["summary"]["nodes"]) == 8
+
+
+def test_dask_executor_keeps_at_most_max_inflight_shards_submitted() -> None:
+    from batchscan.config import ScanConfig
+    from batchscan.executors import dask as dask_executor
+    from batchscan.sources import Item
+
+    distributed = pytest.importorskip("distributed")
+    consumed: list[int] = []
+
+    def items() -> Any:
+        for i in range(40):
+            consumed.append(i)
+            yield Item(path=f"/nonexistent/{i}", display=f"/nonexistent/{i}",
+                       decided=Status.SKIPPED, reason="test")
+
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=1,
+                            dashboard_address=None) as client:
+        stream = dask_executor.run(items(), ScanConfig(jobs=1), "r", client, shard_size=4,
+                                   max_inflight=2)
+        next(stream)
+        assert len(consumed) <= 2 * 4 + 4  # two shards in flight (+ the one being filled)
+        assert len(list(stream)) == 39
