@@ -207,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-v", "--verbose", action="store_true")
     report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
     report.add_argument("--flatten", action="store_true")
+    report.add_argument("--compat", choices=("batchscan", "modelaudit"), default="batchscan",
+                        help="modelaudit: -f json writes ModelAudit's document")
     report.add_argument("--to-parquet", metavar="FILE",
                         help="write typed Parquet (one row per file, per finding with "
                              "--flatten) instead of -f; needs pyarrow")
@@ -275,7 +277,7 @@ def run_report(args: argparse.Namespace) -> int:
         return summary.exit_code()
     binary = args.format in ("json", "jsonl", "sarif")
     with _open_output(args.output, binary) as out:
-        writer = _writer(args.format, out, run_id, args.verbose, args.flatten)
+        writer = _writer(args.format, out, run_id, args.verbose, args.flatten, args.compat)
         for record in records:
             writer.write(record)
             summary.add(record)

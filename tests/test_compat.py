@@ -129,6 +129,10 @@ def test_compat_modelaudit_json_has_modelaudits_shape(workspace: Path) -> None:
     assert {i["severity"] for i in doc["issues"]} <= {"critical", "warning", "info", "debug"}
     sha = doc["file_metadata"]["model.pkl"]["file_hashes"]["sha256"]
     assert len(sha) == 64
+    saved = workspace / "run.jsonl"
+    run(["model.pkl", "-f", "jsonl", "-o", str(saved), "-j", "1"], workspace)
+    again = run(["report", str(saved), "-f", "json", "--compat", "modelaudit"], workspace)
+    assert json.loads(again.stdout)["issues"][0]["severity"] == "critical"
     clean = run(["--compat", "modelaudit", "-f", "json", "models", "-j", "1"], workspace)
     assert clean.returncode == 0
     assert json.loads(clean.stdout)["issues"] == []
