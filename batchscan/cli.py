@@ -1,15 +1,19 @@
 """Command line: arguments in, a writer chosen, the engine run, an exit code out.
 
-`batchscan scan [OPTIONS] PATH...` (also `batchscan PATH...`, as ModelAudit accepts). Options
-shared with ModelAudit keep its spelling: -b/--blacklist, -f/--format, -o/--output,
--t/--timeout, -v/--verbose, --max-file-size.
+`batchscan scan [OPTIONS] PATH...` (also `batchscan [OPTIONS] PATH...` and
+`batchscan scan-model ...`, as ModelAudit and `promptfoo scan-model` accept). Options shared
+with ModelAudit keep its spelling: -b/--blacklist, -f/--format, -o/--output, -t/--timeout,
+-v/--verbose, --max-file-size; its other scan options are accepted with their meaning
+(`--max-size`, `--strict`, `-q/--quiet`, `--progress`, `--list-scanners`, `--cache-dir`,
+`--no-cache`, `--stream`, `--no-whitelist`) or rejected with the batchscan way to do it
+(`MODELAUDIT_REJECTED`). `--compat modelaudit` makes `-f json` ModelAudit's document.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
+import math
 import os
 import signal
 import sys
@@ -21,6 +25,8 @@ from typing import Any
 import orjson
 
 from batchscan import __version__, selection
+from batchscan.baseline import BaselineError, without_known
+from batchscan.baseline import load as load_baseline
 from batchscan.config import ScanConfig, parse_size
 from batchscan.coordinator import Engine
 from batchscan.outputs.summary import EXIT_INTERRUPTED, Summary
@@ -32,13 +38,35 @@ from batchscan.outputs.writers import (
     TextWriter,
     Writer,
 )
-from batchscan.records import ScanRecord, Severity, Status
+from batchscan.records import Severity, Status
 from batchscan.sandbox import degraded, refusal_of, supported_layers
 from batchscan.schema import record_from_dict
 from batchscan.sources import Item
 from batchscan.sources.local import FOLLOW_CHOICES
 
-COMMANDS = ("scan", "report", "doctor")
+COMMANDS = ("scan", "report", "schema", "doctor")
+ALIASES = {"scan-model": "scan"}  # `promptfoo scan-model ARGS` -> `batchscan scan-model ARGS`
+GLOBAL_OPTIONS = ("-h", "--help", "--version")
+MIN_MEMORY_LIMIT = 64 * 1024**2  # a worker interpreter with the scanners loaded needs ~40 MB
+
+# ModelAudit scan options batchscan does not implement, with what to use instead.
+MODELAUDIT_REJECTED = {
+    "scanners": "--scanners: batchscan picks the scanner by content for every file and has "
+                "no per-scanner switch; narrow the files with --include/--exclude GLOB",
+    "exclude_scanner": "--exclude-scanner: batchscan picks the scanner by content; skip files "
+                       "with --exclude GLOB or a .batchscanignore",
+    "suppress": "-s/--suppress: use --baseline OLD.jsonl (suppresses known findings by "
+                "sha256 + rule + member) or --fail-on",
+    "severity": "-S/--severity: use --fail-on error|warning|info",
+    "sbom": "--sbom: batchscan writes no SBOM; -f jsonl records carry path, size and sha256",
+    "dry_run": "--dry-run: use -f jsonl with --max-file-size 0 to list what would be scanned",
+    "assume_shard_family": "--assume-shard-family: not needed, hub repos are listed file by "
+                           "file (hf://ORG/NAME)",
+}
+
+
+class UsageError(ValueError):
+    """A command line that cannot run: reported on stderr with exit code 2, no traceback."""
 
 
 def _size(text: str) -> int:
@@ -48,11 +76,36 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
+def _memory(text: str) -> int:
+    value = _size(text)
+    if value < MIN_MEMORY_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is {value} bytes, below the 64MiB a worker needs; give a unit "
+            "(e.g. 512MiB, 4GiB)")
     return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"batchscan {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan files, directories and @FILE lists")
-    scan.add_argument("paths", nargs="+", metavar="PATH",
+    scan.add_argument("paths", nargs="*", metavar="PATH",
                       help="file, directory, or @FILE (one target per line)")
     scan.add_argument("-b", "--blacklist", action="append", default=[], metavar="PATTERN",
                       help="extra name pattern to flag in file and global names (repeatable)")
@@ -76,9 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="include DEBUG findings and clean files in text output")
     scan.add_argument("--max-file-size", type=_size, metavar="BYTES",
                       help="larger files get status too_large and are never read (500MB, 2GiB)")
-    scan.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+    scan.add_argument("--max-size", type=_size, metavar="SIZE",
+                      help="ModelAudit's spelling of --max-file-size (e.g. 10GB)")
+    scan.add_argument("-j", "--jobs", type=_count(1), default=os.cpu_count() or 1,
                       help="worker processes (default: CPU count)")
-    scan.add_argument("--memory-limit", type=_size, default=4 * 1024**3, metavar="SIZE",
+    scan.add_argument("--memory-limit", type=_memory, default=4 * 1024**3, metavar="SIZE",
                       help="per-worker memory cap (default 4GiB)")
     scan.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning",
                       help="lowest severity that makes the exit code 1 (default warning)")
@@ -87,8 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="never, only command-line args (default), or always")
     scan.add_argument("--one-file-system", action="store_true",
                       help="do not descend into other file systems")
-    scan.add_argument("--max-depth", type=int, metavar="N", help="directory depth limit")
-    scan.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    scan.add_argument("--max-depth", type=_count(0), metavar="N", help="directory depth limit")
+    scan.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                      help="progress bar on stderr (default: only when stderr is a terminal)")
+    scan.add_argument("-q", "--quiet", action="store_true",
+                      help="no progress bar and no closing summary in text output")
+    scan.add_argument("--strict", action="store_true",
+                      help="ModelAudit's strict mode: INFO findings fail the run too "
+                           "(--fail-on info) and no cache is used")
+    scan.add_argument("--compat", choices=("batchscan", "modelaudit"), default="batchscan",
+                      help="modelaudit: -f json writes ModelAudit's document (issues[], "
+                           "has_errors, files_scanned, severity critical)")
+    scan.add_argument("--list-scanners", action="store_true",
+                      help="list the format scanners and exit (-f json for JSON)")
     scan.add_argument("--flatten", action="store_true",
                       help="with -f jsonl: one row per finding instead of per file")
     scan.add_argument("--summary", metavar="FILE", help="also write the run summary as JSON")
@@ -102,11 +168,30 @@ def build_parser() -> argparse.ArgumentParser:
                       help="scan here, or ship shards to a Dask cluster (--scheduler)")
     scan.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                       help="Dask scheduler address for --executor dask")
-    scan.add_argument("--baseline", metavar="OLD.jsonl",
-                      help="report only findings not in this earlier run "
-                           "(matched on rule, path, sha256, member)")
-    scan.add_argument("--cache", metavar="DIR",
+    scan.add_argument("--dask-shard-files", type=_count(1), default=2000, metavar="N",
+                      help="files per Dask task (default 2000)")
+    scan.add_argument("--baseline", metavar="OLD",
+                      help="report only findings not in this earlier run (JSONL, --flatten, "
+                           "-f json or SARIF; matched on sha256 + rule + member)")
+    scan.add_argument("--cache", "--cache-dir", metavar="DIR",
                       help="reuse results of unchanged content (SQLite in DIR, shared by runs)")
+    scan.add_argument("--no-cache", action="store_true",
+                      help="no results cache (the default; overrides --cache)")
+    scan.add_argument("--stream", action="store_true",
+                      help="accepted for ModelAudit: hf:// files are always fetched, scanned "
+                           "and deleted one by one")
+    scan.add_argument("--no-whitelist", action="store_true",
+                      help="accepted for ModelAudit: batchscan never downgrades findings "
+                           "by model popularity")
+    # ModelAudit options that are refused with the batchscan equivalent (MODELAUDIT_REJECTED)
+    scan.add_argument("--scanners", help=argparse.SUPPRESS)
+    scan.add_argument("--exclude-scanner", help=argparse.SUPPRESS)
+    scan.add_argument("-s", "--suppress", action="append", help=argparse.SUPPRESS)
+    scan.add_argument("-S", "--severity", action="append", help=argparse.SUPPRESS)
+    scan.add_argument("--sbom", help=argparse.SUPPRESS)
+    scan.add_argument("--dry-run", action="store_true", default=None, help=argparse.SUPPRESS)
+    scan.add_argument("--assume-shard-family", action="store_true", default=None,
+                      help=argparse.SUPPRESS)
     scan.add_argument("--download-dir", metavar="DIR",
                       help="scratch directory for hf:// files (default: the system temp dir)")
     scan.add_argument("--max-download-bytes", type=_size, metavar="SIZE",
@@ -124,6 +209,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--flatten", action="store_true")
     sub.add_parser("doctor", help="which sandbox layers this machine supports, and whether "
                                   "each was applied in a test worker")
+    report.add_argument("--compat", choices=("batchscan", "modelaudit"), default="batchscan",
+                        help="modelaudit: -f json writes ModelAudit's document")
+    report.add_argument("--to-parquet", metavar="FILE",
+                        help="write typed Parquet (one row per file, per finding with "
+                             "--flatten) instead of -f; needs pyarrow")
+    schema = sub.add_parser("schema", help="print the record schema, warehouse DDL or the "
+                                           "rule reference")
+    what = schema.add_mutually_exclusive_group()
+    what.add_argument("--ddl", choices=("duckdb", "bigquery", "sql"),
+                      help="CREATE TABLE statements for this warehouse")
+    what.add_argument("--rules-md", action="store_true",
+                      help="docs/rules.md (the rule reference SARIF helpUri points to)")
     return parser
 
 
@@ -159,8 +256,12 @@ def run_doctor() -> int:
 
 
 def _normalise_argv(argv: Sequence[str]) -> list[str]:
+    """`scan` is the default command, whatever the first argument is (an option too:
+    `batchscan --format json -o out.json ./models/`), as with ModelAudit."""
     args = list(argv)
-    if args and args[0] not in COMMANDS and not args[0].startswith("-"):
+    if args and args[0] in ALIASES:
+        args[0] = ALIASES[args[0]]
+    elif args and args[0] not in COMMANDS and args[0] not in GLOBAL_OPTIONS:
         args.insert(0, "scan")
     return args
 
@@ -197,14 +298,78 @@ def run_report(args: argparse.Namespace) -> int:
                     except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
                         raise SystemExit(f"batchscan: {run}: not a record: {exc}") from exc
     run_id = records[0].run_id if records else "report"
+    if args.to_parquet:
+        from batchscan.outputs.warehouse import write_parquet
+
+        try:
+            write_parquet(records, Path(args.to_parquet), flatten=args.flatten)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        for record in records:
+            summary.add(record)
+        return summary.exit_code()
     binary = args.format in ("json", "jsonl", "sarif")
     with _open_output(args.output, binary) as out:
-        writer = _writer(args.format, out, run_id, args.verbose, args.flatten)
+        writer = _writer(args.format, out, run_id, args.verbose, args.flatten, args.compat)
         for record in records:
             writer.write(record)
             summary.add(record)
         writer.finish(summary.as_dict(0.0, {"run_id": run_id, "interrupted": False}))
     return summary.exit_code()
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    if args.ddl:
+        from batchscan.outputs.warehouse import ddl
+
+        sys.stdout.write(ddl(args.ddl))
+    elif args.rules_md:
+        from batchscan.rules import rules_markdown
+
+        sys.stdout.write(rules_markdown())
+    else:
+        from batchscan.schema import SCHEMA_PATH
+
+        sys.stdout.write(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return 0
+
+
+def list_scanners(as_json: bool) -> int:
+    from batchscan.workers.registry import SCANNERS
+
+    rows = [{"name": module.FORMAT, "rules": [rule.rule_id for rule in module.RULES],
+             "description": (module.__doc__ or "").strip().splitlines()[0]}
+            for module in SCANNERS]
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        width = max(len(row["name"]) for row in rows)
+        sys.stdout.write("".join(f"{row['name']:{width}}  {row['description']}\n"
+                                 for row in rows))
+    return 0
+
+
+def _check_scan_args(args: argparse.Namespace) -> None:
+    """ModelAudit options: accepted with their meaning, or refused naming the equivalent."""
+    for dest, message in MODELAUDIT_REJECTED.items():
+        if getattr(args, dest) not in (None, False, []):
+            raise UsageError(message)
+    if args.max_size is not None:
+        if args.max_file_size is not None and args.max_file_size != args.max_size:
+            raise UsageError("--max-size and --max-file-size disagree; give one")
+        args.max_file_size = args.max_size
+    if args.strict:
+        args.fail_on = "info"
+        args.no_cache = True
+    if args.no_cache:
+        args.cache = None
+    if args.quiet and args.progress:
+        raise UsageError("-q/--quiet and --progress contradict each other")
+    if args.compat == "modelaudit" and args.format not in ("json", "text"):
+        raise UsageError("--compat modelaudit changes -f json only (ModelAudit has no "
+                         f"{args.format} output to imitate)")
+    if not args.paths:
+        raise UsageError("no PATH given (a file, directory, @FILE or hf://ORG/NAME)")
 
 
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
@@ -226,39 +391,34 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
     )
 
 
-def _writer(fmt: str, out: Any, run_id: str, verbose: bool, flatten: bool) -> Writer:
+def _writer(fmt: str, out: Any, run_id: str, verbose: bool, flatten: bool,
+            compat: str = "batchscan", emit: Callable[[str], None] | None = None,
+            quiet: bool = False) -> Writer:
     if fmt == "jsonl":
         return FlatJsonlWriter(out) if flatten else JsonlWriter(out)
+    if fmt == "json" and compat == "modelaudit":
+        from batchscan.outputs.modelaudit import ModelAuditJsonWriter
+
+        return ModelAuditJsonWriter(out, verbose=verbose)
     if fmt == "json":
         return JsonWriter(out, run_id)
     if fmt == "sarif":
         return SarifWriter(out, run_id)
-    return TextWriter(out, verbose=verbose)
+    return TextWriter(out, verbose=verbose, emit=emit, quiet=quiet)
 
 
-def _selection(args: argparse.Namespace) -> Callable[[Item], bool] | None:
+def _selection(args: argparse.Namespace, ignored: selection.Ignored,
+               ) -> Callable[[Item], bool] | None:
     predicates = []
     if args.shard:
         index, total = selection.parse_shard(args.shard)
         predicates.append(selection.in_shard(index, total))
     if args.include or args.exclude:
-        predicates.append(selection.globs(args.include, args.exclude))
+        predicates.append(selection.globs(args.include, args.exclude, args.paths))
     if args.resume:
         predicates.append(selection.not_done(selection.load_checkpoint(Path(args.output))))
-    predicates.append(selection.ignored_by_files(args.paths))
+    predicates.append(ignored.keep)
     return selection.combine(predicates)
-
-
-def _without_baseline(record: ScanRecord, known: set[tuple[str, str, str | None, str | None]],
-                      ) -> ScanRecord:
-    kept = tuple(f for f in record.findings
-                 if (f.rule_id, record.path, record.sha256, f.member) not in known)
-    if len(kept) == len(record.findings):
-        return record
-    status = record.status
-    if status is Status.FINDINGS and not any(f.severity is not Severity.DEBUG for f in kept):
-        status = Status.CLEAN
-    return dataclasses.replace(record, findings=kept, status=status)
 
 
 class _NoProgress:
@@ -279,38 +439,64 @@ def _progress_bar() -> Any:
     return tqdm(unit=" files", file=sys.stderr, dynamic_ncols=True)
 
 
+def _progress_emit(progress: Any, out: Any) -> Callable[[str], None]:
+    """Text output while a bar is drawn on the same terminal: `tqdm.write` clears the bar,
+    prints the lines and redraws it, so neither overwrites the other."""
+
+    def emit(text: str) -> None:
+        progress.write(text.rstrip("\n"), file=out)
+        out.flush()
+
+    return emit
+
+
 def run_scan(args: argparse.Namespace) -> int:
+    if args.list_scanners:
+        return list_scanners(args.format == "json")
+    _check_scan_args(args)
     if args.resume and (args.output is None or args.format != "jsonl"):
         raise SystemExit("batchscan: --resume needs -o FILE and -f jsonl")
     config = config_from_args(args)
+    ignored = selection.Ignored(args.paths, args.exclude)
     try:
-        keep = _selection(args)
+        keep = _selection(args, ignored)
     except ValueError as exc:
         raise SystemExit(f"batchscan: {exc}") from exc
-    engine = Engine(config, keep=keep)
+    # Read the baseline before any output is opened: `--baseline X -o X` must see the old X,
+    # and a baseline that cannot be used must stop the run before -o is truncated.
+    try:
+        known = load_baseline(Path(args.baseline)) if args.baseline else None
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from exc
+    engine = Engine(config, keep=keep, prune=ignored.prunes)
     summary = Summary(fail_on=Severity(args.fail_on))
     binary = args.format in ("json", "jsonl", "sarif")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False
     try:
         with _open_output(args.output, binary, append=args.resume) as out:
-            writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten)
-            known = selection.load_baseline(Path(args.baseline)) if args.baseline else None
-            show = sys.stderr.isatty() and not args.no_progress
+            show = (args.progress if args.progress is not None
+                    else sys.stderr.isatty()) and not args.quiet
             progress: Any = _progress_bar() if show else _NoProgress()
+            emit = (_progress_emit(progress, out)
+                    if show and args.format == "text" and args.output is None else None)
+            writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten,
+                             args.compat, emit, args.quiet)
+            node_reports: list[dict[str, Any]] = []
             if args.executor == "dask":
                 if not args.scheduler:
                     raise SystemExit("batchscan: --executor dask needs --scheduler")
                 from batchscan.executors import dask as dask_executor
 
                 records = dask_executor.run(engine.items(args.paths), config, engine.run_id,
-                                            args.scheduler)
+                                            args.scheduler, shard_size=args.dask_shard_files,
+                                            reports=node_reports)
             else:
                 records = engine.run(args.paths)
             try:
                 for record in records:
                     if known is not None:
-                        record = _without_baseline(record, known)
+                        record = without_known(record, known)
                     writer.write(record)
                     summary.add(record)
                     progress.update(1)
@@ -332,6 +518,13 @@ def run_scan(args: argparse.Namespace) -> int:
                 "sandbox_degraded": degraded(engine.stats.sandbox),
                 "pool_rebuilds": engine.stats.pool_rebuilds,
             }
+            if args.executor == "dask":
+                from batchscan.executors.dask import merge_nodes
+
+                nodes = merge_nodes(node_reports)
+                extra["nodes"] = nodes
+                extra["sandbox_degraded"] = sorted({f"{n['worker']}: {entry}" for n in nodes
+                                                    for entry in n["sandbox_degraded"]})
             summary_doc = summary.as_dict(engine.stats.wall_seconds, extra)
             writer.finish(summary_doc)
             if args.summary:
@@ -350,7 +543,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "doctor":
             return run_doctor()
+        if args.command == "schema":
+            return run_schema(args)
         return run_report(args) if args.command == "report" else run_scan(args)
+    except UsageError as exc:
+        sys.stderr.write(f"batchscan: error: {exc}\n")
+        return 2
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -86,7 +86,8 @@ class Engine:
     """Runs one scan. Use `run(targets)` as an iterator of records."""
 
     def __init__(self, config: ScanConfig, run_id: str | None = None,
-                 keep: Callable[[Item], bool] | None = None):
+                 keep: Callable[[Item], bool] | None = None,
+                 prune: Callable[[str], bool] | None = None):
         self.config = config
         self.keep = keep  # selection (shard, globs, resume): items it rejects get no record
         self.run_id = run_id or uuid.uuid4().hex
@@ -111,6 +112,7 @@ class Engine:
             follow_symlinks=config.follow_symlinks,
             one_file_system=config.one_file_system,
             max_depth=config.max_depth,
+            prune=prune,  # directories selection rules out as a whole: never walked
         )
         self._pool: ProcessPool | None = None
         # Large local files are hashed by coordinator threads while a worker scans them

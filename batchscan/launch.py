@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-_NO_POOL = {"report", "-h", "--help", "--version"}
+_NO_POOL = {"report", "schema", "-h", "--help", "--version", "--list-scanners"}
 
 
 def main() -> int:

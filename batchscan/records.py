@@ -8,6 +8,7 @@ wraps a `FileResult` into a `ScanRecord`, the one line per input of DESIGN.md se
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 
 
@@ -117,6 +118,22 @@ class ScanRecord:
     @property
     def max_severity(self) -> Severity | None:
         return highest_severity(self.findings)
+
+
+_OFFSET_IN_MEMBER = re.compile(r"@[0-9]+(?=$|!/)")
+
+
+def stable_member(member: str | None) -> str:
+    """`member` without byte offsets (`a.zip!/pickle@73` -> `a.zip!/pickle`): offsets move
+    when a scanner version or the bytes before a payload change, the place does not."""
+    return _OFFSET_IN_MEMBER.sub("", member) if member else ""
+
+
+def finding_identity(rule_id: str, content: str, member: str | None) -> str:
+    """A finding's identity for baselines and SARIF fingerprints: rule + where the content
+    is (its sha256, or a path when there is none) + member without offsets. Never the
+    message or the offset, so it survives moves (by sha256), re-runs and new versions."""
+    return "|".join((rule_id, content, stable_member(member)))
 
 
 def highest_severity(findings: tuple[Finding, ...]) -> Severity | None:

@@ -983,3 +983,38 @@ CATALOGUE: tuple[Rule, ...] = (
     TST001,
 )
 BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}
+
+# Where each rule's page is: `docs/rules.md` (generated from this catalogue by
+# `rules_markdown`, kept current by tests/test_compat.py) with one anchor per rule id.
+RULES_DOC_URL = "https://batchscan.invalid/docs/rules.md"
+
+
+def help_uri(rule_id: str) -> str:
+    return f"{RULES_DOC_URL}#{rule_id.lower()}"
+
+
+def rules_markdown() -> str:
+    """docs/rules.md: one section per rule, anchored by its lower-cased id."""
+    lines = [
+        "# batchscan rules",
+        "",
+        "Generated from `batchscan/rules.py` by `batchscan schema --rules-md`; do not edit.",
+        "",
+        "| id | name | severity | CWE |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| [{r.rule_id}](#{r.rule_id.lower()}) | {r.name} | {r.severity.value} | "
+              f"{r.cwe} |" for r in CATALOGUE]
+    for rule in CATALOGUE:
+        lines += [
+            "",
+            f'<a id="{rule.rule_id.lower()}"></a>',
+            f"## {rule.rule_id} {rule.name}",
+            "",
+            f"Severity: {rule.severity.value}. {rule.cwe}.",
+            "",
+            rule.description,
+            "",
+            f"**How to fix.** {rule.fix}",
+        ]
+    return "\n".join(lines) + "\n"

@@ -7,7 +7,9 @@ stat from the walk and nothing else.
   path, not an enumeration index, so it stays stable while the tree changes, and the N shard
   outputs concatenate into exactly one record per file. `--shard auto/N` takes K from
   `JOB_COMPLETION_INDEX` (Kubernetes Indexed Jobs) or `SLURM_ARRAY_TASK_ID`.
-- `--include` / `--exclude`: shell globs matched against the path and the file name.
+- `--include` / `--exclude`: shell globs matched against the path, the path relative to its
+  directory target, and the file name; an excluded directory is not walked.
+- `.batchscanignore`: gitignore syntax at the top of a directory target (`Ignored`).
 - `--resume`: the existing JSONL output is its own checkpoint. A torn last line (a run
   killed mid-write) is cut off; a file is skipped when a record for its path exists with the
   same size and the file has not been modified since that record was written.
@@ -21,6 +23,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -50,20 +53,6 @@ def shard_of(path: str, total: int) -> int:
 
 def in_shard(index: int, total: int) -> Predicate:
     return lambda item: shard_of(item.display, total) == index
-
-
-def globs(include: list[str], exclude: list[str]) -> Predicate:
-    def matches(item: Item, patterns: list[str]) -> bool:
-        name = item.display.rsplit("/", 1)[-1]
-        return any(fnmatch.fnmatch(item.display, p) or fnmatch.fnmatch(name, p)
-                   for p in patterns)
-
-    def keep(item: Item) -> bool:
-        if include and not matches(item, include):
-            return False
-        return not (exclude and matches(item, exclude))
-
-    return keep
 
 
 def _timestamp(text: str) -> float:
@@ -112,75 +101,94 @@ def not_done(done: dict[str, tuple[int | None, float]]) -> Predicate:
 IGNORE_FILE = ".batchscanignore"
 
 
-def _ignore_rules(root: Path) -> list[tuple[bool, bool, bool, str]]:
-    """(negated, directory-only, anchored, glob) for each line of a gitignore-style file."""
-    rules: list[tuple[bool, bool, bool, str]] = []
-    try:
-        text = (root / IGNORE_FILE).read_text(encoding="utf-8")
-    except OSError:
-        return rules
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negated = line.startswith("!")
-        line = line.removeprefix("!")
-        directory_only = line.endswith("/")
-        line = line.rstrip("/")
-        anchored = "/" in line
-        rules.append((negated, directory_only, anchored, line.lstrip("/")))
-    return rules
+def _root_prefix(target: str) -> str:
+    """How the walk spells paths under a directory target: `os.scandir(target)` joins entry
+    names to the target exactly as given (`./models/` -> `./models/a.pkl`)."""
+    return target if target.endswith("/") else target + "/"
 
 
-def _ignored(relative: str, rules: list[tuple[bool, bool, bool, str]]) -> bool:
-    parts = relative.split("/")
-    directories = ["/".join(parts[: i + 1]) for i in range(len(parts) - 1)]
-    verdict = False  # the last matching line wins, as in git
-    for negated, directory_only, anchored, glob in rules:
-        if anchored:
-            candidates = directories if directory_only else [*directories, relative]
-            pattern = glob.replace("**/", "*")
-        else:
-            candidates = parts[:-1] if directory_only else parts
-            pattern = glob
-        if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
-            verdict = not negated
-    return verdict
+def _directory_roots(targets: list[str]) -> list[str]:
+    return [_root_prefix(t) for t in targets
+            if not t.startswith(("@", "hf://")) and Path(t).is_dir()]
 
 
-def ignored_by_files(targets: list[str]) -> Predicate:
-    """`.batchscanignore` at the top of each directory target, gitignore syntax: `#`
-    comments, `!` negation, a trailing `/` for directories, a `/` inside anchors the
-    pattern to the root, `**/` spans directories; the last matching line wins."""
-    roots = []
-    for target in targets:
-        path = Path(target)
-        if path.is_dir():
-            rules = _ignore_rules(path)
-            if rules:
-                roots.append((str(path).rstrip("/") + "/", rules))
+def _relative(display: str, roots: list[str]) -> str | None:
+    for prefix in roots:
+        if display.startswith(prefix):
+            return display[len(prefix):]
+    return None
+
+
+def globs(include: list[str], exclude: list[str], targets: list[str] | None = None,
+          ) -> Predicate:
+    """Shell globs against the path as recorded, the path relative to its directory target
+    (`--include 'org-b/*'` for `models/org-b/x.pkl`) and the file name."""
+    roots = _directory_roots(targets or [])
+
+    def matches(item: Item, patterns: list[str]) -> bool:
+        name = item.display.rsplit("/", 1)[-1]
+        relative = _relative(item.display, roots)
+        return any(fnmatch.fnmatch(item.display, p) or fnmatch.fnmatch(name, p)
+                   or (relative is not None and fnmatch.fnmatch(relative, p))
+                   for p in patterns)
 
     def keep(item: Item) -> bool:
-        return not any(item.display.startswith(prefix)
-                       and _ignored(item.display[len(prefix):], rules)
-                       for prefix, rules in roots)
+        if include and not matches(item, include):
+            return False
+        return not (exclude and matches(item, exclude))
 
     return keep
 
 
-def load_baseline(path: Path) -> set[tuple[str, str, str | None, str | None]]:
-    """Finding identities of an earlier run: (rule_id, path, sha256, member)."""
-    known: set[tuple[str, str, str | None, str | None]] = set()
-    with path.open("rb") as handle:
-        for line in handle:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            for finding in record.get("findings") or []:
-                known.add((finding["rule_id"], path_from_dict(record), record.get("sha256"),
-                           finding.get("member")))
-    return known
+def _ignore_spec(root: str) -> Any:
+    """The compiled `pathspec.GitIgnoreSpec` of `root`'s ignore file, None without one
+    (pathspec is imported only then: it costs start-up time every other run)."""
+    try:
+        text = Path(root, IGNORE_FILE).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    import pathspec
+
+    spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
+    return spec if len(spec) else None
+
+
+class Ignored:
+    """`.batchscanignore` at the top of each directory target, in gitignore syntax (read by
+    `pathspec`, which implements git's rules: `#` comments, `!` negation, a trailing `/` for
+    directories, a `/` at the start or in the middle anchors to the root, `**/` spans any
+    number of directories, the last matching line wins). As in git, a file under an ignored
+    directory cannot be re-included, so ignored directories are not walked at all
+    (`prunes`); `--exclude` globs that match a directory prune it too."""
+
+    def __init__(self, targets: list[str], exclude: list[str] | None = None):
+        self.roots = [(prefix, spec) for prefix in _directory_roots(targets)
+                      if (spec := _ignore_spec(prefix)) is not None]
+        self.exclude = list(exclude or [])
+        self.exclude_roots = _directory_roots(targets)
+
+    def keep(self, item: Item) -> bool:
+        return not any(item.display.startswith(prefix)
+                       and spec.match_file(item.display[len(prefix):])
+                       for prefix, spec in self.roots)
+
+    def prunes(self, directory: str) -> bool:
+        """True when nothing under `directory` (a path as the walk spells it) can be kept."""
+        for prefix, spec in self.roots:
+            if directory.startswith(prefix) and spec.match_file(
+                    directory[len(prefix):] + "/"):
+                return True
+        if self.exclude:
+            name = directory.rsplit("/", 1)[-1]
+            relative = _relative(directory, self.exclude_roots)
+            return any(fnmatch.fnmatch(directory, p) or fnmatch.fnmatch(name, p)
+                       or (relative is not None and fnmatch.fnmatch(relative, p))
+                       for p in self.exclude)
+        return False
+
+
+def ignored_by_files(targets: list[str]) -> Predicate:
+    return Ignored(targets).keep
 
 
 def combine(predicates: list[Predicate]) -> Predicate | None:

@@ -6,7 +6,8 @@ layers are drawn in README ("How the code is layered"):
 
     cli            batchscan.cli, launch, __main__
     outputs        batchscan.outputs.*
-    coordinator    batchscan.coordinator, config, cache, downloads, selection, executors.*
+    coordinator    batchscan.coordinator, config, cache, downloads, selection, baseline,
+                   executors.*
     sources        batchscan.sources.*
     runtime        batchscan.workers.task, jobs, entry; sandbox, landlock, seccomp, hashing,
                    cachedb, forkserver
@@ -29,7 +30,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                  "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver")),
     ("sources", ("batchscan.sources",)),
     ("coordinator", ("batchscan.coordinator", "batchscan.config", "batchscan.cache",
-                     "batchscan.downloads", "batchscan.selection", "batchscan.executors")),
+                     "batchscan.downloads", "batchscan.selection", "batchscan.baseline",
+                     "batchscan.executors")),
     ("outputs", ("batchscan.outputs",)),
     ("cli", ("batchscan.cli", "batchscan.launch", "batchscan.__main__")),
 )

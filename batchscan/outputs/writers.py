@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, TextIO
 
 import orjson
@@ -69,7 +71,7 @@ class SarifWriter:
     def finish(self, summary: dict[str, Any]) -> None:
         from batchscan.outputs.sarif import render
 
-        self.out.write(orjson.dumps(render(self.records, self.run_id),
+        self.out.write(orjson.dumps(render(self.records, self.run_id, summary),
                                     option=orjson.OPT_INDENT_2))
         self.out.write(b"\n")
         self.out.flush()
@@ -108,37 +110,61 @@ _LABEL = {
 }
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters, escape sequences and bidirectional overrides shown as
+    `\\xNN` / `\\uNNNN`: a file name or archive member must not move the cursor, recolour or
+    rewrite the terminal, nor hide what follows it."""
+    return _CONTROL.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                   else f"\\u{ord(m.group()):04x}"), text)
+
+
 class TextWriter:
-    def __init__(self, out: TextIO, verbose: bool = False):
+    """Human output. `emit` writes a block of lines (default: to `out`); with a progress bar
+    on the same terminal it is the bar's `write`, which clears the bar, prints and redraws.
+    `quiet` (-q) leaves out the closing summary."""
+
+    def __init__(self, out: TextIO, verbose: bool = False,
+                 emit: Callable[[str], None] | None = None, quiet: bool = False):
         self.out = out
         self.verbose = verbose
+        self.quiet = quiet
+        self.emit = emit or self._emit
+
+    def _emit(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
 
     def write(self, record: ScanRecord) -> None:
         quiet = record.status in (Status.CLEAN,) and not record.findings
         if quiet and not self.verbose:
             return
-        head = f"{display_path(record.path)} [{record.format}] {record.status.value}"
+        head = f"{printable(display_path(record.path))} [{record.format}] {record.status.value}"
         if record.error:
-            head += f": {record.error}"
+            head += f": {printable(record.error)}"
         lines = [head]
         for finding in record.findings:
             if finding.severity is Severity.DEBUG and not self.verbose:
                 continue
             where = ""
             if finding.member:
-                where += f" in {finding.member}"
+                where += f" in {printable(finding.member)}"
             if finding.offset is not None:
                 where += f" at offset {finding.offset}"
             label = _LABEL[finding.severity]
-            lines.append(f"  {label:7} {finding.rule_id} {finding.message}{where}")
+            lines.append(f"  {label:7} {finding.rule_id} {printable(finding.message)}{where}")
             if finding.evidence and (self.verbose or finding.severity.rank >= 2):
-                lines.append(f"          evidence: {finding.evidence[:300]}")
+                lines.append(f"          evidence: {printable(finding.evidence[:300])}")
         if record.findings_dropped:
             lines.append(f"  ({record.findings_dropped} more findings not recorded)")
-        self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
+        self.emit("\n".join(lines) + "\n")
 
     def finish(self, summary: dict[str, Any]) -> None:
+        if self.quiet:
+            self.out.flush()
+            return
         sev = summary["by_severity"]
         status = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items()) or "none"
         lines = [
@@ -152,7 +178,8 @@ class TextWriter:
         ]
         if summary.get("slowest"):
             lines.append("Slowest: " + ", ".join(
-                f"{s['path']} ({s['duration_ms']:.0f} ms)" for s in summary["slowest"][:3]))
+                f"{printable(s['path'])} ({s['duration_ms']:.0f} ms)"
+                for s in summary["slowest"][:3]))
         if summary.get("top_rules"):
             lines.append("Top rules: " + ", ".join(
                 f"{rule} x{count}" for rule, count in summary["top_rules"].items()))

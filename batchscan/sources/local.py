@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from batchscan.records import Status
@@ -26,6 +26,8 @@ class WalkOptions:
     follow_symlinks: str = "args"
     one_file_system: bool = False
     max_depth: int | None = None
+    # directories for which this says True are not entered (`.batchscanignore`, --exclude)
+    prune: Callable[[str], bool] | None = None
 
 
 def _kind(mode: int) -> str:
@@ -135,6 +137,8 @@ def _walk_dir(root: str, root_stat: os.stat_result, options: WalkOptions) -> Ite
                 continue
             if options.max_depth is not None and len(stack) > options.max_depth:
                 yield _skip(path, f"deeper than --max-depth {options.max_depth}")
+                continue
+            if options.prune is not None and options.prune(path):
                 continue
             if ident in ancestors:
                 yield _skip(path, "symbolic link loop (points to an enclosing directory)")
