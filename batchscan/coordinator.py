@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -85,9 +86,15 @@ class Engine:
     """Runs one scan. Use `run(targets)` as an iterator of records."""
 
     def __init__(self, config: ScanConfig, run_id: str | None = None,
-                 keep: Callable[[Item], bool] | None = None):
+                 keep: Callable[[Item], bool] | None = None,
+                 remaining: Callable[[Item], Item | None] | None = None):
         self.config = config
-        self.keep = keep  # selection (shard, globs, resume): items it rejects get no record
+        self.keep = keep  # selection (shard, globs): items it rejects get no record
+        self.remaining = remaining  # --resume: the names of an item not recorded yet
+        # Set by a signal handler: the loop stops at its next turn, from a known place
+        # (a KeyboardInterrupt raised inside pebble's or threading's lock code left locks
+        # released twice: "release unlocked lock", and sometimes a hang).
+        self.stop = threading.Event()
         self.run_id = run_id or uuid.uuid4().hex
         self.stats = RunStats()
         self.cache: cache.Writer | None = None
@@ -153,12 +160,13 @@ class Engine:
         for alias in item.aliases:
             yield dataclasses.replace(record, path=alias)
 
-    def _decided(self, item: Item, status: Status, reason: str | None) -> ScanRecord:
-        return self._record(
+    def _decided(self, item: Item, status: Status, reason: str | None) -> Iterator[ScanRecord]:
+        """The records of an item decided without a scan result (under every name)."""
+        yield from self._with_aliases(item, self._record(
             item,
             FileResult(format="unknown", size=item.size, sha256=None, error=reason,
                        status=status),
-        )
+        ))
 
     # --- pool ----------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPool:
@@ -203,7 +211,11 @@ class Engine:
     def items(self, targets: Iterable[str]) -> Iterator[Item]:
         """The selected items of `targets`, lazily (also what a distributed executor ships)."""
         items: Iterator[Item] = expand(targets, self.walk_options)
-        return filter(self.keep, items) if self.keep is not None else items
+        if self.keep is not None:
+            items = filter(self.keep, items)
+        if self.remaining is not None:
+            items = (left for left in map(self.remaining, items) if left is not None)
+        return items
 
     def run(self, targets: Iterable[str]) -> Iterator[ScanRecord]:
         items = self.items(targets)
@@ -237,6 +249,8 @@ class Engine:
                 # A file scanned but still being hashed holds its slot: hash threads stay
                 # bounded by the window like everything else in flight.
                 while len(inflight) + downloads.pending + len(self._parked) < window:
+                    if self.stop.is_set():
+                        raise KeyboardInterrupt
                     if retry:
                         self._submit(retry.popleft(), inflight)
                         continue
@@ -253,12 +267,11 @@ class Engine:
                         continue
                     self.stats.items_seen += 1
                     if item.decided is not None:
-                        yield from self._with_aliases(
-                            item, self._decided(item, item.decided, item.reason))
+                        yield from self._decided(item, item.decided, item.reason)
                         continue
                     limit = config.max_file_size
                     if limit is not None and item.size is not None and item.size > limit:
-                        yield self._decided(
+                        yield from self._decided(
                             item, Status.TOO_LARGE,
                             f"{item.size} bytes exceeds --max-file-size {limit}; not read",
                         )
@@ -280,8 +293,10 @@ class Engine:
                     batch, batch_bytes = [], 0
                 if not inflight and not downloads.pending and not self._parked:
                     break
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
                 waiting: list[Future[Any]] = [*inflight, *downloads.running, *self._parked]
-                done, _ = wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
                 now = time.monotonic()
                 if any(future in inflight for future in done):
                     last_progress = now
@@ -293,7 +308,7 @@ class Engine:
                         fetched = downloads.finished(future)
                         if fetched.decided is not None:
                             downloads.release(fetched)
-                            yield self._decided(fetched, fetched.decided, fetched.reason)
+                            yield from self._decided(fetched, fetched.decided, fetched.reason)
                         else:
                             self._submit(_Task([fetched]), inflight)
                         continue
@@ -325,7 +340,7 @@ class Engine:
                 yield self._record(item, cached)
                 return
         if not self.downloads.fits(item):
-            yield self._decided(
+            yield from self._decided(
                 item, Status.TOO_LARGE,
                 f"{item.size} bytes exceeds --max-download-bytes "
                 f"{self.config.max_download_bytes}; not downloaded")
@@ -416,7 +431,7 @@ class Engine:
             return
         self._discard_download(task.items[0])
         self._hashes.pop(id(task.items[0]), None)
-        yield self._decided(task.items[0], status, reason)
+        yield from self._decided(task.items[0], status, reason)
 
     def _rebuild(
         self, inflight: dict[Future[BatchResult], _Task], retry: collections.deque[_Task]
@@ -432,7 +447,7 @@ class Engine:
                 if task.attempt >= 1 and len(task.items) == 1:
                     self._discard_download(item)
                     self._hashes.pop(id(item), None)
-                    yield self._decided(item, Status.CRASHED,
+                    yield from self._decided(item, Status.CRASHED,
                                         "worker pool stalled twice while scanning this file")
                 else:
                     retry.append(_Task([item], task.attempt + 1))
