@@ -24,6 +24,8 @@ import resource
 import signal
 from dataclasses import dataclass
 
+from batchscan import lifeline
+
 _PR_SET_DUMPABLE = 4
 _PR_SET_NO_NEW_PRIVS = 38
 _CLONE_NEWUSER = 0x10000000
@@ -108,9 +110,11 @@ def enter(policy: SandboxPolicy) -> None:
 
 
 def worker_init(policy: SandboxPolicy) -> None:
-    """Pool initializer: Ctrl-C is the coordinator's business; then enter the sandbox."""
+    """Pool initializer: Ctrl-C is the coordinator's business; die with the forkserver
+    (which dies with the coordinator: `batchscan/lifeline.py`); then enter the sandbox."""
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lifeline.arm()
     enter(policy)
 
 

@@ -8,7 +8,8 @@ layers are drawn in README ("How the code is layered"):
     outputs        batchscan.outputs.*
     coordinator    batchscan.coordinator, config, cache, downloads, selection, executors.*
     sources        batchscan.sources.*
-    runtime        batchscan.workers.task, jobs, entry; sandbox, hashing, cachedb, forkserver
+    runtime        batchscan.workers.task, jobs, entry; sandbox, hashing, cachedb, forkserver,
+                   lifeline
     formats        batchscan.workers.* (one module per format, base, registry, policy)
     records        batchscan (version), records, rules (the catalogue), schema
 """
@@ -25,7 +26,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("formats", ("batchscan.workers",)),
     ("runtime", ("batchscan.workers.task", "batchscan.workers.jobs", "batchscan.workers.entry",
                  "batchscan.sandbox",
-                 "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver")),
+                 "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver",
+                 "batchscan.lifeline")),
     ("sources", ("batchscan.sources",)),
     ("coordinator", ("batchscan.coordinator", "batchscan.config", "batchscan.cache",
                      "batchscan.downloads", "batchscan.selection", "batchscan.executors")),
