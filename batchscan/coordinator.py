@@ -24,6 +24,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import signal
+import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -100,8 +102,14 @@ class Engine:
         self.cache: cache.Writer | None = None
         cache_path, cache_rules = None, ""
         if config.cache_dir is not None and config.hash:
-            self.cache = cache.Writer(Path(config.cache_dir))
-            cache_path, cache_rules = str(self.cache.path), self.cache.rules
+            try:
+                self.cache = cache.Writer(
+                    Path(config.cache_dir),
+                    options=(config.verbose, config.blacklist, config.limits))
+                cache_path, cache_rules = str(self.cache.path), self.cache.rules
+            except (sqlite3.Error, OSError) as exc:  # the run goes on without a cache
+                sys.stderr.write(f"batchscan: warning: --cache {config.cache_dir} not used: "
+                                 f"{exc}\n")
         self.options = WorkerOptions(
             hash=config.hash,
             verbose=config.verbose,
@@ -153,9 +161,12 @@ class Engine:
             cached=result.cached,
         )
 
-    @staticmethod
-    def _with_aliases(item: Item, record: ScanRecord) -> Iterator[ScanRecord]:
-        """One record per name of the content (a blob shared by several snapshots)."""
+    def _with_aliases(self, item: Item, record: ScanRecord) -> Iterator[ScanRecord]:
+        """One record per name of the content (a blob shared by several snapshots). The
+        result is cached under the name it was scanned with (the first), not the aliases:
+        the name is part of the cache key."""
+        if self.cache is not None:
+            self.cache.store(record, cache.name_of(item.display))
         yield record
         for alias in item.aliases:
             yield dataclasses.replace(record, path=alias)
@@ -199,7 +210,7 @@ class Engine:
             self._start_hash(task.items[0])
         if self._pool is None:
             self._pool = self._new_pool()
-        jobs = [Job(item.path, item.display.rsplit("/", 1)[-1], id(item) not in self._hashes)
+        jobs = [Job(item.path, cache.name_of(item.display), id(item) not in self._hashes)
                 for item in task.items]
         timeout = self.config.timeout
         if len(jobs) > 1:
@@ -218,19 +229,7 @@ class Engine:
         return items
 
     def run(self, targets: Iterable[str]) -> Iterator[ScanRecord]:
-        items = self.items(targets)
-        if self.cache is None:
-            return self.run_items(items)
-        return self._cached(self.run_items(items), self.cache)
-
-    @staticmethod
-    def _cached(records: Iterator[ScanRecord], writer: cache.Writer) -> Iterator[ScanRecord]:
-        try:
-            for record in records:
-                writer.store(record)
-                yield record
-        finally:
-            writer.close()
+        return self.run_items(self.items(targets))
 
     def run_items(self, items: Iterable[Item]) -> Iterator[ScanRecord]:
         config = self.config
@@ -297,6 +296,8 @@ class Engine:
                     raise KeyboardInterrupt
                 waiting: list[Future[Any]] = [*inflight, *downloads.running, *self._parked]
                 done, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
+                if self.cache is not None:
+                    self.cache.tick()
                 now = time.monotonic()
                 if any(future in inflight for future in done):
                     last_progress = now
@@ -326,6 +327,8 @@ class Engine:
         finally:
             self._stop_pool()
             downloads.close()
+            if self.cache is not None:
+                self.cache.close()
             self.stats.finished = time.monotonic()
 
     def _remote(self, item: Item) -> Iterator[ScanRecord]:
@@ -335,7 +338,7 @@ class Engine:
         assert isinstance(item.remote, hub.Remote)
         sha = item.remote.sha256
         if self.cache is not None and sha is not None:
-            cached = self.cache.lookup(sha)
+            cached = self.cache.lookup(sha, cache.name_of(item.display))
             if cached is not None:
                 yield self._record(item, cached)
                 return

@@ -97,7 +97,7 @@ def scan_file(
                 source = Source(handle, size, name)
             if options.cache_path and sha is not None:
                 reader = _cache(options)
-                hit = reader.lookup(sha) if reader is not None else None
+                hit = reader.lookup(sha, name) if reader is not None else None
                 if hit is not None:
                     return replace(hit, size=size,
                                    duration_ms=(time.perf_counter() - started) * 1000.0)
