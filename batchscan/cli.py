@@ -378,13 +378,13 @@ def run_scan(args: argparse.Namespace) -> int:
                 records = engine.run(args.paths)
             try:
                 for record in records:
-                    if stop.is_set():
-                        raise KeyboardInterrupt
                     if known is not None:
                         record = _without_baseline(record, known)
                     writer.write(record)
                     summary.add(record)
                     progress.update(1)
+                    if stop.is_set():  # after the write: a finished record is kept
+                        raise KeyboardInterrupt
                     if show and progress.total is None and engine.stats.walk_done:
                         progress.total = engine.stats.items_seen  # the walk is over: ETA
                         progress.refresh()

@@ -210,7 +210,8 @@ class Engine:
             self._start_hash(task.items[0])
         if self._pool is None:
             self._pool = self._new_pool()
-        jobs = [Job(item.path, cache.name_of(item.display), id(item) not in self._hashes)
+        jobs = [Job(item.path, cache.name_of(item.display), id(item) not in self._hashes,
+                    item.walk_from, item.follow)
                 for item in task.items]
         timeout = self.config.timeout
         if len(jobs) > 1:
@@ -360,7 +361,7 @@ class Engine:
         size = item.size
         if (self._hash_here and size is not None and size >= self.config.coordinator_hash_from
                 and id(item) not in self._hashes):
-            self._hashes[id(item)] = (hashing.start(item.path),
+            self._hashes[id(item)] = (hashing.start(item.path, item.walk_from, item.follow),
                                       time.monotonic() + self.config.timeout)
 
     def _overdue_hashes(self, now: float) -> Iterator[ScanRecord]:

@@ -9,7 +9,7 @@ layers are drawn in README ("How the code is layered"):
     coordinator    batchscan.coordinator, config, cache, downloads, selection, executors.*
     sources        batchscan.sources.*
     runtime        batchscan.workers.task, jobs, entry; sandbox, hashing, cachedb, forkserver,
-                   lifeline
+                   lifeline, safeopen
     formats        batchscan.workers.* (one module per format, base, registry, policy)
     records        batchscan (version), records, rules (the catalogue), schema
 """
@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runtime", ("batchscan.workers.task", "batchscan.workers.jobs", "batchscan.workers.entry",
                  "batchscan.sandbox",
                  "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver",
-                 "batchscan.lifeline")),
+                 "batchscan.lifeline", "batchscan.safeopen")),
     ("sources", ("batchscan.sources",)),
     ("coordinator", ("batchscan.coordinator", "batchscan.config", "batchscan.cache",
                      "batchscan.downloads", "batchscan.selection", "batchscan.executors")),

@@ -17,7 +17,7 @@ import sqlite3
 import time
 from dataclasses import replace
 
-from batchscan import rules, sandbox
+from batchscan import rules, safeopen, sandbox
 from batchscan.cachedb import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
@@ -44,7 +44,8 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
     if options.fault_injection:
         scanners = (faults, *SCANNERS)
     unhashed = replace(options, hash=False)
-    results = tuple(scan_file(job.path, options if job.hash else unhashed, scanners, job.name)
+    results = tuple(scan_file(job.path, options if job.hash else unhashed, scanners, job.name,
+                              job.walk_from, job.follow)
                     for job in jobs)
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
 
@@ -65,7 +66,7 @@ def _cache(options: WorkerOptions) -> Reader | None:
 
 def scan_file(
     path: str, options: WorkerOptions, scanners: tuple[FormatModule, ...] = SCANNERS,
-    name: str | None = None,
+    name: str | None = None, walk_from: int | None = None, follow: bool = False,
 ) -> FileResult:
     started = time.perf_counter()
     fmt = "unknown"
@@ -82,7 +83,8 @@ def scan_file(
         if pattern is not None:
             findings.append(BLACKLISTED_NAME.finding(
                 f"file name {name!r} matches blacklist pattern {pattern!r}"))
-        with open(path, "rb") as handle:
+        with open(path, "rb",
+                  opener=lambda _p, _f: safeopen.open_fd(path, walk_from, follow)) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size <= SMALL_FILE:
                 data = handle.read()
