@@ -164,12 +164,12 @@ class _StopOnSignal:
                 os.write(2, b"batchscan: stopping; finishing the output\n")
 
 
-def _lock(handle: Any, path: str) -> None:
+def _lock(fd: int, path: str) -> None:
     """One run per output file: an exclusive, non-blocking flock held while the run writes."""
     import fcntl
 
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
         raise UsageError(f"{path}: another batchscan run is writing this output") from exc
     except OSError:
@@ -189,12 +189,17 @@ def _open_output(path: str | None, binary: bool, append: bool = False) -> Iterat
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0), 0o666)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    handle = open(fd, "ab" if binary else "a", encoding=None if binary else "utf-8")  # noqa: SIM115
     try:
-        _lock(handle, path)
+        _lock(fd, path)
         if not append:
             with contextlib.suppress(OSError):  # a device (/dev/null, /dev/full)
                 os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    mode = ("ab" if append else "wb") if binary else ("a" if append else "w")
+    handle = open(fd, mode, encoding=None if binary else "utf-8")  # noqa: SIM115
+    try:
         yield handle
     finally:
         try:
@@ -334,7 +339,7 @@ def _summary_file(path: str | None) -> Iterator[Any]:
         yield handle
 
 
-def run_scan(args: argparse.Namespace) -> int:
+def run_scan(args: argparse.Namespace, early_signals: list[int] | None = None) -> int:
     _check_usage(args)
     config = config_from_args(args)
     try:
@@ -346,6 +351,8 @@ def run_scan(args: argparse.Namespace) -> int:
     stop = threading.Event()
     handler = _StopOnSignal(stop)
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if early_signals:
+        stop.set()  # interrupted while starting: finish an empty, valid output at once
     interrupted = False
     try:
         with contextlib.ExitStack() as files:
@@ -424,11 +431,15 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, early_signals: list[int] | None = None) -> int:
+    """`early_signals`: SIGINT/SIGTERM that arrived before the CLI ran (`launch.py`); the
+    list keeps filling until the scan installs its own handler."""
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
-        return run_report(args) if args.command == "report" else run_scan(args)
+        if args.command == "report":
+            return run_report(args)
+        return run_scan(args, early_signals if early_signals is not None else [])
     except UsageError as exc:
         sys.stderr.write(f"batchscan: {exc}\n")
         return EXIT_USAGE
