@@ -3,16 +3,20 @@ record (the walk, HF-cache folders, --resume, the cache, signals, exit codes).""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import pickle
 import resource
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +56,20 @@ def by_path(text: str) -> dict[str, dict[str, Any]]:
 
 # --- 1. the walk ---------------------------------------------------------------------------
 
-def test_a_tree_1012_levels_deep_walks_under_ulimit_n_1024(tmp_path: Path) -> None:
+@pytest.fixture
+def own_tmp() -> Iterator[Path]:
+    """A scratch folder outside pytest's: its clean-up (shutil.rmtree, one recursion per
+    level) would crash on a 1,012-level tree in every later pytest session."""
+    scratch = Path(tempfile.mkdtemp(prefix="batchscan-deep-"))
+    try:
+        yield scratch
+    finally:
+        _remove_deep(scratch / "deep", scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def test_a_tree_1012_levels_deep_walks_under_ulimit_n_1024(own_tmp: Path) -> None:
+    tmp_path = own_tmp
     root = tmp_path / "deep"
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     os.mkdir("deep", dir_fd=fd)
@@ -63,8 +80,9 @@ def test_a_tree_1012_levels_deep_walks_under_ulimit_n_1024(tmp_path: Path) -> No
         os.close(fd)
         fd = child
         if level % 100 == 0:
-            with open(f"f{level}.pkl", "wb", opener=lambda n, f: os.open(n, f, dir_fd=fd)) as h:
-                h.write(pickle.dumps(level, 4))
+            leaf = os.open(f"f{level}.pkl", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+            os.write(leaf, pickle.dumps(level, 4))
+            os.close(leaf)
             expected.append(f"{path}/f{level}.pkl")
         os.mkdir("d", dir_fd=fd)
         path += "/d"
@@ -80,6 +98,21 @@ def test_a_tree_1012_levels_deep_walks_under_ulimit_n_1024(tmp_path: Path) -> No
     assert sorted(found) == sorted(expected)
     assert all(r["status"] == "clean" for r in found.values()), result.stdout[-600:]
     assert result.returncode == 0
+
+
+def _remove_deep(root: Path, scratch: Path) -> None:
+    """shutil.rmtree (and pytest's clean-up) recurse once per level: hoist level by level."""
+    current = root
+    if not current.is_dir():
+        return
+    for level in range(100_000):
+        if not (current / "d").is_dir():
+            break
+        hoisted = scratch / f"hoisted{level}"
+        (current / "d").rename(hoisted)
+        shutil.rmtree(current)
+        current = hoisted
+    shutil.rmtree(current)
 
 
 def _make_long_path(base: Path, levels: int) -> str:
@@ -409,10 +442,8 @@ def test_sigkill_of_the_coordinator_leaves_nothing_running(tmp_path: Path) -> No
         assert not [p for p in children if _alive(p)]
     finally:
         for pid in _descendants(process.pid) | {process.pid}:
-            try:
+            with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
 
 
 # --- 6. exit codes -------------------------------------------------------------------------
