@@ -84,6 +84,12 @@ def test_a_tree_1012_levels_deep_walks_under_ulimit_n_1024(own_tmp: Path) -> Non
             os.write(leaf, pickle.dumps(level, 4))
             os.close(leaf)
             expected.append(f"{path}/f{level}.pkl")
+        if level == 1011:  # over 1 MiB: submitted alone, so the pool starts down here
+            leaf = os.open("big.pkl", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+            os.write(leaf, pickle.dumps(b"x" * 1_100_000, 4))
+            os.close(leaf)
+            expected.append(f"{path}/big.pkl")
+            break
         os.mkdir("d", dir_fd=fd)
         path += "/d"
     os.close(fd)
