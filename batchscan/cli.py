@@ -438,6 +438,10 @@ def main(argv: Sequence[str] | None = None, early_signals: list[int] | None = No
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "report":
+            if early_signals:
+                return EXIT_INTERRUPTED
+            # no pool to stop: Ctrl-C may interrupt the report anywhere
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             return run_report(args)
         return run_scan(args, early_signals if early_signals is not None else [])
     except UsageError as exc:
