@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
@@ -66,7 +67,8 @@ MODELAUDIT_REJECTED = {
 
 
 class UsageError(ValueError):
-    """A command line that cannot run: reported on stderr with exit code 2, no traceback."""
+    """A fault of the invocation or of the environment (unwritable output, full disk): the
+    run says so in one line and exits 2, never with a traceback or the "findings" code 1."""
 
 
 def _size(text: str) -> int:
@@ -199,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "exceed this; a larger file is too_large (default: no budget)")
     scan.add_argument("--resume", action="store_true",
                       help="with -o FILE -f jsonl: skip files already recorded there, append")
+    scan.add_argument("--retry-failed", action="store_true",
+                      help="with --resume: scan again files recorded as error, timeout, oom, "
+                           "crashed or too_large (their old records are replaced)")
     report = sub.add_parser("report", help="re-render saved JSONL without rescanning")
     report.add_argument("runs", nargs="+", metavar="RUN.jsonl")
     report.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"),
@@ -266,23 +271,74 @@ def _normalise_argv(argv: Sequence[str]) -> list[str]:
     return args
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: stop cleanly with a valid output."""
+EXIT_USAGE = 2  # bad usage and runtime faults (DESIGN.md 4): one line on stderr
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated()
+class _StopOnSignal:
+    """SIGINT and SIGTERM: the first asks the engine to stop at its next turn (and the run
+    finishes a valid output, exit 130); later ones only say that the stop is under way.
+
+    The handler never raises: an exception thrown into whatever the main thread was doing
+    (pebble's or threading's lock handling) is what made a second Ctrl-C end runs with
+    "release unlocked lock", no `-f json` document, or a hang."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+        self.stop.set()
+        if self.count == 2:
+            with contextlib.suppress(OSError):
+                os.write(2, b"batchscan: stopping; finishing the output\n")
+
+
+def _lock(fd: int, path: str) -> None:
+    """One run per output file: an exclusive, non-blocking flock held while the run writes."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        raise UsageError(f"{path}: another batchscan run is writing this output") from exc
+    except OSError:
+        pass  # a file system without locks (or a device such as /dev/full): nothing to hold
 
 
 @contextlib.contextmanager
 def _open_output(path: str | None, binary: bool, append: bool = False) -> Iterator[Any]:
-    """stdout or a file, binary for JSON/JSONL/SARIF (orjson writes bytes), text otherwise."""
+    """stdout or a file, binary for JSON/JSONL/SARIF (orjson writes bytes), text otherwise.
+
+    A file is locked before it is truncated, so a second run on the same output fails with
+    exit 2 and leaves the first run's records alone."""
     if path is None:
         yield sys.stdout.buffer if binary else sys.stdout
         return
-    mode = ("ab" if append else "wb") if binary else "w"
-    with open(path, mode, encoding=None if binary else "utf-8") as handle:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0), 0o666)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    try:
+        _lock(fd, path)
+        if not append:
+            with contextlib.suppress(OSError):  # a device (/dev/null, /dev/full)
+                os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    mode = ("ab" if append else "wb") if binary else ("a" if append else "w")
+    handle = open(fd, mode, encoding=None if binary else "utf-8")  # noqa: SIM115
+    try:
         yield handle
+    finally:
+        try:
+            handle.close()
+        except OSError:
+            # the buffer could not be flushed (full disk): drop it and report the fault
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -296,7 +352,7 @@ def run_report(args: argparse.Namespace) -> int:
                     try:
                         records.append(record_from_dict(orjson.loads(line)))
                     except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
-                        raise SystemExit(f"batchscan: {run}: not a record: {exc}") from exc
+                        raise UsageError(f"{run}: not a record: {exc}") from exc
     run_id = records[0].run_id if records else "report"
     if args.to_parquet:
         from batchscan.outputs.warehouse import write_parquet
@@ -415,10 +471,27 @@ def _selection(args: argparse.Namespace, ignored: selection.Ignored,
         predicates.append(selection.in_shard(index, total))
     if args.include or args.exclude:
         predicates.append(selection.globs(args.include, args.exclude, args.paths))
-    if args.resume:
-        predicates.append(selection.not_done(selection.load_checkpoint(Path(args.output))))
     predicates.append(ignored.keep)
     return selection.combine(predicates)
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """Everything about the invocation that can be judged before any file is read."""
+    if args.resume and (args.output is None or args.format != "jsonl"):
+        raise UsageError("--resume needs -o FILE and -f jsonl")
+    if args.resume and args.flatten:
+        raise UsageError("--resume cannot read --flatten rows back")
+    if args.retry_failed and not args.resume:
+        raise UsageError("--retry-failed needs --resume")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler")
+    if args.jobs < 1:
+        raise UsageError(f"-j/--jobs must be >= 1, got {args.jobs}")
+    if args.max_depth is not None and args.max_depth < 0:
+        raise UsageError(f"--max-depth must be >= 0, got {args.max_depth}")
+    for name in (args.output, args.summary):
+        if name is not None and Path(name).is_dir():
+            raise UsageError(f"{name} is a directory")
 
 
 class _NoProgress:
@@ -450,31 +523,63 @@ def _progress_emit(progress: Any, out: Any) -> Callable[[str], None]:
     return emit
 
 
-def run_scan(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _summary_file(path: str | None) -> Iterator[Any]:
+    """`--summary FILE`, opened before the scan: a bad path costs no scan."""
+    if path is None:
+        yield None
+        return
+    try:
+        handle = open(path, "wb")  # noqa: SIM115
+    except OSError as exc:
+        raise UsageError(f"cannot write --summary {path}: {exc.strerror or exc}") from exc
+    with handle:
+        yield handle
+
+
+def run_scan(args: argparse.Namespace, early_signals: list[int] | None = None) -> int:
     if args.list_scanners:
         return list_scanners(args.format == "json")
     _check_scan_args(args)
-    if args.resume and (args.output is None or args.format != "jsonl"):
-        raise SystemExit("batchscan: --resume needs -o FILE and -f jsonl")
+    _check_usage(args)
     config = config_from_args(args)
     ignored = selection.Ignored(args.paths, args.exclude)
     try:
         keep = _selection(args, ignored)
     except ValueError as exc:
-        raise SystemExit(f"batchscan: {exc}") from exc
+        raise UsageError(str(exc)) from exc
     # Read the baseline before any output is opened: `--baseline X -o X` must see the old X,
     # and a baseline that cannot be used must stop the run before -o is truncated.
     try:
         known = load_baseline(Path(args.baseline)) if args.baseline else None
     except BaselineError as exc:
         raise UsageError(str(exc)) from exc
-    engine = Engine(config, keep=keep, prune=ignored.prunes)
     summary = Summary(fail_on=Severity(args.fail_on))
     binary = args.format in ("json", "jsonl", "sarif")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    stop = threading.Event()
+    handler = _StopOnSignal(stop)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if early_signals:
+        stop.set()  # interrupted while starting: finish an empty, valid output at once
     interrupted = False
     try:
-        with _open_output(args.output, binary, append=args.resume) as out:
+        with contextlib.ExitStack() as files:
+            out = files.enter_context(_open_output(args.output, binary, append=args.resume))
+            summary_out = files.enter_context(_summary_file(args.summary))
+            remaining = None
+            if args.resume:
+                # Under the output's lock: nobody else appends while it is read.
+                checkpoint = selection.load_checkpoint(Path(args.output), args.retry_failed)
+                if checkpoint.dropped:  # the file was replaced: append to the new one
+                    out = files.enter_context(_open_output(args.output, binary, append=True))
+                for line in checkpoint.records:  # the summary covers the whole output
+                    with contextlib.suppress(orjson.JSONDecodeError, KeyError, ValueError,
+                                             TypeError):
+                        summary.add(record_from_dict(orjson.loads(line)))
+                remaining = selection.not_done(checkpoint.done)
+                del checkpoint
+            engine = Engine(config, keep=keep, prune=ignored.prunes, remaining=remaining)
+            engine.stop = stop
             show = (args.progress if args.progress is not None
                     else sys.stderr.isatty()) and not args.quiet
             progress: Any = _progress_bar() if show else _NoProgress()
@@ -484,8 +589,6 @@ def run_scan(args: argparse.Namespace) -> int:
                              args.compat, emit, args.quiet)
             node_reports: list[dict[str, Any]] = []
             if args.executor == "dask":
-                if not args.scheduler:
-                    raise SystemExit("batchscan: --executor dask needs --scheduler")
                 from batchscan.executors import dask as dask_executor
 
                 records = dask_executor.run(engine.items(args.paths), config, engine.run_id,
@@ -500,6 +603,8 @@ def run_scan(args: argparse.Namespace) -> int:
                     writer.write(record)
                     summary.add(record)
                     progress.update(1)
+                    if stop.is_set():  # after the write: a finished record is kept
+                        raise KeyboardInterrupt
                     if show and progress.total is None and engine.stats.walk_done:
                         progress.total = engine.stats.items_seen  # the walk is over: ETA
                         progress.refresh()
@@ -511,6 +616,9 @@ def run_scan(args: argparse.Namespace) -> int:
                 interrupted = True
             finally:
                 progress.close()
+                close = getattr(records, "close", None)
+                if close is not None:
+                    close()  # stop the pool now, not when the generator is collected
             extra: dict[str, Any] = {
                 "run_id": engine.run_id,
                 "scanner_version": __version__,
@@ -527,17 +635,24 @@ def run_scan(args: argparse.Namespace) -> int:
                                                     for entry in n["sandbox_degraded"]})
             summary_doc = summary.as_dict(engine.stats.wall_seconds, extra)
             writer.finish(summary_doc)
-            if args.summary:
-                Path(args.summary).write_bytes(orjson.dumps(summary_doc,
-                                                            option=orjson.OPT_INDENT_2))
+            if summary_out is not None:
+                summary_out.write(orjson.dumps(summary_doc, option=orjson.OPT_INDENT_2))
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        raise UsageError(f"cannot write output{where}: {exc.strerror or exc}") from exc
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
     if interrupted:
         return EXIT_INTERRUPTED
     return summary.exit_code()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, early_signals: list[int] | None = None) -> int:
+    """`early_signals`: SIGINT/SIGTERM that arrived before the CLI ran (`launch.py`); the
+    list keeps filling until the scan installs its own handler."""
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
@@ -545,10 +660,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_doctor()
         if args.command == "schema":
             return run_schema(args)
-        return run_report(args) if args.command == "report" else run_scan(args)
+        if args.command == "report":
+            if early_signals:
+                return EXIT_INTERRUPTED
+            # no pool to stop: Ctrl-C may interrupt the report anywhere
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            return run_report(args)
+        return run_scan(args, early_signals if early_signals is not None else [])
     except UsageError as exc:
         sys.stderr.write(f"batchscan: error: {exc}\n")
-        return 2
+        return EXIT_USAGE
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        sys.stderr.write(exc.code.rstrip("\n") + "\n")  # a message: usage, exit 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -556,6 +682,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a runtime fault outside the scan (an unreadable report input)
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"batchscan: {where}{exc.strerror or exc}\n")
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

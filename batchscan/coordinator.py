@@ -25,6 +25,9 @@ import collections
 import contextlib
 import dataclasses
 import signal
+import sqlite3
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -87,16 +90,28 @@ class Engine:
 
     def __init__(self, config: ScanConfig, run_id: str | None = None,
                  keep: Callable[[Item], bool] | None = None,
-                 prune: Callable[[str], bool] | None = None):
+                 prune: Callable[[str], bool] | None = None,
+                 remaining: Callable[[Item], Item | None] | None = None):
         self.config = config
-        self.keep = keep  # selection (shard, globs, resume): items it rejects get no record
+        self.keep = keep  # selection (shard, globs): items it rejects get no record
+        self.remaining = remaining  # --resume: the names of an item not recorded yet
+        # Set by a signal handler: the loop stops at its next turn, from a known place
+        # (a KeyboardInterrupt raised inside pebble's or threading's lock code left locks
+        # released twice: "release unlocked lock", and sometimes a hang).
+        self.stop = threading.Event()
         self.run_id = run_id or uuid.uuid4().hex
         self.stats = RunStats()
         self.cache: cache.Writer | None = None
         cache_path, cache_rules = None, ""
         if config.cache_dir is not None and config.hash:
-            self.cache = cache.Writer(Path(config.cache_dir))
-            cache_path, cache_rules = str(self.cache.path), self.cache.rules
+            try:
+                self.cache = cache.Writer(
+                    Path(config.cache_dir),
+                    options=(config.verbose, config.blacklist, config.limits))
+                cache_path, cache_rules = str(self.cache.path), self.cache.rules
+            except (sqlite3.Error, OSError) as exc:  # the run goes on without a cache
+                sys.stderr.write(f"batchscan: warning: --cache {config.cache_dir} not used: "
+                                 f"{exc}\n")
         self.options = WorkerOptions(
             hash=config.hash,
             verbose=config.verbose,
@@ -169,19 +184,23 @@ class Engine:
             findings_dropped=result.findings_dropped,
         )
 
-    @staticmethod
-    def _with_aliases(item: Item, record: ScanRecord) -> Iterator[ScanRecord]:
-        """One record per name of the content (a blob shared by several snapshots)."""
+    def _with_aliases(self, item: Item, record: ScanRecord) -> Iterator[ScanRecord]:
+        """One record per name of the content (a blob shared by several snapshots). The
+        result is cached under the name it was scanned with (the first), not the aliases:
+        the name is part of the cache key."""
+        if self.cache is not None:
+            self.cache.store(record, cache.name_of(item.display))
         yield record
         for alias in item.aliases:
             yield dataclasses.replace(record, path=alias)
 
-    def _decided(self, item: Item, status: Status, reason: str | None) -> ScanRecord:
-        return self._record(
+    def _decided(self, item: Item, status: Status, reason: str | None) -> Iterator[ScanRecord]:
+        """The records of an item decided without a scan result (under every name)."""
+        yield from self._with_aliases(item, self._record(
             item,
             FileResult(format="unknown", size=item.size, sha256=None, error=reason,
                        status=status),
-        )
+        ))
 
     # --- pool ----------------------------------------------------------------------------
     def _new_pool(self) -> ProcessPool:
@@ -214,7 +233,8 @@ class Engine:
             self._start_hash(task.items[0])
         if self._pool is None:
             self._pool = self._new_pool()
-        jobs = [Job(item.path, item.display.rsplit("/", 1)[-1], id(item) not in self._hashes)
+        jobs = [Job(item.path, cache.name_of(item.display), id(item) not in self._hashes,
+                    item.walk_from, item.follow)
                 for item in task.items]
         timeout = self.config.timeout
         if len(jobs) > 1:
@@ -226,22 +246,14 @@ class Engine:
     def items(self, targets: Iterable[str]) -> Iterator[Item]:
         """The selected items of `targets`, lazily (also what a distributed executor ships)."""
         items: Iterator[Item] = expand(targets, self.walk_options)
-        return filter(self.keep, items) if self.keep is not None else items
+        if self.keep is not None:
+            items = filter(self.keep, items)
+        if self.remaining is not None:
+            items = (left for left in map(self.remaining, items) if left is not None)
+        return items
 
     def run(self, targets: Iterable[str]) -> Iterator[ScanRecord]:
-        items = self.items(targets)
-        if self.cache is None:
-            return self.run_items(items)
-        return self._cached(self.run_items(items), self.cache)
-
-    @staticmethod
-    def _cached(records: Iterator[ScanRecord], writer: cache.Writer) -> Iterator[ScanRecord]:
-        try:
-            for record in records:
-                writer.store(record)
-                yield record
-        finally:
-            writer.close()
+        return self.run_items(self.items(targets))
 
     def run_items(self, items: Iterable[Item]) -> Iterator[ScanRecord]:
         config = self.config
@@ -260,6 +272,8 @@ class Engine:
                 # A file scanned but still being hashed holds its slot: hash threads stay
                 # bounded by the window like everything else in flight.
                 while len(inflight) + downloads.pending + len(self._parked) < window:
+                    if self.stop.is_set():
+                        raise KeyboardInterrupt
                     if retry:
                         self._submit(retry.popleft(), inflight)
                         continue
@@ -276,12 +290,11 @@ class Engine:
                         continue
                     self.stats.items_seen += 1
                     if item.decided is not None:
-                        yield from self._with_aliases(
-                            item, self._decided(item, item.decided, item.reason))
+                        yield from self._decided(item, item.decided, item.reason)
                         continue
                     limit = config.max_file_size
                     if limit is not None and item.size is not None and item.size > limit:
-                        yield self._decided(
+                        yield from self._decided(
                             item, Status.TOO_LARGE,
                             f"{item.size} bytes exceeds --max-file-size {limit}; not read",
                         )
@@ -303,8 +316,12 @@ class Engine:
                     batch, batch_bytes = [], 0
                 if not inflight and not downloads.pending and not self._parked:
                     break
+                if self.stop.is_set():
+                    raise KeyboardInterrupt
                 waiting: list[Future[Any]] = [*inflight, *downloads.running, *self._parked]
-                done, _ = wait(waiting, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
+                if self.cache is not None:
+                    self.cache.tick()
                 now = time.monotonic()
                 if any(future in inflight for future in done):
                     last_progress = now
@@ -316,7 +333,7 @@ class Engine:
                         fetched = downloads.finished(future)
                         if fetched.decided is not None:
                             downloads.release(fetched)
-                            yield self._decided(fetched, fetched.decided, fetched.reason)
+                            yield from self._decided(fetched, fetched.decided, fetched.reason)
                         else:
                             self._submit(_Task([fetched]), inflight)
                         continue
@@ -334,6 +351,8 @@ class Engine:
         finally:
             self._stop_pool()
             downloads.close()
+            if self.cache is not None:
+                self.cache.close()
             self.stats.finished = time.monotonic()
 
     def _remote(self, item: Item) -> Iterator[ScanRecord]:
@@ -343,12 +362,12 @@ class Engine:
         assert isinstance(item.remote, hub.Remote)
         sha = item.remote.sha256
         if self.cache is not None and sha is not None:
-            cached = self.cache.lookup(sha)
+            cached = self.cache.lookup(sha, cache.name_of(item.display))
             if cached is not None:
                 yield self._record(item, cached)
                 return
         if not self.downloads.fits(item):
-            yield self._decided(
+            yield from self._decided(
                 item, Status.TOO_LARGE,
                 f"{item.size} bytes exceeds --max-download-bytes "
                 f"{self.config.max_download_bytes}; not downloaded")
@@ -365,7 +384,7 @@ class Engine:
         size = item.size
         if (self._hash_here and size is not None and size >= self.config.coordinator_hash_from
                 and id(item) not in self._hashes):
-            self._hashes[id(item)] = (hashing.start(item.path),
+            self._hashes[id(item)] = (hashing.start(item.path, item.walk_from, item.follow),
                                       time.monotonic() + self.config.timeout)
 
     def _overdue_hashes(self, now: float) -> Iterator[ScanRecord]:
@@ -439,7 +458,7 @@ class Engine:
             return
         self._discard_download(task.items[0])
         self._hashes.pop(id(task.items[0]), None)
-        yield self._decided(task.items[0], status, reason)
+        yield from self._decided(task.items[0], status, reason)
 
     def _rebuild(
         self, inflight: dict[Future[BatchResult], _Task], retry: collections.deque[_Task]
@@ -455,7 +474,7 @@ class Engine:
                 if task.attempt >= 1 and len(task.items) == 1:
                     self._discard_download(item)
                     self._hashes.pop(id(item), None)
-                    yield self._decided(item, Status.CRASHED,
+                    yield from self._decided(item, Status.CRASHED,
                                         "worker pool stalled twice while scanning this file")
                 else:
                     retry.append(_Task([item], task.attempt + 1))

@@ -19,7 +19,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-PRELOAD = ["batchscan.workers.task"]
+from batchscan import lifeline
+
+# lifeline first: the server dies with the coordinator (PR_SET_PDEATHSIG) from the start.
+PRELOAD = ["batchscan.lifeline", "batchscan.workers.task"]
 # Thread pools inside native libraries would multiply memory per worker (glibc arenas).
 WORKER_ENV = {
     "MALLOC_ARENA_MAX": "2",
@@ -56,9 +59,11 @@ def _safe_imports() -> Iterator[None]:
         cwd = Path("/nonexistent")
     sys.path[:] = import_path(sys.path, cwd)
     os.environ["PYTHONSAFEPATH"] = "1"
+    os.environ[lifeline.ENV] = str(os.getpid())  # read (and dropped) by the server only
     try:
         yield
     finally:
+        os.environ.pop(lifeline.ENV, None)
         sys.path[:] = saved_path
         if saved_flag is None:
             os.environ.pop("PYTHONSAFEPATH", None)

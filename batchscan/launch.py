@@ -8,16 +8,34 @@ scanning a handful of files feels.
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 
-_NO_POOL = {"report", "schema", "-h", "--help", "--version", "--list-scanners"}
+_NO_POOL = {"report", "schema", "doctor", "-h", "--help", "--version", "--list-scanners"}
+# Ctrl-C or SIGTERM before the scan's own handler is in place (during the imports below): kept
+# here and honoured by the CLI as soon as it runs (a clean exit 130 with a valid output),
+# instead of a KeyboardInterrupt traceback out of some import.
+EARLY_SIGNALS: list[int] = []
+
+
+def _early(signum: int, frame: FrameType | None) -> None:
+    EARLY_SIGNALS.append(signum)
 
 
 def main() -> int:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _early)
     if sys.argv[1:2] and sys.argv[1] not in _NO_POOL:
         from batchscan import forkserver
 
         forkserver.start()
     from batchscan.cli import main as cli_main
 
-    return cli_main()
+    code = cli_main(early_signals=EARLY_SIGNALS)
+    # The output is complete; only the interpreter's exit is left (multiprocessing's exit
+    # handlers). Python resets its own handlers to the default there, so one more Ctrl-C
+    # would kill the process by signal instead of letting it exit with `code`.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    return code

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchscan import landlock, seccomp
+from batchscan import landlock, lifeline, seccomp
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
@@ -291,9 +291,11 @@ def enter(policy: SandboxPolicy) -> None:
 
 
 def worker_init(policy: SandboxPolicy) -> None:
-    """Pool initializer: Ctrl-C is the coordinator's business; then enter the sandbox."""
+    """Pool initializer: Ctrl-C is the coordinator's business; die with the forkserver
+    (which dies with the coordinator: `batchscan/lifeline.py`); then enter the sandbox."""
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lifeline.arm()
     enter(policy)
 
 

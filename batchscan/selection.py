@@ -12,16 +12,21 @@ stat from the walk and nothing else.
 - `.batchscanignore`: gitignore syntax at the top of a directory target (`Ignored`).
 - `--resume`: the existing JSONL output is its own checkpoint. A torn last line (a run
   killed mid-write) is cut off; a file is skipped when a record for its path exists with the
-  same size and the file has not been modified since that record was written.
+  same size and the file has not changed (ctime) since that record was written.
+  `--retry-failed` also scans again the files whose records say they could not be fully
+  scanned (`error`, `timeout`, `oom`, `crashed`, `too_large`), replacing those records.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import hashlib
 import os
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,43 +64,101 @@ def _timestamp(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def load_checkpoint(output: Path) -> dict[str, tuple[int | None, float]]:
-    """Records already in `output` (path -> (size, scanned_at)); cuts a torn last line."""
+# Statuses `--retry-failed` scans again: the file could not be fully scanned last time.
+RETRIED = frozenset({"error", "timeout", "oom", "crashed", "too_large"})
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    """What an existing JSONL output already holds, one entry per path (the last line of a
+    path wins, should an older version have appended it twice)."""
+
+    done: dict[str, tuple[int | None, float]] = field(default_factory=dict)
+    records: list[bytes] = field(default_factory=list)  # the kept lines, for the summary
+    dropped: int = 0  # records of failed files dropped for --retry-failed
+
+
+def load_checkpoint(output: Path, retry_failed: bool = False) -> Checkpoint:
+    """Records already in `output`; cuts a torn last line. With `retry_failed`, records of
+    files that could not be fully scanned are removed from the file (rewritten through a
+    temporary file and a rename, so a kill leaves the old or the new file, never half) and
+    their files are scanned again. The caller holds the output's lock."""
+    checkpoint = Checkpoint()
     if not output.exists():
-        return {}
-    done: dict[str, tuple[int | None, float]] = {}
+        return checkpoint
     with output.open("r+b") as handle:
         data = handle.read()
         end = data.rfind(b"\n") + 1
         if end < len(data):
             handle.truncate(end)  # the run was killed mid-line: drop the partial record
-        for line in data[:end].splitlines():
-            try:
-                record = orjson.loads(line)
-                done[path_from_dict(record)] = (record["size"],
-                                                _timestamp(record["scanned_at"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # base64 errors are ValueErrors too
-    return done
-
-
-def not_done(done: dict[str, tuple[int | None, float]]) -> Predicate:
-    def keep(item: Item) -> bool:
-        previous = done.get(item.display)
-        if previous is None:
-            return True
-        size, scanned_at = previous
-        if item.decided is not None:
-            return False
-        if item.remote is not None:  # a hub path names a commit: its content never changes
-            return size != item.size
+    last: dict[str, tuple[int | None, float, int, bool]] = {}
+    lines = data[:end].splitlines()
+    for index, line in enumerate(lines):
         try:
-            mtime = Path(item.path).stat().st_mtime
-        except OSError:
-            return True
-        return not (size == item.size and mtime <= scanned_at)
+            record = orjson.loads(line)
+            path = path_from_dict(record)  # path_bytes restores a name that is not UTF-8
+            identity = (record["size"], _timestamp(record["scanned_at"]))
+            failed = retry_failed and record["status"] in RETRIED
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            continue  # base64 errors are ValueErrors too
+        last[path] = (*identity, index, failed)
+    kept_index = {index for *_, index, failed in last.values() if not failed}
+    checkpoint.done = {path: (size, stamp) for path, (size, stamp, _, failed) in last.items()
+                       if not failed}
+    checkpoint.records = [line for index, line in enumerate(lines) if index in kept_index]
+    checkpoint.dropped = sum(1 for *_, failed in last.values() if failed)
+    if checkpoint.dropped:
+        temporary = output.with_name(f".{output.name}.retry-failed.tmp")
+        with temporary.open("wb") as handle:
+            handle.writelines(line + b"\n" for line in checkpoint.records)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.replace(output)
+    return checkpoint
 
-    return keep
+
+def unchanged(item: Item, size: int | None, scanned_at: float) -> bool:
+    """True when `item` is the file a record made at `scanned_at` describes.
+
+    The change time (ctime) is compared, not the modification time: anyone can set a file's
+    mtime to the future (`touch -d 2030`), which made the file "modified after its record"
+    on every resume and appended it again each time; the kernel sets ctime to the current
+    time on every change, mtime changes included. A ctime later than now (a file server
+    whose clock runs ahead) cannot be compared: the record is kept rather than repeated."""
+    if item.remote is not None:  # a hub path names a commit: its content never changes
+        return size == item.size
+    ctime = item.ctime
+    if ctime is None:
+        try:
+            ctime = Path(item.path).stat().st_ctime
+        except OSError:
+            return False
+    if size != item.size:
+        return False
+    return ctime <= scanned_at or ctime > time.time()
+
+
+def not_done(done: dict[str, tuple[int | None, float]]) -> Callable[[Item], Item | None]:
+    """`--resume`: the part of `item` still to record, or None.
+
+    An item with several names (an HF-cache blob and its snapshot aliases) keeps the names
+    not yet recorded: a run stopped halfway through a blob's alias records resumes with the
+    missing names only. A changed file is scanned again under all its names."""
+
+    def remaining(item: Item) -> Item | None:
+        names = (item.display, *item.aliases)
+        recorded = [done.get(name) for name in names]
+        if all(r is None for r in recorded):
+            return item
+        if item.decided is None and any(
+                r is not None and not unchanged(item, *r) for r in recorded):
+            return item
+        missing = [name for name, r in zip(names, recorded, strict=True) if r is None]
+        if not missing:
+            return None
+        return dataclasses.replace(item, display=missing[0], aliases=tuple(missing[1:]))
+
+    return remaining
 
 
 IGNORE_FILE = ".batchscanignore"

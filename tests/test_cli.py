@@ -146,6 +146,8 @@ def test_interrupt_exits_130_with_valid_output(tree: Path, tmp_path: Path, sig: 
          "-j", "2", "-t", "60"],
         env={**os.environ, "BATCHSCAN_FAULT_INJECTION": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # a suite run as a background job has SIGINT ignored, which exec keeps: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not out.exists() or not out.read_bytes()):

@@ -194,7 +194,7 @@ def test_a_hash_stuck_past_the_timeout_is_a_timeout_record_with_its_findings(
 
     from batchscan import hashing
 
-    monkeypatch.setattr(hashing, "start", lambda path: Future())
+    monkeypatch.setattr(hashing, "start", lambda path, *walk: Future())
     root = make_tree(tmp_path, None, benign=3)
     started = time.monotonic()
     records = run(root, timeout=1.5, small_file=16, coordinator_hash_from=16)

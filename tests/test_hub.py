@@ -240,7 +240,8 @@ def test_large_downloads_are_hashed_by_the_coordinator_before_deletion(
 
     hashed: list[str] = []
     start = hashing.start
-    monkeypatch.setattr(hashing, "start", lambda path: hashed.append(path) or start(path))
+    monkeypatch.setattr(hashing, "start",
+                        lambda path, *walk: hashed.append(path) or start(path, *walk))
     monkeypatch.setenv("HF_ENDPOINT", hub)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     scratch = tmp_path / "scratch"

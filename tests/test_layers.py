@@ -10,7 +10,7 @@ layers are drawn in README ("How the code is layered"):
                    executors.*
     sources        batchscan.sources.*
     runtime        batchscan.workers.task, jobs, entry; sandbox, landlock, seccomp, hashing,
-                   cachedb, forkserver
+                   cachedb, forkserver, lifeline, safeopen
     formats        batchscan.workers.* (one module per format, base, registry, policy)
     records        batchscan (version), records, rules (the catalogue), schema
 """
@@ -27,7 +27,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("formats", ("batchscan.workers",)),
     ("runtime", ("batchscan.workers.task", "batchscan.workers.jobs", "batchscan.workers.entry",
                  "batchscan.sandbox", "batchscan.landlock", "batchscan.seccomp",
-                 "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver")),
+                 "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver",
+                 "batchscan.lifeline", "batchscan.safeopen")),
     ("sources", ("batchscan.sources",)),
     ("coordinator", ("batchscan.coordinator", "batchscan.config", "batchscan.cache",
                      "batchscan.downloads", "batchscan.selection", "batchscan.baseline",

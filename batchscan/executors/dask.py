@@ -42,10 +42,7 @@ def _run_shard(config: ScanConfig, run_id: str, items: list[Item],
     except (ImportError, ValueError):
         worker = "local"
     engine = Engine(config, run_id)
-    records_iter: Iterator[ScanRecord] = engine.run_items(items)
-    if engine.cache is not None:
-        records_iter = Engine._cached(records_iter, engine.cache)
-    records = list(records_iter)
+    records = list(engine.run_items(items))  # run_items stores into and closes the cache
     report = {
         "node": socket.gethostname(),
         "worker": worker,

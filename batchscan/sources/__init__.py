@@ -19,3 +19,6 @@ class Item:
     reason: str | None = None  # why, for decided items
     aliases: tuple[str, ...] = ()  # more names for the same content (HF cache snapshots)
     remote: object | None = None  # what to download first (sources/hub.py Remote)
+    ctime: float | None = None  # status-change time seen by the walk (--resume identity)
+    walk_from: int | None = None  # where the walked part of `path` starts (safeopen.py)
+    follow: bool = False  # walked components may be symlinks (--follow-symlinks always)

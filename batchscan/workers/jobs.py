@@ -16,6 +16,8 @@ class Job:
     path: str  # what to open
     name: str | None = None  # the name users know it by (a cache blob's snapshot file name)
     hash: bool = True  # False: the coordinator hashes this (large) file itself
+    walk_from: int | None = None  # where the walked part of `path` starts (safeopen.py)
+    follow: bool = False  # --follow-symlinks always: walked components may be links
 
 
 @dataclass(frozen=True, slots=True)

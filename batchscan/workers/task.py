@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import replace
 
-from batchscan import rules, sandbox
+from batchscan import rules, safeopen, sandbox
 from batchscan.cachedb import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
@@ -52,7 +52,8 @@ def scan_batch(jobs: list[Job], options: WorkerOptions) -> BatchResult:
         return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
     sandbox.begin_batch()
     unhashed = replace(options, hash=False)
-    results = tuple(scan_file(job.path, options if job.hash else unhashed, scanners, job.name)
+    results = tuple(scan_file(job.path, options if job.hash else unhashed, scanners, job.name,
+                              job.walk_from, job.follow)
                     for job in jobs)
     return BatchResult(results, tuple(sorted(sandbox.STATUS.items())), os.getpid())
 
@@ -73,7 +74,7 @@ def _cache(options: WorkerOptions) -> Reader | None:
 
 def scan_file(
     path: str, options: WorkerOptions, scanners: tuple[FormatModule, ...] = SCANNERS,
-    name: str | None = None,
+    name: str | None = None, walk_from: int | None = None, follow: bool = False,
 ) -> FileResult:
     started = time.perf_counter()
     fmt = "unknown"
@@ -91,7 +92,8 @@ def scan_file(
         if pattern is not None:
             findings.append(BLACKLISTED_NAME.finding(
                 f"file name {name!r} matches blacklist pattern {pattern!r}"))
-        with open(path, "rb") as handle:
+        with open(path, "rb",
+                  opener=lambda _p, _f: safeopen.open_fd(path, walk_from, follow)) as handle:
             size = os.fstat(handle.fileno()).st_size
             if size <= SMALL_FILE:
                 data = handle.read()
@@ -106,7 +108,7 @@ def scan_file(
                 source = Source(handle, size, name)
             if options.cache_path and sha is not None:
                 reader = _cache(options)
-                hit = reader.lookup(sha) if reader is not None else None
+                hit = reader.lookup(sha, name) if reader is not None else None
                 if hit is not None:
                     return replace(hit, size=size,
                                    duration_ms=(time.perf_counter() - started) * 1000.0)
