@@ -38,7 +38,7 @@ NOT_SCANNED = ("error", "timeout", "oom", "crashed", "too_large", "skipped")
 def generate(out: Path, pythons: list[str], regenerate: bool) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TOKENIZERS_PARALLELISM="false",
                TF_CPP_MIN_LOG_LEVEL="3", HF_HUB_OFFLINE="1", MLFLOW_TRACKING_URI="file:///tmp/"
-               "batchscan-mlruns", CUDA_VISIBLE_DEVICES="")
+               "batchscan-mlruns", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", USE_TF="0", USE_FLAX="0")
     for index, python in enumerate(pythons):
         command = [python, "-m", "benchmarks.real_artefacts", str(out)]
         if regenerate and index == 0:
