@@ -38,7 +38,8 @@ NOT_SCANNED = ("error", "timeout", "oom", "crashed", "too_large", "skipped")
 def generate(out: Path, pythons: list[str], regenerate: bool) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), TOKENIZERS_PARALLELISM="false",
                TF_CPP_MIN_LOG_LEVEL="3", HF_HUB_OFFLINE="1", MLFLOW_TRACKING_URI="file:///tmp/"
-               "batchscan-mlruns", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", USE_TF="0", USE_FLAX="0")
+               "batchscan-mlruns", CUDA_VISIBLE_DEVICES="", OMP_NUM_THREADS="1", USE_TF="0",
+               USE_FLAX="0")
     for index, python in enumerate(pythons):
         command = [python, "-m", "benchmarks.real_artefacts", str(out)]
         if regenerate and index == 0:
@@ -118,7 +119,8 @@ def report(out: Path, results: Path, summary_path: Path | None) -> dict[str, Any
     versions = {m["library"]: m["versions"] for m in manifests}
     for lib in libraries:
         c = per_lib[lib]
-        first = next(iter(versions.get(lib, {}).items()), ("", ""))
+        first = next((kv for kv in versions.get(lib, {}).items() if kv[1] != "missing"),
+                     ("", "?"))
         print(f"{lib:<24}{first[1]:<22}{c['artefacts']:>6}{c['error']:>6}{c['warning']:>6}"
               f"{c['info']:>6}{c['files_error']:>11}{c['files_warning']:>12}"
               f"{c['not_scanned']:>11}")
@@ -127,12 +129,22 @@ def report(out: Path, results: Path, summary_path: Path | None) -> dict[str, Any
                                            key=lambda kv: (SEVERITIES.index(kv[0][1]), kv[0][0])):
         libs = ", ".join(f"{lib} {n}" for lib, n in by_lib.most_common())
         print(f"{rule:<8}{severity:<8}{sum(by_lib.values()):>5}  {libs}")
-    print("\n== flagged artefacts (WARNING and ERROR: all false positives) ==")
-    for _lib, rel, finding in sorted(flagged, key=lambda t: (t[0], t[1])):
-        evidence = (finding.get("evidence") or "").replace("\n", "\\n")[:160]
-        member = f" [{finding['member']}]" if finding.get("member") else ""
-        print(f"{finding['severity'].upper():<8}{finding['rule_id']:<8}{rel}{member}\n"
-              f"        {finding['message'][:200]}\n        evidence: {evidence}")
+    print("\n== flagged artefacts (WARNING and ERROR: all false positives), same finding "
+          "shapes folded ==")
+    grouped: dict[str, collections.Counter[tuple[str, str, str]]] = collections.defaultdict(
+        collections.Counter)
+    examples: dict[tuple[str, str, str, str], str] = {}
+    for lib, rel, finding in flagged:
+        key = (finding["severity"].upper(), finding["rule_id"], finding["message"][:160])
+        grouped[f"{lib}|{rel}"][key] += 1
+        examples.setdefault((rel, *key), (finding.get("evidence") or "").replace("\n", "\\n"))
+    for name in sorted(grouped):
+        rel = name.split("|", 1)[1]
+        print(rel)
+        for (severity, rule, message), count in grouped[name].most_common():
+            evidence = examples[(rel, severity, rule, message)][:160]
+            print(f"    {severity:<8}{rule:<8}x{count:<4}{message}\n"
+                  f"                        evidence: {evidence}")
     if not_scanned:
         print("\n== not fully scanned ==")
         for record in not_scanned:
