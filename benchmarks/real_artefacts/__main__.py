@@ -26,6 +26,10 @@ def run_one(root: Path, writer: Writer) -> int:
     try:
         writer.load()(out)
     except ImportError as exc:
+        if any(p.is_file() for p in out.base.rglob("*")):
+            # an optional part needed a package this interpreter lacks: keep the rest
+            write_manifest(root, writer, "partial", f"{type(exc).__name__}: {exc}", out)
+            return 0
         shutil.rmtree(out.base, ignore_errors=True)
         write_manifest(root, writer, "missing", f"{type(exc).__name__}: {exc}", None)
         return 0

@@ -8,7 +8,7 @@ TIMM_MODELS = (
     ("resnet18", {"num_classes": 3}), ("vit_tiny_patch16_224", {"img_size": 32, "depth": 1}),
     ("mobilenetv3_small_050", {"num_classes": 3}), ("efficientnet_b0", {"num_classes": 3}),
     ("convnext_atto", {"num_classes": 3}), ("deit_tiny_patch16_224", {"img_size": 32, "depth": 1}),
-    ("regnetx_002", {"num_classes": 3}), ("mixer_s16_224", {"img_size": 32, "num_blocks": 1}),
+    ("regnetx_002", {"num_classes": 3}), ("mixer_s16_224", {"img_size": 32}),
 )
 
 
