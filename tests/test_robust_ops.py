@@ -418,6 +418,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return "?"
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -445,7 +452,8 @@ def test_sigkill_of_the_coordinator_leaves_nothing_running(tmp_path: Path) -> No
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and any(_alive(p) for p in children):
             time.sleep(0.1)
-        assert not [p for p in children if _alive(p)]
+        survivors = {p: _cmdline(p) for p in children if _alive(p)}
+        assert not survivors
     finally:
         for pid in _descendants(process.pid) | {process.pid}:
             with contextlib.suppress(OSError):
