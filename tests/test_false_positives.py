@@ -98,3 +98,109 @@ def _zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             z.writestr(name, data)
     return buf.getvalue()
+
+
+# --- pickles: a tiny protocol-0 builder for twins ---------------------------------------------
+def glob(module: str, name: str) -> bytes:
+    return f"c{module}\n{name}\n".encode()
+
+
+def text(value: str) -> bytes:
+    return b"V" + value.encode("raw_unicode_escape") + b"\n"
+
+
+def call(func: bytes, *args: bytes) -> bytes:
+    return func + b"(" + b"".join(args) + b"tR"
+
+
+def scan_pickle(tmp_path: Path, body: bytes, name: str = "twin.pkl") -> FileResult:
+    path = tmp_path / name
+    path.write_bytes(body + b".")
+    return scan(path)
+
+
+def max_severity(result: FileResult) -> Severity | None:
+    ranked = sorted((f.severity for f in result.findings), key=lambda s: s.rank)
+    return ranked[-1] if ranked else None
+
+
+POLICY_BENIGN = ["pandas/strings.pkl", "pandas/categorical.pkl", "pandas/tz_timestamps.pkl",
+                 "pandas/timestamp_tz.pkl", "torch-dcp/mlp_dcp/.metadata",
+                 "sklearn/countvectorizer_str_split_p4.pkl", "torchvision/vit_b_16_full.pt"]
+
+
+@pytest.mark.parametrize("name", POLICY_BENIGN)
+def test_data_rebuild_helpers_of_real_libraries_are_clean(name: str) -> None:
+    assert loud(scan(CORPUS / name)) == []
+
+
+POLICY_TWINS = {
+    # method descriptors: only pure methods of allowed types
+    "getattr_os_system": call(call(glob("builtins", "getattr"), glob("os", "system"),
+                                   text("system")), text("true")),
+    "getattr_posix_system": call(call(glob("builtins", "getattr"), glob("posix", "getcwd"),
+                                      text("__self__"))),
+    "getattr_str_dunder": call(glob("builtins", "getattr"), glob("builtins", "str"),
+                               text("__class__")),
+    "getattr_str_format": call(call(glob("builtins", "getattr"), glob("builtins", "str"),
+                                    text("format")), text("{0.__globals__}")),
+    "getattr_zoneinfo_from_file": call(call(glob("builtins", "getattr"),
+                                            glob("zoneinfo", "ZoneInfo"), text("from_file")),
+                                       call(glob("builtins", "open"), text("/etc/passwd"))),
+    # partial of something dangerous
+    "partial_os_system": call(glob("functools", "partial"), glob("os", "system"),
+                              text("true")),
+    # pyarrow: the data helpers are allowed, its file and network entry points are not
+    "pyarrow_osfile": call(glob("pyarrow.lib", "OSFile"), text("/etc/passwd")),
+    "pyarrow_parquet": call(glob("pyarrow.parquet", "read_table"), text("/etc/passwd")),
+    "pyarrow_fs": call(glob("pyarrow.fs", "LocalFileSystem")),
+    # torch.distributed.checkpoint: metadata dataclasses only
+    "dcp_reader": call(glob("torch.distributed.checkpoint.filesystem", "FileSystemReader"),
+                       text("/tmp")),
+    "dcp_rpc": call(glob("torch.distributed.rpc", "rpc_sync"), text("w"), glob("os", "system")),
+    "torch_jit_pickle_other": call(glob("torch.jit._pickle", "load"), text("x")),
+    # deny beats a package-wide allow; re-exports judged as what they resolve to
+    "sklearn_check_output": call(glob("sklearn.utils._testing", "check_output"),
+                                 text("true")),
+    "sklearn_urlopen": call(glob("sklearn.datasets._openml", "urlopen"),
+                            text("http://127.0.0.1/")),
+    "sklearn_environ": glob("sklearn.datasets._base", "environ"),
+    "sklearn_urlretrieve": call(glob("sklearn.datasets._base", "urlretrieve"),
+                                text("http://127.0.0.1/"), text("/tmp/x")),
+    "unknown_reexport_check_output": call(glob("somepkg.helpers", "check_output"),
+                                          text("true")),
+    "reexport_posix_spawnp": call(glob("somepkg.helpers", "posix_spawnp"), text("true")),
+}
+
+
+@pytest.mark.parametrize("body", POLICY_TWINS.values(), ids=POLICY_TWINS.keys())
+def test_policy_twin_stays_error(tmp_path: Path, body: bytes) -> None:
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.message)
+                                                    for f in result.findings]
+
+
+def test_partial_of_unknown_function_stays_warning(tmp_path: Path) -> None:
+    body = call(glob("functools", "partial"), glob("somepkg.helpers", "run"))
+    assert max_severity(scan_pickle(tmp_path, body)) is Severity.WARNING
+
+
+def test_benign_shapes_built_by_hand_are_clean(tmp_path: Path) -> None:
+    tz = call(call(glob("builtins", "getattr"), glob("zoneinfo", "ZoneInfo"),
+                   text("_unpickle")), text("Europe/Paris"), b"I1\n")
+    split = call(glob("builtins", "getattr"), glob("builtins", "str"), text("split"))
+    assert loud(scan_pickle(tmp_path, tz)) == []
+    assert loud(scan_pickle(tmp_path, split, "split.pkl")) == []
+
+
+def test_named_allow_entries_still_open_denied_modules() -> None:
+    from batchscan.workers.pickle_policy import Verdict, classify
+
+    assert classify("copyreg", "_reconstructor").verdict is Verdict.ALLOW
+    assert classify("logging", "getLogger").verdict is Verdict.ALLOW
+    assert classify("torch.distributed.checkpoint.metadata", "Metadata").verdict is (
+        Verdict.ALLOW)
+    # a wildcard allow never does
+    assert classify("sklearn.utils._testing", "check_output").verdict is Verdict.DENY
+    assert "subprocess.check_output" in classify("sklearn.utils._testing",
+                                                 "check_output").reason

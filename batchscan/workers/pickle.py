@@ -215,6 +215,8 @@ class _Use:
     constructed: bool = False
     call_offset: int | None = None
     evidence: str | None = None
+    calls: int = 0
+    vetted_calls: int = 0  # calls whose arguments make them data-building (`_vetted_call`)
 
 
 @dataclass(slots=True)
@@ -478,6 +480,9 @@ class _Walker:
                 entry.constructed = True
             else:
                 entry.called = True
+            entry.calls += 1
+            if _vetted_call(resolved, call):
+                entry.vetted_calls += 1
             if entry.call_offset is None:
                 entry.call_offset = offset
                 entry.evidence = render(call)[:_EVIDENCE_CHARS]
@@ -1754,9 +1759,29 @@ def stream_peek(stream: Readable, offset: int, length: int) -> bytes:
     return stream.read(length)
 
 
+_VETTED_BY_ARGUMENT = frozenset({("builtins", "getattr"), ("functools", "partial")})
+
+
+def _vetted_call(func: Ref, call: Call) -> bool:
+    """`getattr(<allowed class>, 'method')` and `partial(<allowed class>, ...)` only build data
+    when what they reach or wrap is on the allow-list (`getattr(builtins.str, 'split')`,
+    `getattr(zoneinfo.ZoneInfo, '_unpickle')`, `partial(torch.nn.LayerNorm, eps=1e-6)`)."""
+    key = (func.module, func.name)
+    if key not in _VETTED_BY_ARGUMENT:
+        return False
+    target = fold(call) if key == ("builtins", "getattr") else (
+        _literal(call.args[0]) if isinstance(call.args, tuple) and call.args else None)
+    return isinstance(target, Ref) and (
+        _classify(target.module, target.name).verdict is policy.Verdict.ALLOW)
+
+
 def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
     out: list[Finding] = []
     for use in walk.uses.values():
+        if use.calls and use.vetted_calls == use.calls and (use.module, use.name) in (
+            _VETTED_BY_ARGUMENT
+        ):
+            continue
         qual = f"{use.module}.{use.name}"
         verdict = use.verdict.verdict
         where = use.call_offset if use.call_offset is not None else use.first_offset
