@@ -204,3 +204,54 @@ def test_named_allow_entries_still_open_denied_modules() -> None:
     assert classify("sklearn.utils._testing", "check_output").verdict is Verdict.DENY
     assert "subprocess.check_output" in classify("sklearn.utils._testing",
                                                  "check_output").reason
+
+
+# --- pickled functions: code that runs when called is WARNING, code run on load is ERROR -----
+CODE = Path(__file__).parent / "fixtures" / "pickled_code"
+CP = "cloudpickle.cloudpickle"
+
+
+@pytest.mark.parametrize("name", ["cloudpickle_lambda.pkl", "mlflow_python_model.pkl",
+                                  "dill_recurse_lambda.pkl"])
+def test_pickled_functions_are_warning_not_error(name: str) -> None:
+    result = scan(CODE / name)
+    assert max_severity(result) is Severity.WARNING, loud(result)
+    assert any("pickled code" in f.message for f in result.findings)
+
+
+@pytest.mark.parametrize("name", ["dill/plain_p4.pkl", "dill/numpy_p4.pkl", "dill/types_p4.pkl"])
+def test_dill_plain_data_is_clean(name: str) -> None:
+    assert loud(scan(CORPUS / name)) == []
+
+
+_HOOKED_CLASS = call(
+    glob(CP, "_class_setstate"),
+    call(glob(CP, "_make_skeleton_class"), glob("builtins", "type"), text("C"), b"(t", b"(d"),
+    b"((" + text("__setstate__") + text("x") + b"d(dt",
+)
+CODE_TWINS = {
+    "rebuilt_function_called_on_load": call(call(glob(CP, "_make_function"), text("code")),
+                                            text("true")),
+    "function_type_called_on_load": call(
+        call(call(glob(CP, "_builtin_type"), text("FunctionType")), text("code"), b"(d"),
+        text("true")),
+    "builtin_type_new_class": call(call(glob(CP, "_builtin_type"), text("new_class")),
+                                   text("C")),
+    "dill_load_type_file": call(call(glob("dill._dill", "_load_type"), text("FileType")),
+                                text("/etc/passwd")),
+    "dill_eval_repr": call(glob("dill._dill", "_eval_repr"),
+                           text("__import__('os').system('true')")),
+    "dill_create_array_os": call(glob("dill._dill", "_create_array"), glob("os", "system"),
+                                 b"(" + text("true") + b"t", b"N"),
+    "cloudpickle_subimport": call(glob(CP, "subimport"), text("os")),
+    "class_with_setstate": _HOOKED_CLASS,
+    "rebuilt_class_called": call(call(glob("dill._dill", "_create_type"), glob("builtins", "type"),
+                                      text("C"), b"(t", b"(d")),
+}
+
+
+@pytest.mark.parametrize("body", CODE_TWINS.values(), ids=CODE_TWINS.keys())
+def test_code_run_on_load_stays_error(tmp_path: Path, body: bytes) -> None:
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
+                                                    for f in result.findings]

@@ -47,6 +47,7 @@ class Classification:
     verdict: Verdict
     reason: str
     loader: bool = False  # a second-stage loader: its bytes/str argument is scanned as a pickle
+    code: bool = False  # rebuilds a function or class from pickled code: runs when *called*
 
 
 _ALL = "*"
@@ -596,6 +597,11 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     ),
     "torch.distributed.checkpoint.filesystem": frozenset({"_StorageInfo"}),
     "torch.distributed.checkpoint.planner": frozenset({"WriteItemType", "LoadItemType"}),
+    # dill's numpy array rebuild: `f(*args)` then `__setstate__` (f is judged by the walker)
+    "dill._dill": frozenset({"_create_array"}),
+    # MLflow pyfunc: the base class of pickled python models, and signature type hints
+    "mlflow.pyfunc.model": frozenset({"PythonModel"}),
+    "mlflow.models.signature": frozenset({"_TypeHints"}),
     "numpy": frozenset(
         {
             "ndarray",
@@ -825,6 +831,48 @@ DISTINCTIVE_DANGEROUS_NAMES: dict[str, str] = {
 }
 
 
+# Helpers that rebuild functions, classes, cells and code objects from pickled code
+# (cloudpickle, dill). Nothing they build runs on load; it runs when the model calls it:
+# WARNING by the severity contract. Calling what they built while loading is ERROR (the
+# walker flags that call), and so is every helper that imports, evaluates or opens
+# (`subimport`, `_import_module`, `_eval_repr`, `_create_filehandle`, `_get_attr`).
+CODE_REBUILDERS: dict[str, frozenset[str]] = {
+    module: frozenset(
+        {"_make_function", "_make_empty_cell", "_make_cell", "_function_setstate",
+         "_class_setstate", "_make_skeleton_class", "_make_skeleton_enum", "_enum_setstate",
+         "_make_dict_keys", "_make_dict_values", "_make_dict_items",
+         "_get_dataclass_field_type_sentinel", "_make__new__factory"}
+    )
+    for module in ("cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast")
+} | {
+    "dill._dill": frozenset({"_create_function", "_create_code", "_create_cell",
+                             "_create_type", "_create_namedtuple"}),
+}
+# `_builtin_type(name)` / `_load_type(name)` return a type by name (`getattr(types, name)`,
+# which includes `types.new_class`); only these names are accepted. Data types build data;
+# the code types build code objects and functions (the CODE_REBUILDERS tier).
+DATA_TYPE_NAMES = frozenset(
+    {"bytes", "bytearray", "complex", "int", "float", "str", "list", "dict", "tuple", "set",
+     "frozenset", "slice", "range", "bool", "NoneType", "EllipsisType", "NotImplementedType",
+     "MappingProxyType", "SimpleNamespace", "ClassType", "TypeType", "ObjectType"}
+)
+CODE_TYPE_NAMES = frozenset(
+    {"CodeType", "FunctionType", "LambdaType", "CellType", "MethodType"}
+)
+TYPE_LOADERS = frozenset(
+    {("cloudpickle.cloudpickle", "_builtin_type"), ("cloudpickle.cloudpickle_fast",
+                                                    "_builtin_type"),
+     ("dill._dill", "_load_type")}
+)
+# Class attributes that run while a pickle loads, when a rebuilt class defines them.
+LOAD_TIME_HOOKS = frozenset(
+    {"__setstate__", "__reduce__", "__reduce_ex__", "__new__", "__init_subclass__",
+     "__set_name__", "__class_getitem__", "__getattr__", "__getattribute__", "__setattr__",
+     "__del__", "__hash__", "__eq__", "__setitem__", "__set__", "__get__", "__index__",
+     "__instancecheck__", "__subclasscheck__", "__mro_entries__", "__prepare__"}
+)
+
+
 def _normalise(module: str, name: str) -> tuple[str, str]:
     """Map Python 2 names the way the unpickler does under protocol < 3 (`fix_imports`)."""
     pair = _compat_pickle.NAME_MAPPING.get((module, name))
@@ -922,6 +970,9 @@ def classify(module: str, name: str) -> Classification:
         return classify(module, name[len(_CYTHON_RECONSTRUCTOR) :])
     if module.split(".", 1)[0] in ("__builtin__", "exceptions"):
         module = "builtins"
+    if name in CODE_REBUILDERS.get(module, frozenset()):
+        return Classification(Verdict.DENY, "rebuilds functions or classes from pickled code "
+                              "(they run when called)", code=True)
     reason = _deny_reason(module, name)
     if reason is not None:
         return Classification(Verdict.DENY, reason, loader=(module, name) in SECOND_STAGE_LOADERS)
