@@ -4,6 +4,12 @@ A rule has a stable id (never renumbered), a short name, a default severity, a C
 description of what it detects and how to fix what it found. Format modules take their rules
 from here; SARIF, the cache's rule-set digest and the README tables read this catalogue
 without importing a single scanner. This module imports only `batchscan.records`.
+
+Severity contract (README "Severity contract"; tests/test_severity_contract.py pins every
+default): ERROR = the normal loader runs code, opens files or the network, or writes, on load;
+WARNING = the file ships code that runs when the model is used (Lambda layers, pickled
+functions, `auto_map` remote code, custom ops) or calls something unclassifiable; INFO =
+unusual but inert; DEBUG = detail.
 """
 
 from __future__ import annotations

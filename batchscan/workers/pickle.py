@@ -215,6 +215,8 @@ class _Use:
     constructed: bool = False
     call_offset: int | None = None
     evidence: str | None = None
+    calls: int = 0
+    vetted_calls: int = 0  # calls whose arguments make them data-building (`_vetted_call`)
 
 
 @dataclass(slots=True)
@@ -478,6 +480,16 @@ class _Walker:
                 entry.constructed = True
             else:
                 entry.called = True
+            entry.calls += 1
+            if _vetted_call(resolved, call):
+                entry.vetted_calls += 1
+            if entry.verdict.code and resolved.name in ("_class_setstate", "_make_skeleton_class"):
+                cargs = args if isinstance(args, tuple) else ()
+                hooks = _load_time_hooks(tuple(_literal(a) for a in cargs[1:]))
+                if hooks:
+                    self.flag(DANGEROUS_GLOBAL, f"a class rebuilt from pickled code defines "
+                              f"{', '.join(hooks[:6])}, which run while loading", offset,
+                              evidence=render(call)[:_EVIDENCE_CHARS])
             if entry.call_offset is None:
                 entry.call_offset = offset
                 entry.evidence = render(call)[:_EVIDENCE_CHARS]
@@ -495,6 +507,17 @@ class _Walker:
             self.flag(MUTATION_GADGET, f"calls module object `{resolved.module}`", offset)
         elif isinstance(resolved, Call) and resolved.kind == "attribute":
             return self.called(resolved.func, args, offset, kind)
+        elif (builder := _rebuilt_code(resolved)) is not None and not (
+            kind in ("newobj", "newobj_ex") and builder.rsplit(".", 1)[-1] in _CLASS_BUILDERS
+        ):
+            # NEWOBJ of a rebuilt class is `cls.__new__(cls)`: its own `__new__` is a
+            # load-time hook, flagged where the class is rebuilt.
+            self.flag(DANGEROUS_GLOBAL, f"calls code rebuilt from the pickle (by `{builder}`) "
+                      "while loading", offset, evidence=render(call)[:_EVIDENCE_CHARS])
+        elif isinstance(resolved, Call) and isinstance(resolved.func, Ref) and (
+            resolved.func.module, resolved.func.name) in policy.TYPE_LOADERS and _vetted_call(
+                resolved.func, resolved):
+            pass  # `_load_type('bytes')()`: constructs a known type
         elif not isinstance(resolved, Opaque):
             # Calling something that is not an import: a value produced at load time.
             self.flag(COMPUTED_CALLABLE, f"calls a value computed at load time: "
@@ -1754,12 +1777,75 @@ def stream_peek(stream: Readable, offset: int, length: int) -> bytes:
     return stream.read(length)
 
 
+_VETTED_BY_ARGUMENT = frozenset(
+    {("builtins", "getattr"), ("functools", "partial"), ("dill._dill", "_create_array"),
+     ("dill._dill", "_eval_repr")} | policy.TYPE_LOADERS
+)
+_RANGE_REPR = re.compile(r"(?:range|slice)\(-?\d+, -?\d+(?:, -?\d+)?\)\Z")
+
+
+def _vetted_call(func: Ref, call: Call) -> bool:
+    """Calls that only build data because of their arguments: `getattr(<allowed class>,
+    'method')`, `partial(<allowed class>, ...)`, dill's `_create_array(<allowed>, ...)`,
+    `_eval_repr('range(0, 3)')`, and the type loaders given a known type name."""
+    key = (func.module, func.name)
+    if key not in _VETTED_BY_ARGUMENT:
+        return False
+    first = _literal(call.args[0]) if isinstance(call.args, tuple) and call.args else None
+    if key in policy.TYPE_LOADERS:
+        return first in policy.DATA_TYPE_NAMES or first in policy.CODE_TYPE_NAMES
+    if key == ("dill._dill", "_eval_repr"):
+        return isinstance(first, str) and _RANGE_REPR.match(first) is not None
+    target = fold(call) if key == ("builtins", "getattr") else first
+    return isinstance(target, Ref) and (
+        _classify(target.module, target.name).verdict is policy.Verdict.ALLOW)
+
+
+_CLASS_BUILDERS = frozenset({"_make_skeleton_class", "_make_skeleton_enum", "_create_type"})
+
+
+def _rebuilt_code(value: object) -> str | None:
+    """The helper that built `value`, when it is a function or class rebuilt from code
+    (`_make_function(...)`, `_builtin_type('FunctionType')(...)`); a type that a type loader
+    returns (`_builtin_type('CodeType')`) is not: calling it constructs."""
+    if not isinstance(value, Call):
+        return None
+    func = value.func
+    if isinstance(func, Ref):
+        return func.qualname if _classify(func.module, func.name).code else None
+    if isinstance(func, Call) and isinstance(func.func, Ref) and (
+        func.func.module, func.func.name) in policy.TYPE_LOADERS:
+        args = func.args if isinstance(func.args, tuple) else ()
+        if args and _literal(args[0]) in ("FunctionType", "LambdaType", "MethodType"):
+            return func.func.qualname
+    return None
+
+
+def _load_time_hooks(state: object) -> list[str]:
+    """Hooks a rebuilt class defines that run while the pickle loads (`__setstate__`...)."""
+    parts: list[object] = []
+    for item in state if isinstance(state, tuple) else (state,):
+        parts.extend(item if isinstance(item, tuple) else (item,))
+    return sorted({key for part in parts if isinstance(part, PDict) for key, _ in part.pairs()
+                   if isinstance(key, str) and key in policy.LOAD_TIME_HOOKS})
+
+
 def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
     out: list[Finding] = []
     for use in walk.uses.values():
+        if use.calls and use.vetted_calls == use.calls and (use.module, use.name) in (
+            _VETTED_BY_ARGUMENT
+        ):
+            continue
         qual = f"{use.module}.{use.name}"
-        verdict = use.verdict.verdict
         where = use.call_offset if use.call_offset is not None else use.first_offset
+        if use.verdict.code:
+            how = "calls" if use.called else ("constructs" if use.constructed else "imports")
+            out.append(DANGEROUS_GLOBAL.finding(
+                f"{how} `{qual}`: {use.verdict.reason}", severity=Severity.WARNING,
+                member=ctx.member, offset=where, evidence=use.evidence or qual))
+            continue
+        verdict = use.verdict.verdict
         if verdict is policy.Verdict.DENY:
             how = "calls" if use.called else ("constructs" if use.constructed else "imports")
             out.append(DANGEROUS_GLOBAL.finding(

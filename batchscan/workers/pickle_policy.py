@@ -47,6 +47,7 @@ class Classification:
     verdict: Verdict
     reason: str
     loader: bool = False  # a second-stage loader: its bytes/str argument is scanned as a pickle
+    code: bool = False  # rebuilds a function or class from pickled code: runs when *called*
 
 
 _ALL = "*"
@@ -340,6 +341,17 @@ DANGEROUS_CALLABLES: dict[str, dict[str, str]] = {
     "huggingface_hub": {_ALL: "downloads files"},
     "mlflow": {_ALL: "runs projects and loads models"},
     "jinja2": {_ALL: "renders templates that can run code"},
+    "pyarrow.lib": {"OSFile": "opens files", "memory_map": "maps files",
+                    "MemoryMappedFile": "maps files", "create_memory_map": "creates files",
+                    "input_stream": "opens files", "output_stream": "opens files"},
+    "pyarrow.fs": {_ALL: "opens local and remote file systems"},
+    "pyarrow.parquet": {_ALL: "reads and writes files"},
+    "pyarrow.csv": {_ALL: "reads and writes files"},
+    "pyarrow.feather": {_ALL: "reads and writes files"},
+    "pyarrow.dataset": {_ALL: "reads and writes files"},
+    "pyarrow.orc": {_ALL: "reads and writes files"},
+    "pyarrow.flight": {_ALL: "opens network connections"},
+    "pyarrow.cffi": {_ALL: "loads native code"},
     "sklearn.utils._testing": {_ALL: "test helpers that run code"},
     "IPython": {_ALL: "interactive shell"},
     "fickling": {_ALL: "pickle tooling"},
@@ -572,6 +584,24 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "array": frozenset({"array", "_array_reconstructor"}),
     "random": frozenset({"Random"}),
     "zoneinfo": frozenset({"ZoneInfo"}),
+    # pandas 3 stores strings (and every string column name) as pyarrow arrays
+    "pyarrow.lib": frozenset({"_restore_array", "type_for_alias", "py_buffer",
+                              "_reconstruct_record_batch", "_reconstruct_table",
+                              "ChunkedArray", "Table", "RecordBatch", "schema", "field",
+                              "Schema", "Field", "DataType", "ListType", "StructType",
+                              "DictionaryType", "TimestampType", "Decimal128Type"}),
+    # torch.distributed.checkpoint's `.metadata` file: dataclasses describing shards
+    "torch.distributed.checkpoint.metadata": frozenset(
+        {"Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata",
+         "TensorProperties", "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING"}
+    ),
+    "torch.distributed.checkpoint.filesystem": frozenset({"_StorageInfo"}),
+    "torch.distributed.checkpoint.planner": frozenset({"WriteItemType", "LoadItemType"}),
+    # dill's numpy array rebuild: `f(*args)` then `__setstate__` (f is judged by the walker)
+    "dill._dill": frozenset({"_create_array"}),
+    # MLflow pyfunc: the base class of pickled python models, and signature type hints
+    "mlflow.pyfunc.model": frozenset({"PythonModel"}),
+    "mlflow.models.signature": frozenset({"_TypeHints"}),
     "numpy": frozenset(
         {
             "ndarray",
@@ -727,7 +757,9 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "typing": frozenset({"Any"}),
     # TorchScript archives: script classes are data; their code/ is scanned separately
     "__torch__": frozenset({_ALL}),
-    "torch.jit._pickle": frozenset({_ALL}),
+    "torch.jit._pickle": frozenset({"build_intlist", "build_tensorlist", "build_doublelist",
+                                    "build_boollist", "build_tensor_from_id",
+                                    "restore_type_tag"}),
     "io": frozenset({"BytesIO", "StringIO"}),
     "_io": frozenset({"BytesIO", "StringIO"}),
     "logging": frozenset({"getLogger", "Logger", "RootLogger"}),
@@ -735,6 +767,111 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "uuid": frozenset({"UUID", "SafeUUID"}),
 
 }
+
+# Attributes reached with `getattr(<allowed class>, name)` (protocol 2-3 spell methods that
+# way; protocol 4+ as a dotted name) that only build data. Method descriptors of the builtin
+# data types that neither mutate nor reach attributes (`str.format` reads attributes: left out).
+_PURE_STR_METHODS = frozenset(
+    {"split", "rsplit", "splitlines", "strip", "lstrip", "rstrip", "lower", "upper", "casefold",
+     "title", "capitalize", "swapcase", "replace", "join", "startswith", "endswith", "find",
+     "rfind", "index", "rindex", "count", "partition", "rpartition", "isdigit", "isalpha",
+     "isalnum", "isspace", "isupper", "islower", "isnumeric", "isdecimal", "isidentifier",
+     "zfill", "center", "ljust", "rjust", "expandtabs", "encode", "decode", "hex", "fromhex",
+     "translate", "maketrans", "removeprefix", "removesuffix"}
+)
+SAFE_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "builtins": frozenset(
+        f"{owner}.{method}" for owner in ("str", "bytes", "bytearray") for method in
+        _PURE_STR_METHODS
+    ) | frozenset(
+        {"dict.fromkeys", "dict.get", "dict.keys", "dict.values", "dict.items", "dict.copy",
+         "list.copy", "list.index", "list.count", "tuple.index", "tuple.count",
+         "int.from_bytes", "int.to_bytes", "float.fromhex", "float.hex", "set.copy",
+         "set.union", "set.intersection", "frozenset.union", "frozenset.intersection"}
+    ),
+    # tz-aware timestamps: the key names a zone of the system tz database (validated, no paths)
+    "zoneinfo": frozenset({"ZoneInfo._unpickle", "ZoneInfo.no_cache"}),
+}
+
+# Known re-exports of dangerous objects under harmless-looking modules (read from the
+# libraries' sources, never imported): a global is judged by what it resolves to.
+REEXPORTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("sklearn.utils._testing", "check_output"): ("subprocess", "check_output"),
+    ("sklearn.datasets._base", "environ"): ("os", "environ"),
+    ("sklearn.datasets._base", "urlretrieve"): ("urllib.request", "urlretrieve"),
+    ("sklearn.datasets._base", "makedirs"): ("os", "makedirs"),
+    ("sklearn.datasets._openml", "urlopen"): ("urllib.request", "urlopen"),
+    ("sklearn.datasets._openml", "Request"): ("urllib.request", "Request"),
+    ("sklearn.datasets._lfw", "remove"): ("os", "remove"),
+    ("sklearn.datasets._rcv1", "remove"): ("os", "remove"),
+    ("sklearn.utils.discovery", "import_module"): ("importlib", "import_module"),
+    ("numpy.distutils.fcompiler.gnu", "Popen"): ("subprocess", "Popen"),
+    ("scipy._lib._tmpdirs", "rmtree"): ("shutil", "rmtree"),
+    ("scipy._lib.deprecation", "import_module"): ("importlib", "import_module"),
+    ("torch.hub", "urlopen"): ("urllib.request", "urlopen"),
+    ("joblib._memmapping_reducer", "loads"): ("pickle", "loads"),
+}
+# Names so specific to one dangerous object that a global of that name under another module
+# is that object re-exported (`from subprocess import check_output`).
+DISTINCTIVE_DANGEROUS_NAMES: dict[str, str] = {
+    "check_output": "subprocess",
+    "check_call": "subprocess",
+    "getoutput": "subprocess",
+    "getstatusoutput": "subprocess",
+    "Popen": "subprocess",
+    "urlopen": "urllib.request",
+    "urlretrieve": "urllib.request",
+    "environ": "os",
+    "posix_spawn": "os",
+    "posix_spawnp": "os",
+    "rmtree": "shutil",
+    "import_module": "importlib",
+    "run_path": "runpy",
+    "run_module": "runpy",
+}
+
+
+# Helpers that rebuild functions, classes, cells and code objects from pickled code
+# (cloudpickle, dill). Nothing they build runs on load; it runs when the model calls it:
+# WARNING by the severity contract. Calling what they built while loading is ERROR (the
+# walker flags that call), and so is every helper that imports, evaluates or opens
+# (`subimport`, `_import_module`, `_eval_repr`, `_create_filehandle`, `_get_attr`).
+CODE_REBUILDERS: dict[str, frozenset[str]] = {
+    module: frozenset(
+        {"_make_function", "_make_empty_cell", "_make_cell", "_function_setstate",
+         "_class_setstate", "_make_skeleton_class", "_make_skeleton_enum", "_enum_setstate",
+         "_make_dict_keys", "_make_dict_values", "_make_dict_items",
+         "_get_dataclass_field_type_sentinel", "_make__new__factory"}
+    )
+    for module in ("cloudpickle.cloudpickle", "cloudpickle.cloudpickle_fast")
+} | {
+    "dill._dill": frozenset({"_create_function", "_create_code", "_create_cell",
+                             "_create_type", "_create_namedtuple"}),
+}
+# `_builtin_type(name)` / `_load_type(name)` return a type by name (`getattr(types, name)`,
+# which includes `types.new_class`); only these names are accepted. Data types build data;
+# the code types build code objects and functions (the CODE_REBUILDERS tier).
+DATA_TYPE_NAMES = frozenset(
+    {"bytes", "bytearray", "complex", "int", "float", "str", "list", "dict", "tuple", "set",
+     "frozenset", "slice", "range", "bool", "NoneType", "EllipsisType", "NotImplementedType",
+     "MappingProxyType", "SimpleNamespace", "ClassType", "TypeType", "ObjectType"}
+)
+CODE_TYPE_NAMES = frozenset(
+    {"CodeType", "FunctionType", "LambdaType", "CellType", "MethodType"}
+)
+TYPE_LOADERS = frozenset(
+    {("cloudpickle.cloudpickle", "_builtin_type"), ("cloudpickle.cloudpickle_fast",
+                                                    "_builtin_type"),
+     ("dill._dill", "_load_type")}
+)
+# Class attributes that run while a pickle loads, when a rebuilt class defines them.
+LOAD_TIME_HOOKS = frozenset(
+    {"__setstate__", "__reduce__", "__reduce_ex__", "__new__", "__init_subclass__",
+     "__set_name__", "__class_getitem__", "__getattr__", "__getattribute__", "__setattr__",
+     "__del__", "__hash__", "__eq__", "__setitem__", "__set__", "__get__", "__index__",
+     "__instancecheck__", "__subclasscheck__", "__mro_entries__", "__prepare__"}
+)
+
 
 def _normalise(module: str, name: str) -> tuple[str, str]:
     """Map Python 2 names the way the unpickler does under protocol < 3 (`fix_imports`)."""
@@ -750,24 +887,53 @@ def _module_chain(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
 
 
-def _deny_reason(module: str, name: str) -> str | None:
-    if _allowed_exact(module, name):
-        return None  # an allow-list entry is more specific than a module-wide denial
+def _deny_match(module: str, name: str) -> tuple[str, bool] | None:
+    """The deny entry matching `module.name`: (reason, names this very object)."""
     head = name.split(".", 1)[0]
     for candidate in _module_chain(module):
         reason = DANGEROUS_MODULES.get(candidate)
         if reason is not None:
-            return reason
+            return reason, False
         callables = DANGEROUS_CALLABLES.get(candidate)
         if callables is not None:
             if candidate == module and (head in callables or name in callables):
-                return callables.get(name) or callables[head]
+                return callables.get(name) or callables[head], True
             if _ALL in callables:
-                return callables[_ALL]
+                return callables[_ALL], False
     return None
 
 
+def _deny_reason(module: str, name: str) -> str | None:
+    """Deny beats allow. The one exception is narrower than any deny entry: a name the
+    allow-list spells out (module and name, no wildcard) inside a module that is denied as a
+    whole (`copyreg._reconstructor`, `logging.getLogger`, a dataclass of
+    `torch.distributed.checkpoint.metadata`). A wildcard allow (`sklearn.*`) never outranks a
+    deny entry, and a deny entry naming the object itself is never outranked."""
+    reexport = resolve_reexport(module, name)
+    if reexport is not None:
+        target = _deny_match(*reexport)
+        if target is not None:
+            return f"re-export of `{reexport[0]}.{reexport[1]}`: {target[0]}"
+    match = _deny_match(module, name)
+    if match is None:
+        return None
+    reason, exact = match
+    if not exact and _allowed_by_name(module, name):
+        return None
+    return reason
+
+
+def _allowed_by_name(module: str, name: str) -> bool:
+    """Spelled out on the allow-list: the module's own entry lists this name (no wildcard)."""
+    if name in SAFE_ATTRIBUTES.get(module, frozenset()):
+        return True
+    names = SAFE_GLOBALS.get(module)
+    return names is not None and "." not in name and name in names
+
+
 def _allowed_exact(module: str, name: str) -> bool:
+    if name in SAFE_ATTRIBUTES.get(module, frozenset()):
+        return True
     head = name.split(".", 1)[0]
     for candidate in _module_chain(module):
         names = SAFE_GLOBALS.get(candidate)
@@ -778,6 +944,19 @@ def _allowed_exact(module: str, name: str) -> bool:
         if _ALL in names:
             return "." not in name or name.split(".")[-1][:1].isupper()
     return False
+
+
+def resolve_reexport(module: str, name: str) -> tuple[str, str] | None:
+    """What a global is where its name is known: `sklearn.utils._testing.check_output` is
+    `subprocess.check_output`. A static table (no imports), plus the names of dangerous
+    objects distinctive enough to be judged as themselves under any module."""
+    known = REEXPORTS.get((module, name))
+    if known is not None:
+        return known
+    origin = DISTINCTIVE_DANGEROUS_NAMES.get(name)
+    if origin is not None and module != origin and not module.startswith(origin + "."):
+        return origin, name
+    return None
 
 
 _CYTHON_RECONSTRUCTOR = "__pyx_unpickle_"
@@ -791,6 +970,9 @@ def classify(module: str, name: str) -> Classification:
         return classify(module, name[len(_CYTHON_RECONSTRUCTOR) :])
     if module.split(".", 1)[0] in ("__builtin__", "exceptions"):
         module = "builtins"
+    if name in CODE_REBUILDERS.get(module, frozenset()):
+        return Classification(Verdict.DENY, "rebuilds functions or classes from pickled code "
+                              "(they run when called)", code=True)
     reason = _deny_reason(module, name)
     if reason is not None:
         return Classification(Verdict.DENY, reason, loader=(module, name) in SECOND_STAGE_LOADERS)

@@ -56,9 +56,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from batchscan import rules
-from batchscan.records import Finding
+from batchscan.records import Finding, Severity
 from batchscan.rules import Rule
 from batchscan.workers import pickle as pickle_format
+from batchscan.workers import torchscript_code
 from batchscan.workers.base import (
     HEAD_BYTES,
     FormatError,
@@ -101,12 +102,6 @@ _SNIFF_STORAGE = 4096
 _READ_WHOLE = 16 * 1024 * 1024  # members up to this size are read whole (and CRC-checked)
 _WEAK_SNIFFS = frozenset({"onnx", "json", "unknown"})
 _STORAGE = re.compile(r"(?:^|/)data/\d+\Z")
-# TorchScript runs on torch.jit.load: code that reaches Python builtins, the OS or files.
-_TS_DANGEROUS = re.compile(
-    r"\b(?:__import__|eval|exec|compile|getattr|open|os\.\w+|subprocess|builtins\.\w+|"
-    r"torch\.ops\.(?!aten\b|prim\b|quantized\b|_caffe2\b|profiler\b)\w+|"
-    r"torch\.jit\.annotations|ctypes|sys\.\w+)\b"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,12 +386,20 @@ def _encrypted(head: bytes, data: bytes | None, entry: Entry, where: str,
 
 def _torchscript(member: Source, where: str) -> Iterator[Finding]:
     text = member.read_at(0, 4 * 1024 * 1024).decode("utf-8", "replace")
-    hits = sorted({m.group(0) for m in _TS_DANGEROUS.finditer(text)})
-    if hits:
-        yield TORCHSCRIPT.finding(
-            f"TorchScript code uses {', '.join(hits[:8])}", member=where,
-            evidence=next(line.strip() for line in text.splitlines()
-                          if any(h in line for h in hits))[:300])
+    found = torchscript_code.reaches(text)
+    for severity in (Severity.ERROR, Severity.WARNING):
+        hits = [r for r in found if r.severity is severity]
+        if not hits:
+            continue
+        lines = text.splitlines()
+        first = hits[0]
+        line = lines[first.line - 1].strip() if 0 < first.line <= len(lines) else first.what
+        names = sorted({r.what for r in hits})
+        label = "TorchScript code uses" if severity is Severity.ERROR else (
+            "TorchScript code calls custom operators (native code that runs when the model is "
+            "used):")
+        yield TORCHSCRIPT.finding(f"{label} {', '.join(names[:8])}", severity=severity,
+                                  member=where, evidence=line[:300])
 
 
 __all__ = ["FORMAT", "RULES", "archive_kind", "read_directory", "scan", "sniff"]
