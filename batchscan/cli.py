@@ -38,7 +38,7 @@ from batchscan.schema import record_from_dict
 from batchscan.sources import Item
 from batchscan.sources.local import FOLLOW_CHOICES
 
-COMMANDS = ("scan", "report")
+COMMANDS = ("scan", "report", "ui")
 
 
 def _size(text: str) -> int:
@@ -116,12 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with -o FILE -f jsonl: skip files already recorded there, append")
     report = sub.add_parser("report", help="re-render saved JSONL without rescanning")
     report.add_argument("runs", nargs="+", metavar="RUN.jsonl")
-    report.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"),
+    report.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif", "html"),
                         default="text")
     report.add_argument("-o", "--output", metavar="FILE")
     report.add_argument("-v", "--verbose", action="store_true")
     report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
     report.add_argument("--flatten", action="store_true")
+    from batchscan.ui import server
+
+    server.add_parser(sub)
     return parser
 
 
@@ -164,7 +167,7 @@ def run_report(args: argparse.Namespace) -> int:
                     except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
                         raise SystemExit(f"batchscan: {run}: not a record: {exc}") from exc
     run_id = records[0].run_id if records else "report"
-    binary = args.format in ("json", "jsonl", "sarif")
+    binary = args.format in ("json", "jsonl", "sarif", "html")
     with _open_output(args.output, binary) as out:
         writer = _writer(args.format, out, run_id, args.verbose, args.flatten)
         for record in records:
@@ -200,6 +203,10 @@ def _writer(fmt: str, out: Any, run_id: str, verbose: bool, flatten: bool) -> Wr
         return JsonWriter(out, run_id)
     if fmt == "sarif":
         return SarifWriter(out, run_id)
+    if fmt == "html":
+        from batchscan.outputs.html import HtmlWriter
+
+        return HtmlWriter(out, run_id)
     return TextWriter(out, verbose=verbose)
 
 
@@ -315,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
+        if args.command == "ui":
+            from batchscan.ui.server import serve
+
+            return serve(args, build_parser().parse_args)
         return run_report(args) if args.command == "report" else run_scan(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -176,9 +176,23 @@ def load_baseline(path: Path) -> set[tuple[str, str, str | None, str | None]]:
             except orjson.JSONDecodeError:
                 continue
             for finding in record.get("findings") or []:
+                if _triage_expired(finding.get("triage")):
+                    continue  # a UI triage decision past its expiry: report the finding again
                 known.add((finding["rule_id"], record["path"], record.get("sha256"),
                            finding.get("member")))
     return known
+
+
+def _triage_expired(triage: object) -> bool:
+    """`batchscan ui` adds `triage: {state, reason, expires}` to baseline findings; an
+    `expires` date (YYYY-MM-DD, inclusive) in the past, or unreadable, ends the suppression."""
+    if not isinstance(triage, dict) or not triage.get("expires"):
+        return False
+    try:
+        until = dt.date.fromisoformat(str(triage["expires"])[:10])
+    except ValueError:
+        return True
+    return dt.datetime.now(dt.UTC).date() > until
 
 
 def combine(predicates: list[Predicate]) -> Predicate | None:
