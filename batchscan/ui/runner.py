@@ -48,7 +48,7 @@ class Progress:
             self.bytes += record.size or 0
             self.by_status[record.status.value] += 1
             self.by_severity[top.value if top else "none"] += 1
-            if top is not None and top.value in ("warning", "error") or record.status.incomplete:
+            if (top is not None and top.value in ("warning", "error")) or record.status.incomplete:
                 self.flagged.appendleft({"path": record.path, "status": record.status.value,
                                          "max_severity": top.value if top else None})
 
@@ -92,14 +92,16 @@ def observed_engine(progress: Progress) -> type[Engine]:
                     progress.add(record)
                     yield record
             finally:
-                inner.close()  # an interrupt between records still stops the pool
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()  # an interrupt between records still stops the pool
 
     return ObservedEngine
 
 
 def main(argv: list[str]) -> int:
     progress = Progress(Path(argv[0]))
-    cli.Engine = observed_engine(progress)  # type: ignore[misc]
+    cli.Engine = observed_engine(progress)  # type: ignore[attr-defined]
     stop = threading.Event()
     writer = threading.Thread(target=progress.keep_writing, args=(stop,), daemon=True)
     writer.start()

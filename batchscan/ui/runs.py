@@ -45,7 +45,7 @@ class RunMeta:
     summary: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
     @property
     def complete(self) -> bool:
@@ -122,7 +122,7 @@ class RunsFolder:
         path = self.meta_path(run_id)
         if path.is_file():
             data = orjson.loads(path.read_bytes())
-            known = {k: v for k, v in data.items() if k in RunMeta.__slots__}  # type: ignore[attr-defined]
+            known = {k: v for k, v in data.items() if k in RunMeta.__slots__}
             meta = RunMeta(**known)
         else:
             records = self.jsonl(run_id)
