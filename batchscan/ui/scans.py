@@ -4,8 +4,9 @@ A scan is the CLI run in a child process (`runner.py`): `-f jsonl -o RUNS/ID.jso
 RUNS/ID.summary.json` plus the options chosen on the setup page, validated by the CLI's own
 argument parser (handed in by the CLI) before anything is queued. Scans run one at a time
 (`parallel`), in the order they were started; the rest wait as `queued`. Cancel sends SIGINT,
-so the run ends as Ctrl-C ends the CLI: a valid JSONL of complete lines and state `interrupted`. Resume queues the same
-command with `--resume`: files already recorded are skipped, the rest appended.
+so the run ends as Ctrl-C ends the CLI: a valid JSONL of complete lines and state
+`interrupted`. Resume queues the same command with `--resume`: files already recorded are
+skipped, the rest appended.
 """
 
 from __future__ import annotations
