@@ -20,14 +20,14 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
+from ui_fixtures import XSS_NAME, finding, record, write_run
 
-from batchscan import selection  # noqa: E402
-from batchscan.cli import build_parser  # noqa: E402
-from batchscan.ui.app import build_app  # noqa: E402
-from batchscan.ui.query import Filters, RunStore  # noqa: E402
-from batchscan.ui.runs import RunsFolder, UnknownRun  # noqa: E402
-from ui_fixtures import XSS_NAME, finding, record, write_run  # noqa: E402
+from batchscan import selection
+from batchscan.cli import build_parser
+from batchscan.ui.app import build_app
+from batchscan.ui.query import Filters, RunStore
+from batchscan.ui.runs import RunsFolder, UnknownRun
 
 TOKEN = "test-token-123"
 HEADER = {"X-Batchscan-Token": TOKEN}
