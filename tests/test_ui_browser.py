@@ -24,7 +24,7 @@ import pytest
 playwright_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("starlette")
 
-from ui_fixtures import EVIL, XSS_NAME, model_tree, slow_tree
+from ui_fixtures import EVIL, XSS_NAME, model_tree, slow_tree  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
@@ -136,7 +136,7 @@ def test_filter_by_severity_and_open_a_file(ui: UI) -> None:
     assert set(ui.page.locator("#files td.sev").all_inner_texts()) == {"error"}
     assert "2 file(s) match" in ui.page.inner_text("#pager")
     ui.shot("run-filtered")
-    ui.page.click("#files a:text-is('%s')" % str(ui.tree / "org0" / "evil.pkl"))
+    ui.page.click(f"#files a:text-is('{ui.tree / 'org0' / 'evil.pkl'}')")
     ui.page.wait_for_selector("#file-path")
     evidence = ui.page.inner_text("#finding-0 pre.evidence")
     assert "system" in evidence and "true" in evidence

@@ -119,16 +119,19 @@ class RunStore:
             with self._build_lock:
                 if not target.is_file():
                     self._build(source, target, run_id)
-        return "read_parquet(" + _quote(str(target)) + ")"
+        # rid = line number: the copy keeps the file's order (a streamed COPY, no window
+        # function holding a million rows in memory) and Parquet numbers its rows.
+        return ("(SELECT file_row_number + 1 AS rid, * EXCLUDE (file_row_number) FROM "
+                "read_parquet(" + _quote(str(target)) + ", file_row_number = true))")
 
     def _build(self, source: Path, target: Path, run_id: str) -> None:
         tmp = target.with_name(target.name + ".tmp")
         cursor = self._cursor()
         cursor.execute(
-            f"COPY (SELECT row_number() OVER () AS rid, *, {_SEV_RANK} AS sev_rank, "
+            f"COPY (SELECT *, {_SEV_RANK} AS sev_rank, "
             f"{_GROUP} AS grp, [f.rule_id FOR f IN findings] AS rules "
             "FROM read_json(?, format='newline_delimited', columns=?, ignore_errors=true, "
-            "maximum_object_size=67108864)) "
+            "maximum_object_size=16777216)) "
             f"TO {_quote(str(tmp))} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 100000)",
             [str(source), COLUMNS],
         )
