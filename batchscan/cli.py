@@ -122,9 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-v", "--verbose", action="store_true")
     report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
     report.add_argument("--flatten", action="store_true")
-    from batchscan.ui import server
-
-    server.add_parser(sub)
+    ui = sub.add_parser("ui", help="web UI: set up scans, watch them, read and triage results")
+    ui.add_argument("--runs", default="batchscan-runs", metavar="DIR",
+                    help="runs folder: one JSONL per run (default ./batchscan-runs)")
+    ui.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    ui.add_argument("--parallel", type=int, default=1, metavar="N",
+                    help="scans run at once; the others queue (default 1)")
     return parser
 
 

@@ -15,17 +15,6 @@ from pathlib import Path
 from typing import Any
 
 
-def add_parser(sub: Any) -> None:
-    ui = sub.add_parser("ui", help="web UI: set up scans, watch them, read and triage results")
-    ui.add_argument("--runs", default="batchscan-runs", metavar="DIR",
-                    help="runs folder: one JSONL per run (default ./batchscan-runs)")
-    ui.add_argument("--host", default="127.0.0.1",
-                    help="address to listen on (default 127.0.0.1: this machine only)")
-    ui.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
-    ui.add_argument("--parallel", type=int, default=1, metavar="N",
-                    help="scans run at once; the others queue (default 1)")
-
-
 def serve(args: argparse.Namespace, parse: Callable[[list[str]], Any]) -> int:
     try:
         import uvicorn
