@@ -26,6 +26,12 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           check=False)
 
 
+def default_sigint() -> None:
+    """Popen preexec_fn: a suite started as a background job inherits SIGINT ignored, and
+    an ignored SIGINT survives exec; the child must take Ctrl-C as a user's run would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -266,8 +272,10 @@ def test_sigint_then_resume_gives_one_record_per_file(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl", "-o",
                str(out), "--resume", "-j", "1", "--no-progress"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    time.sleep(1.2)
+                               stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (out.exists() and out.read_bytes()):
+        time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 130
     partial = len(lines(out))

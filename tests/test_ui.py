@@ -112,7 +112,7 @@ def test_names_and_evidence_render_as_text(client: TestClient) -> None:
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;.pkl" in page
     rid = next(r["rid"] for r in RunStore(RunsFolder(client.app.state.runs.root))  # type: ignore[attr-defined]
-               .page("old", Filters(q="img"))[1])
+               .page("old", Filters(q="img")).rows)
     detail = client.get(f"/runs/old/files/{rid}", params={"token": TOKEN}).text
     assert "<script>alert(2)" not in detail
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in detail
@@ -129,22 +129,23 @@ def test_verdict_is_never_clean_with_anything_unscanned(runs: Path, client: Test
 
 def test_filters_counts_and_groups(runs: Path) -> None:
     store = RunStore(RunsFolder(runs))
-    total, rows = store.page("new", Filters())
+    shown = store.page("new", Filters())
+    total, rows = shown.total, shown.rows
     assert total == 6
     assert rows[0]["max_severity"] == "error"  # sorted by severity
-    assert store.page("new", Filters(severity=["error"]))[0] == 3
-    assert store.page("new", Filters(rule=["PKL005"]))[1][0]["path"] == "m/new.pkl"
-    assert store.page("new", Filters(status=["timeout"], q="HF://ORG"))[0] == 1
+    assert store.page("new", Filters(severity=["error"])).total == 3
+    assert store.page("new", Filters(rule=["PKL005"])).rows[0]["path"] == "m/new.pkl"
+    assert store.page("new", Filters(status=["timeout"], q="HF://ORG")).total == 1
     counts = store.counts("new")
     assert counts["incomplete"] == 1 and counts["skipped"] == 1
-    groups = {g["grp"]: g["files"] for g in store.groups("new", Filters())[1]}
+    groups = {g["grp"]: g["files"] for g in store.groups("new", Filters()).rows}
     assert groups == {"m": 3, "other": 1, "hf://org/name@abc123": 2}
 
 
 def test_a_torn_last_line_and_unknown_keys_are_tolerated(runs: Path) -> None:
     line = json.dumps({**record("z.pkl"), "path_bytes": "eg=="})
     (runs / "torn.jsonl").write_text(line + "\n" + line[:40])
-    assert RunStore(RunsFolder(runs)).page("torn", Filters())[0] == 1
+    assert RunStore(RunsFolder(runs)).page("torn", Filters()).total == 1
 
 
 def test_diff_matches_on_path_or_sha256_rule_and_member(runs: Path) -> None:
@@ -163,7 +164,7 @@ def test_diff_matches_on_path_or_sha256_rule_and_member(runs: Path) -> None:
 
 def test_triage_writes_the_baseline_the_cli_reads(client: TestClient, runs: Path) -> None:
     store = RunStore(RunsFolder(runs))
-    rid = store.page("old", Filters(q="m/a.pkl"))[1][0]["rid"]
+    rid = store.page("old", Filters(q="m/a.pkl")).rows[0]["rid"]
     response = client.post(f"/api/runs/old/files/{rid}/triage", headers=HEADER,
                            json={"index": 0, "state": "false_positive", "reason": "test rig"})
     assert response.status_code == 200
@@ -253,3 +254,87 @@ def test_a_scan_started_here_is_the_cli_run(client: TestClient, runs: Path,
     progress = runs_folder.progress(run_id)
     assert progress is not None and progress["done"] == 6 and progress["walk_done"]
     assert meta.summary is not None and meta.summary["sandbox_degraded"] is not None
+
+
+def _many(runs: Path, name: str, count: int) -> None:
+    rows = [record(f"d{i % 7}/f{i:04d}.pkl", "findings" if i % 5 == 0 else "clean",
+                   [finding(("PKL001", "PKL002")[i % 2], ("error", "warning")[i % 3 % 2])]
+                   if i % 5 == 0 else [], sha256=f"{i:064x}") for i in range(count)]
+    write_run(runs / f"{name}.jsonl", rows)
+
+
+@pytest.mark.parametrize("sort", ["severity", "path", "size", "duration", "file"])
+def test_keyset_pages_visit_every_file_once_in_sort_order(runs: Path, sort: str) -> None:
+    _many(runs, "many", 237)
+    store = RunStore(RunsFolder(runs))
+    everything = store.page("many", Filters(), sort, limit=1000).rows
+    seen: list[int] = []
+    shown = store.page("many", Filters(), sort, limit=50)
+    while True:
+        seen += [r["rid"] for r in shown.rows]
+        if not shown.more:
+            break
+        shown = store.page("many", Filters(), sort, limit=50, after=shown.last)
+    assert seen == [r["rid"] for r in everything] and sorted(seen) == list(range(1, 238))
+    back = store.page("many", Filters(), sort, limit=50, before=shown.first)
+    assert [r["rid"] for r in back.rows] == seen[-37 - 50:-37]
+    assert "findings" not in everything[0]  # pages never read the findings column
+    filtered = store.page("many", Filters(severity=["error"]), sort, limit=10)
+    following = store.page("many", Filters(severity=["error"]), sort, limit=10,
+                           after=filtered.last)
+    assert all(r["max_severity"] == "error" for r in filtered.rows + following.rows)
+    assert not {r["rid"] for r in filtered.rows} & {r["rid"] for r in following.rows}
+
+
+def test_the_copy_has_line_numbers_a_summary_and_groups(runs: Path) -> None:
+    _many(runs, "many", 100)
+    _many(runs, "many.b", 3)  # a run whose name extends another's keeps its own copy
+    store = RunStore(RunsFolder(runs))
+    assert store.record("many", 42)["path"] == "d6/f0041.pkl"  # type: ignore[index]
+    summary = store.counts("many")
+    assert summary["files"] == 100 and summary["by_max_severity"]["none"] == 80
+    assert summary["findings_by_severity"] == {"error": 14, "warning": 6, "info": 0,
+                                               "debug": 0}
+    assert store.counts("many.b")["files"] == 3 and store.counts("many")["files"] == 100
+    assert store.groups("many", Filters()).total == 7 == summary["groups"]
+    filtered = store.groups("many", Filters(severity=["error"]))
+    assert sum(g["files"] for g in filtered.rows) == 14
+    names = sorted(p.name for p in (runs / ".cache").iterdir() if p.name.startswith("many"))
+    assert len(names) == 6  # copy, summary and groups for each run, nothing else
+
+
+def test_a_large_run_is_prepared_in_the_background(runs: Path, client: TestClient,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchscan.ui import query
+
+    _many(runs, "big", 500)
+    monkeypatch.setattr(query, "INLINE_BYTES", 1000)
+    store = client.app.state.store  # type: ignore[attr-defined]
+    release = __import__("threading").Event()
+    build = store._build
+
+    def slow(*args: object) -> None:
+        release.wait(10)
+        build(*args)
+
+    monkeypatch.setattr(store, "_build", slow)
+    page = client.get("/runs/big", params={"token": TOKEN}).text
+    assert 'id="preparing"' in page and 'http-equiv="refresh"' in page
+    assert client.get("/runs/big/files/1", params={"token": TOKEN}).status_code == 200
+    release.set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and 'id="preparing"' in page:
+        time.sleep(0.1)
+        page = client.get("/runs/big", params={"token": TOKEN}).text
+    assert 'id="files"' in page and "500 file(s)" in page
+    with open(runs / "big.jsonl", "a") as out:  # the run grows: the old copy is shown
+        out.write(json.dumps(record("late.pkl")) + "\n")
+    release.clear()
+    page = client.get("/runs/big", params={"token": TOKEN}).text
+    assert 'id="stale"' in page and "500 file(s)" in page
+    release.set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and "501 file(s)" not in page:
+        time.sleep(0.1)
+        page = client.get("/runs/big", params={"token": TOKEN}).text
+    assert "501 file(s)" in page and 'id="stale"' not in page

@@ -49,7 +49,15 @@ from batchscan.outputs.writers import JsonlWriter, JsonWriter, SarifWriter, Writ
 from batchscan.records import Severity
 from batchscan.rules import CATALOGUE
 from batchscan.schema import record_from_dict
-from batchscan.ui.query import INCOMPLETE, SEVERITIES, SORTS, STATUSES, Filters, RunStore
+from batchscan.ui.query import (
+    INCOMPLETE,
+    SEVERITIES,
+    SORTS,
+    STATUSES,
+    Filters,
+    Preparing,
+    RunStore,
+)
 from batchscan.ui.runs import RunMeta, RunsFolder, UnknownRun
 from batchscan.ui.scans import TERMINAL, BadScan, ScanManager
 from batchscan.ui.triage import STATES, TriageStore, identity
@@ -141,7 +149,8 @@ def build_app(runs_dir: Path, token: str, parse: Callable[[list[str]], Any],
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        scans.append(ScanManager(runs, parse, parallel))
+        # A scan that ends has its copy built at once (in the background), not on first open.
+        scans.append(ScanManager(runs, parse, parallel, on_end=store.prepare))
         yield
         await run_in_threadpool(manager().shutdown)
 
@@ -209,12 +218,15 @@ def build_app(runs_dir: Path, token: str, parse: Callable[[list[str]], Any],
         filters = filters_of(request)
         sort = request.query_params.get("sort", "severity")
         offset = max(_int(request.query_params.get("offset"), 0), 0)
+        after = _int(request.query_params.get("after"), -1)
+        before = _int(request.query_params.get("before"), -1)
         view = request.query_params.get("view", "files")
         has_records = runs.jsonl(run_id, False).is_file()
         data: dict[str, Any] = {}
         if has_records:
-            data = await run_in_threadpool(_run_view, store, triage, run_id, filters, sort,
-                                           offset, view)
+            data = await run_in_threadpool(
+                _run_view, store, triage, run_id, filters, sort, offset, view,
+                after if after >= 0 else None, before if before >= 0 else None)
         live = meta.state not in TERMINAL or meta.state == "interrupted"
         banner = _banner(meta, data.get("all"))
         return page("run.html", request, meta=meta, filters=filters, sort=sort, sorts=SORTS,
@@ -225,7 +237,11 @@ def build_app(runs_dir: Path, token: str, parse: Callable[[list[str]], Any],
     async def file_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         meta_or_404(run_id)
-        record = await run_in_threadpool(store.record, run_id, request.path_params["rid"])
+        try:
+            record = await run_in_threadpool(store.record, run_id, request.path_params["rid"])
+        except Preparing as busy:
+            return page("preparing.html", request, run_id=run_id,
+                        preparing=_preparing(store, busy))
         if record is None:
             raise _NotFound()
         decisions = triage.decisions()
@@ -284,7 +300,10 @@ def build_app(runs_dir: Path, token: str, parse: Callable[[list[str]], Any],
     async def mark(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         meta_or_404(run_id)
-        record = await run_in_threadpool(store.record, run_id, request.path_params["rid"])
+        try:
+            record = await run_in_threadpool(store.record, run_id, request.path_params["rid"])
+        except Preparing:
+            return JSONResponse({"error": "the run is being prepared"}, status_code=409)
         if record is None:
             raise _NotFound()
         body = await _json(request)
@@ -337,7 +356,8 @@ def build_app(runs_dir: Path, token: str, parse: Callable[[list[str]], Any],
         if fmt not in EXPORTS:
             return PlainTextResponse("unknown format", status_code=400)
         filters = filters_of(request)
-        store.relation(run_id)  # refuse a missing run before streaming begins
+        # refuse a missing run before streaming begins (and build its copy if need be)
+        await run_in_threadpool(store.relation, run_id)
         media, suffix = EXPORTS[fmt]
         name = f"{run_id}.{suffix}"
         chunks = _export(store, run_id, meta, filters, fmt)
@@ -406,23 +426,34 @@ def _run_counts(store: RunStore, runs: RunsFolder, meta: RunMeta) -> dict[str, A
     if not runs.jsonl(meta.run_id, False).is_file():
         return None
     try:
-        return store.counts(meta.run_id)
-    except Exception:  # a damaged file must not take the history page down
+        return store.counts(meta.run_id, wait=False)
+    except Exception:  # being prepared, or a damaged file: the history page stays up
         return None
 
 
+def _preparing(store: RunStore, busy: Preparing) -> dict[str, Any]:
+    status = store.status(busy.run_id)
+    return {"size": busy.size, "lines": busy.lines, "error": status["error"]}
+
+
 def _run_view(store: RunStore, triage: TriageStore, run_id: str, filters: Filters, sort: str,
-              offset: int, view: str) -> dict[str, Any]:
-    everything = store.counts(run_id)
-    shown = store.counts(run_id, filters) if filters.as_query() else everything
-    if view == "groups":
-        total, rows = store.groups(run_id, filters, offset, PAGE_SIZE)
-    else:
-        total, rows = store.page(run_id, filters, sort, offset, PAGE_SIZE)
+              offset: int, view: str, after: int | None = None,
+              before: int | None = None) -> dict[str, Any]:
+    """What the run page shows: the run's summary (no scan), one page of files or groups."""
+    try:
+        found = store.copy(run_id, wait=False)
+        if view == "groups":
+            shown = store.groups(run_id, filters, offset, PAGE_SIZE, wait=False)
+        else:
+            shown = store.page(run_id, filters, sort, offset, PAGE_SIZE, after, before,
+                               wait=False)
+    except Preparing as busy:
+        return {"preparing": _preparing(store, busy)}
     decisions = triage.decisions()
     suppressed = sum(1 for key in decisions if not decisions[key].expired)
-    return {"all": everything, "shown": shown, "total": total, "rows": rows,
-            "triaged": suppressed}
+    return {"all": found.summary, "stale": found.stale, "total": shown.total,
+            "rows": shown.rows, "first": shown.first, "last": shown.last, "more": shown.more,
+            "keyset": after is not None or before is not None, "triaged": suppressed}
 
 
 def _banner(meta: RunMeta, counts: dict[str, Any] | None) -> tuple[str, str]:

@@ -40,8 +40,10 @@ class _Job:
 
 
 class ScanManager:
-    def __init__(self, runs: RunsFolder, parse: Callable[[list[str]], Any], parallel: int = 1):
+    def __init__(self, runs: RunsFolder, parse: Callable[[list[str]], Any], parallel: int = 1,
+                 on_end: Callable[[str], None] | None = None):
         self.runs = runs
+        self.on_end = on_end  # called with the run id when a scan's child has ended
         self.parse = parse  # the CLI's argument parser (handed down: the CLI sits above)
         self.parallel = max(1, parallel)
         self._queue: collections.deque[_Job] = collections.deque()
@@ -190,3 +192,6 @@ class ScanManager:
         else:
             meta.state = "failed"
         self.runs.save_meta(meta)
+        if self.on_end is not None and self.runs.jsonl(job.run_id, False).is_file():
+            with contextlib.suppress(Exception):
+                self.on_end(job.run_id)
