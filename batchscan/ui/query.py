@@ -238,7 +238,7 @@ class RunStore:
                     lines += chunk.count(b"\n")
                     self._lines[run_id] = lines
             self._build_once(run_id, source, target)
-        except Exception as exc:  # noqa: BLE001 - shown on the page, retried on next open
+        except Exception as exc:  # shown on the page; the next open retries
             self._failed[run_id] = f"{type(exc).__name__}: {exc}"
         finally:
             with self._state_lock:
