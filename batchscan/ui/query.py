@@ -2,22 +2,23 @@
 
 A run is read once into a Parquet copy under `RUNS/.cache/` (rebuilt when the JSONL's size
 or modification time changes): one streamed `COPY (SELECT row_number() OVER (), ...
-FROM read_json(...))` (an empty OVER() streams, so the build stays within DuckDB's memory
-limit and spills to `RUNS/.cache/spill` if it must), in the file's order, in row groups of
-16,384 rows, with derived columns: `rid` (the line number, which names a file in URLs and
-is the paging key: row-group zone maps find a rid without reading the rest), `sev_rank`
-(for sorting by severity), `grp` (the repository or folder: `hf://ORG/NAME@COMMIT` for hub
-and HF-cache names, the parent folder otherwise), `rules` (distinct rule ids) and
-`n_findings`. Beside it a small summary JSON (counts by status and severity, findings by
-severity, formats, rules, slowest files) is written by the same build, so a run page's
-banner and cards read no records.
+FROM read_json(...))` in a single-threaded database of its own (an empty OVER() streams, so
+the build stays within `BUILD_MEMORY` and spills to `RUNS/.cache/spill-build` if it must),
+in the file's order, in row groups of 16,384 rows, with derived columns: `rid` (the line
+number, which names a file in URLs and is the paging key: row-group zone maps find a rid
+without reading the rest), `sev_rank` (for sorting by severity), `grp` (the repository or
+folder: `hf://ORG/NAME@COMMIT` for hub and HF-cache names, the parent folder otherwise),
+`rules` (distinct rule ids) and `n_findings`. Beside it, from the same build: a summary JSON
+(counts by status x severity, findings by severity, formats, rules, slowest files) and a
+Parquet table of groups, so a run page's banner, cards and group view read no records.
 
 Large runs (more than `INLINE_BYTES` of JSONL) are copied in a background thread, started
 when a UI scan ends or on first open; until then a page says "preparing" (or, for a run
 that grows, shows the previous copy) instead of blocking a request. Pages are found by
-keyset (`after`/`before` = the rid of the last/first row shown) on (sort key, rid), never
-by reading and skipping rows; the `findings` column is read only for a file's own page,
-exports and diffs. All values reach SQL as bound parameters; only column names and
+keyset (`after`/`before` = the rid of the last/first row shown) on (sort key, rid), then
+only those rows' columns are read (an old `offset=` link still works: it skips rows of the
+narrow key only); the `findings` column is read only for a file's own page, exports and
+diffs. All values reach SQL as bound parameters; only column names and
 expressions chosen here are spliced.
 """
 
