@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import subprocess
 import sys
 import time
@@ -254,6 +255,10 @@ def test_a_scan_started_here_is_the_cli_run(client: TestClient, runs: Path,
     progress = runs_folder.progress(run_id)
     assert progress is not None and progress["done"] == 6 and progress["walk_done"]
     assert meta.summary is not None and meta.summary["sandbox_degraded"] is not None
+    copy = re.compile(re.escape(run_id) + r"\.\d+-\d+\.r2\.parquet")
+    while not any(copy.fullmatch(p.name) for p in (runs / ".cache").iterdir()):
+        assert time.monotonic() < deadline  # the copy is built when the scan ends, unasked
+        time.sleep(0.1)
 
 
 def _many(runs: Path, name: str, count: int) -> None:
