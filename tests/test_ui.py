@@ -282,7 +282,9 @@ def test_keyset_pages_visit_every_file_once_in_sort_order(runs: Path, sort: str)
         shown = store.page("many", Filters(), sort, limit=50, after=shown.last)
     assert seen == [r["rid"] for r in everything] and sorted(seen) == list(range(1, 238))
     back = store.page("many", Filters(), sort, limit=50, before=shown.first)
-    assert [r["rid"] for r in back.rows] == seen[-37 - 50:-37]
+    assert [r["rid"] for r in back.rows] == seen[-37 - 50:-37] and back.previous
+    first = store.page("many", Filters(), sort, limit=50, before=seen[50])
+    assert [r["rid"] for r in first.rows] == seen[:50] and not first.previous and first.more
     assert "findings" not in everything[0]  # pages never read the findings column
     filtered = store.page("many", Filters(severity=["error"]), sort, limit=10)
     following = store.page("many", Filters(severity=["error"]), sort, limit=10,
@@ -343,3 +345,23 @@ def test_a_large_run_is_prepared_in_the_background(runs: Path, client: TestClien
         time.sleep(0.1)
         page = client.get("/runs/big", params={"token": TOKEN}).text
     assert "501 file(s)" in page and 'id="stale"' not in page
+
+
+def test_the_pager_links_follow_the_keyset(runs: Path, client: TestClient) -> None:
+    _many(runs, "many", 120)
+    page = client.get("/runs/many", params={"token": TOKEN}).text
+    assert 'id="previous"' not in page and "showing 1–50" in page
+    seen: list[str] = []
+    for _ in range(2):
+        seen += re.findall(r'href="/runs/many/files/(\d+)"', page)
+        after = re.search(r'id="next" href="[^"]*after=(\d+)', page)
+        assert after is not None
+        page = client.get("/runs/many", params={"token": TOKEN, "after": after[1],
+                                                "offset": str(len(seen))}).text
+    seen += re.findall(r'href="/runs/many/files/(\d+)"', page)
+    assert 'id="next"' not in page and "showing 101–120" in page
+    assert sorted(map(int, seen)) == list(range(1, 121))
+    before = re.search(r'id="previous" href="[^"]*before=(\d+)', page)
+    assert before is not None
+    back = client.get("/runs/many", params={"token": TOKEN, "before": before[1]}).text
+    assert re.findall(r'href="/runs/many/files/(\d+)"', back) == seen[50:100]

@@ -453,6 +453,7 @@ def _run_view(store: RunStore, triage: TriageStore, run_id: str, filters: Filter
     suppressed = sum(1 for key in decisions if not decisions[key].expired)
     return {"all": found.summary, "stale": found.stale, "total": shown.total,
             "rows": shown.rows, "first": shown.first, "last": shown.last, "more": shown.more,
+            "previous": shown.previous,
             "keyset": after is not None or before is not None, "triaged": suppressed}
 
 

@@ -147,6 +147,7 @@ class Page:
     first: int | None = None  # rid of the first row shown: `before` of the previous page
     last: int | None = None  # rid of the last row shown: `after` of the next page
     more: bool = False  # a row follows the last one shown
+    previous: bool = False  # a row precedes the first one shown
 
 
 class RunStore:
@@ -353,11 +354,12 @@ class RunStore:
             f"SELECT {PAGE_COLUMNS} FROM {table} WHERE rid IN (SELECT unnest(?))",
             [rids]))} if rids else {}
         rows = [found_rows[rid] for rid in rids]
+        previous = offset > 0 if anchor is None else after is not None
         if before is not None and after is None and anchor is not None:
             rows.reverse()
-            more = True  # the row `before` follows
+            previous, more = more, True  # the row `before` follows
         return Page(total, rows, rows[0]["rid"] if rows else None,
-                    rows[-1]["rid"] if rows else None, more)
+                    rows[-1]["rid"] if rows else None, more, previous)
 
     def counts(self, run_id: str, filters: Filters | None = None,
                wait: bool = True) -> dict[str, Any]:
@@ -389,7 +391,7 @@ class RunStore:
             count = rows[0].pop("n_groups") if rows else 0
             for row in rows[1:]:
                 row.pop("n_groups")
-        return Page(count, rows, more=offset + len(rows) < count)
+        return Page(count, rows, more=offset + len(rows) < count, previous=offset > 0)
 
     def record(self, run_id: str, rid: int, wait: bool = False) -> dict[str, Any] | None:
         table = self.relation(run_id, wait)
