@@ -12,7 +12,7 @@ SCAN_ARGS ?= -j 2
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ui]'
 	touch $(STAMP)
 
 setup: $(STAMP)

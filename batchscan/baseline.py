@@ -16,6 +16,7 @@ baseline.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,23 @@ def _path(row: dict[str, Any]) -> object:
     return path_from_dict(row) if isinstance(row.get("path"), str) else row.get("path")
 
 
+def triage_expired(triage: object) -> bool:
+    """`batchscan ui` adds `triage: {state, reason, expires}` to baseline findings; an
+    `expires` date (YYYY-MM-DD, inclusive) in the past, or unreadable, ends the suppression."""
+    if not isinstance(triage, dict) or not triage.get("expires"):
+        return False
+    try:
+        until = dt.date.fromisoformat(str(triage["expires"])[:10])
+    except ValueError:
+        return True
+    return dt.datetime.now(dt.UTC).date() > until
+
+
 def _from_record(row: dict[str, Any]) -> Iterator[str]:
     if "findings" in row:  # a record (JSONL line or an entry of a -f json document)
         for finding in row["findings"] or []:
+            if isinstance(finding, dict) and triage_expired(finding.get("triage")):
+                continue  # a UI triage decision past its expiry: report the finding again
             yield _identity(finding.get("rule_id"), row.get("sha256"), _path(row),
                             finding.get("member"))
     elif "finding_rule_id" in row:  # a --flatten row (a clean file is a row of nulls)

@@ -45,7 +45,7 @@ from batchscan.schema import record_from_dict
 from batchscan.sources import Item
 from batchscan.sources.local import FOLLOW_CHOICES
 
-COMMANDS = ("scan", "report", "schema", "doctor")
+COMMANDS = ("scan", "report", "schema", "doctor", "ui")
 ALIASES = {"scan-model": "scan"}  # `promptfoo scan-model ARGS` -> `batchscan scan-model ARGS`
 GLOBAL_OPTIONS = ("-h", "--help", "--version")
 MIN_MEMORY_LIMIT = 64 * 1024**2  # a worker interpreter with the scanners loaded needs ~40 MB
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "crashed or too_large (their old records are replaced)")
     report = sub.add_parser("report", help="re-render saved JSONL without rescanning")
     report.add_argument("runs", nargs="+", metavar="RUN.jsonl")
-    report.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif"),
+    report.add_argument("-f", "--format", choices=("text", "json", "jsonl", "sarif", "html"),
                         default="text")
     report.add_argument("-o", "--output", metavar="FILE")
     report.add_argument("-v", "--verbose", action="store_true")
@@ -226,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="CREATE TABLE statements for this warehouse")
     what.add_argument("--rules-md", action="store_true",
                       help="docs/rules.md (the rule reference SARIF helpUri points to)")
+    ui = sub.add_parser("ui", help="web UI: set up scans, watch them, read and triage results")
+    ui.add_argument("--runs", default="batchscan-runs", metavar="DIR",
+                    help="runs folder: one JSONL per run (default ./batchscan-runs)")
+    ui.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free)")
+    ui.add_argument("--parallel", type=int, default=1, metavar="N",
+                    help="scans run at once; the others queue (default 1)")
     return parser
 
 
@@ -364,7 +371,7 @@ def run_report(args: argparse.Namespace) -> int:
         for record in records:
             summary.add(record)
         return summary.exit_code()
-    binary = args.format in ("json", "jsonl", "sarif")
+    binary = args.format in ("json", "jsonl", "sarif", "html")
     with _open_output(args.output, binary) as out:
         writer = _writer(args.format, out, run_id, args.verbose, args.flatten, args.compat)
         for record in records:
@@ -460,6 +467,10 @@ def _writer(fmt: str, out: Any, run_id: str, verbose: bool, flatten: bool,
         return JsonWriter(out, run_id)
     if fmt == "sarif":
         return SarifWriter(out, run_id)
+    if fmt == "html":
+        from batchscan.outputs.html import HtmlWriter
+
+        return HtmlWriter(out, run_id)
     return TextWriter(out, verbose=verbose, emit=emit, quiet=quiet)
 
 
@@ -656,6 +667,10 @@ def main(argv: Sequence[str] | None = None, early_signals: list[int] | None = No
     parser = build_parser()
     args = parser.parse_args(_normalise_argv(sys.argv[1:] if argv is None else argv))
     try:
+        if args.command == "ui":
+            from batchscan.ui.server import serve
+
+            return serve(args, build_parser().parse_args)
         if args.command == "doctor":
             return run_doctor()
         if args.command == "schema":

@@ -4,7 +4,8 @@ Reads every module's imports with `ast` (function-level imports included: a late
 still a dependency), so the check needs nothing installed and runs in milliseconds. The
 layers are drawn in README ("How the code is layered"):
 
-    cli            batchscan.cli, launch, __main__
+    cli            batchscan.cli, launch, __main__, ui.runner (the UI's scan child: the CLI)
+    ui             batchscan.ui.* (the web app; the CLI hands it its argument parser)
     outputs        batchscan.outputs.*
     coordinator    batchscan.coordinator, config, cache, downloads, selection, baseline,
                    executors.*
@@ -34,7 +35,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                      "batchscan.downloads", "batchscan.selection", "batchscan.baseline",
                      "batchscan.executors")),
     ("outputs", ("batchscan.outputs",)),
-    ("cli", ("batchscan.cli", "batchscan.launch", "batchscan.__main__")),
+    ("ui", ("batchscan.ui",)),
+    ("cli", ("batchscan.cli", "batchscan.launch", "batchscan.__main__", "batchscan.ui.runner")),
 )
 
 
