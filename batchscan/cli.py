@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="per-worker memory cap (default 4GiB)")
     scan.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning",
                       help="lowest severity that makes the exit code 1 (default warning)")
+    scan.add_argument("--fail-on-unsupported", action="store_true",
+                      help="exit code 2 when a file's format is not understood (status "
+                      "unsupported), as for files that could not be fully scanned")
     scan.add_argument("--no-hash", action="store_true", help="do not compute sha256")
     scan.add_argument("--follow-symlinks", choices=FOLLOW_CHOICES, default="args",
                       help="never, only command-line args (default), or always")
@@ -121,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", metavar="FILE")
     report.add_argument("-v", "--verbose", action="store_true")
     report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
+    report.add_argument("--fail-on-unsupported", action="store_true")
     report.add_argument("--flatten", action="store_true")
     sub.add_parser("doctor", help="which sandbox layers this machine supports, and whether "
                                   "each was applied in a test worker")
@@ -186,7 +190,8 @@ def _open_output(path: str | None, binary: bool, append: bool = False) -> Iterat
 
 def run_report(args: argparse.Namespace) -> int:
     """Re-render saved JSONL (several runs or shards may be given) as any output format."""
-    summary = Summary(fail_on=Severity(args.fail_on))
+    summary = Summary(fail_on=Severity(args.fail_on),
+                      fail_on_unsupported=args.fail_on_unsupported)
     records = []
     for run in args.runs:
         with open(run, "rb") as handle:
@@ -288,7 +293,8 @@ def run_scan(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"batchscan: {exc}") from exc
     engine = Engine(config, keep=keep)
-    summary = Summary(fail_on=Severity(args.fail_on))
+    summary = Summary(fail_on=Severity(args.fail_on),
+                      fail_on_unsupported=args.fail_on_unsupported)
     binary = args.format in ("json", "jsonl", "sarif")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False

@@ -27,6 +27,7 @@ from batchscan.workers import (
     tar,
     template,
     tf_savedmodel,
+    unknown,
     yaml_config,
     zip,
 )
@@ -94,3 +95,7 @@ def scan_source(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         yield from module.scan(source, ctx)
     elif fmt != UNKNOWN:
         ctx.note_incomplete(f"{ctx.member}: format {fmt!r} recognised but not scanned")
+    else:
+        # Tensor storages and the like: the cheap content checks only (YAML python tags,
+        # template markers, a damaged pickle under any name).
+        yield from unknown.checks(source, ctx)

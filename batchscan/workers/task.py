@@ -21,7 +21,7 @@ from batchscan import rules, sandbox
 from batchscan.cachedb import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
-from batchscan.workers import faults
+from batchscan.workers import faults, unknown
 from batchscan.workers.base import (
     FormatError,
     FormatModule,
@@ -115,6 +115,11 @@ def scan_file(
                     fmt = ctx.format_hint or fmt
             elif fmt != "unknown":
                 error = f"format {fmt!r} recognised but not scanned by this version"
+            else:
+                # Never clean: only the cheap content checks ran (`workers/unknown.py`).
+                findings.extend(unknown.checks(source, ctx))
+                status = Status.UNSUPPORTED
+                error = unknown.REASON
             if sha is None and options.hash:
                 # One sequential pass through a reused buffer; the scan's reads above were
                 # small and hit the same page cache.
@@ -133,8 +138,11 @@ def scan_file(
         error = f"{fmt} structure nested too deeply to analyse"
     except Exception as exc:
         error = f"internal error in the {fmt} scanner: {type(exc).__name__}: {exc}"
-    if ctx.incomplete and error is None:
+    if status is Status.UNSUPPORTED and error != unknown.REASON:
+        status = None  # the content checks or the hashing failed: an error record
+    if ctx.incomplete and (error is None or status is Status.UNSUPPORTED):
         error = "not fully scanned: " + "; ".join(ctx.incomplete)
+        status = None
     if not options.verbose:
         findings = [f for f in findings if f.severity is not Severity.DEBUG]
     return FileResult(
