@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="per-worker memory cap (default 4GiB)")
     scan.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning",
                       help="lowest severity that makes the exit code 1 (default warning)")
+    scan.add_argument("--fail-on-unsupported", action="store_true",
+                      help="exit code 2 when a file's format is not understood (status "
+                      "unsupported), as for files that could not be fully scanned")
     scan.add_argument("--no-hash", action="store_true", help="do not compute sha256")
     scan.add_argument("--follow-symlinks", choices=FOLLOW_CHOICES, default="args",
                       help="never, only command-line args (default), or always")
@@ -211,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("-o", "--output", metavar="FILE")
     report.add_argument("-v", "--verbose", action="store_true")
     report.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning")
+    report.add_argument("--fail-on-unsupported", action="store_true")
     report.add_argument("--flatten", action="store_true")
     sub.add_parser("doctor", help="which sandbox layers this machine supports, and whether "
                                   "each was applied in a test worker")
@@ -350,7 +354,8 @@ def _open_output(path: str | None, binary: bool, append: bool = False) -> Iterat
 
 def run_report(args: argparse.Namespace) -> int:
     """Re-render saved JSONL (several runs or shards may be given) as any output format."""
-    summary = Summary(fail_on=Severity(args.fail_on))
+    summary = Summary(fail_on=Severity(args.fail_on),
+                      fail_on_unsupported=args.fail_on_unsupported)
     records = []
     for run in args.runs:
         with open(run, "rb") as handle:
@@ -565,7 +570,8 @@ def run_scan(args: argparse.Namespace, early_signals: list[int] | None = None) -
         known = load_baseline(Path(args.baseline)) if args.baseline else None
     except BaselineError as exc:
         raise UsageError(str(exc)) from exc
-    summary = Summary(fail_on=Severity(args.fail_on))
+    summary = Summary(fail_on=Severity(args.fail_on),
+                      fail_on_unsupported=args.fail_on_unsupported)
     binary = args.format in ("json", "jsonl", "sarif")
     stop = threading.Event()
     handler = _StopOnSignal(stop)

@@ -29,7 +29,12 @@ _SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}
 
 
 class Status(enum.StrEnum):
-    """What happened to one input. Only CLEAN and FINDINGS mean "fully scanned"."""
+    """What happened to one input. Only CLEAN and FINDINGS mean "fully scanned".
+
+    UNSUPPORTED: no scanner understood the file (its format is unknown); it got the cheap
+    content checks only, so it is never CLEAN. It does not make the run incomplete unless
+    the user asks (`--fail-on-unsupported`).
+    """
 
     CLEAN = "clean"
     FINDINGS = "findings"
@@ -39,6 +44,7 @@ class Status(enum.StrEnum):
     CRASHED = "crashed"
     TOO_LARGE = "too_large"
     SKIPPED = "skipped"
+    UNSUPPORTED = "unsupported"
 
     @property
     def incomplete(self) -> bool:

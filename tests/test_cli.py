@@ -50,9 +50,17 @@ def test_clean_tree_exits_0_and_records_validate(tree: Path) -> None:
     result = batchscan("scan", str(tree), "-f", "jsonl", "-j", "2")
     assert result.returncode == 0, result.stderr
     records = jsonl(result.stdout)
-    assert {Path(r["path"]).name for r in records} == {"good.pkl", "notes.txt"}
-    assert all(r["status"] == "clean" for r in records)
+    assert {Path(r["path"]).name: r["status"] for r in records} == {
+        "good.pkl": "clean", "notes.txt": "unsupported"}  # clean = read and understood
     assert len({r["run_id"] for r in records}) == 1
+
+
+def test_unsupported_files_change_the_exit_code_only_when_asked(tree: Path) -> None:
+    result = batchscan("scan", str(tree), "-f", "json", "-j", "1", "--fail-on-unsupported")
+    assert result.returncode == 2, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["unsupported_files"] == 1
+    assert summary["by_status"] == {"clean": 1, "unsupported": 1}
 
 
 def test_findings_exit_1_and_take_precedence_over_errors(tree: Path) -> None:

@@ -114,7 +114,8 @@ def test_a_revision_is_listed_and_named_by_its_commit(hub: str) -> None:
     code, records = scan(hub, "hf://someorg/evil-model@v1")
     assert set(records) == {f"hf://someorg/evil-model@{COMMIT_V1}/model.pkl",
                             f"hf://someorg/evil-model@{COMMIT_V1}/sub/dir/notes.md"}
-    assert code == 0 and all(r["status"] == "clean" for r in records.values())
+    assert code == 0 and {p.rsplit("/", 1)[1]: r["status"] for p, r in records.items()} == {
+        "model.pkl": "clean", "notes.md": "unsupported"}
     assert all(f"/resolve/{COMMIT_V1}/" in path for path in downloads())
 
 

@@ -66,7 +66,8 @@ def verdict(summary: dict[str, Any]) -> tuple[str, str]:
     """(css class, sentence): never "clean" when anything was not fully scanned."""
     by_status = summary.get("by_status", {})
     incomplete = {s.value: by_status.get(s.value, 0) for s in Status
-                  if (s.incomplete or s is Status.SKIPPED) and by_status.get(s.value)}
+                  if (s.incomplete or s in (Status.SKIPPED, Status.UNSUPPORTED))
+                  and by_status.get(s.value)}
     detail = ", ".join(f"{n} {s}" for s, n in incomplete.items())
     if summary.get("failing_files"):
         text = (f"FLAGGED: {summary['failing_files']} file(s) with findings at or above "

@@ -6,7 +6,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchscan.records import ScanRecord, Severity
+from batchscan.records import ScanRecord, Severity, Status
 from batchscan.schema import display_path
 
 EXIT_CLEAN = 0
@@ -26,6 +26,8 @@ class Summary:
     slowest: list[tuple[float, str]] = field(default_factory=list)
     failing: int = 0  # files with a finding at or above fail_on
     incomplete: int = 0
+    unsupported: int = 0  # no scanner understood them (counted apart, never clean)
+    fail_on_unsupported: bool = False  # count them as incomplete for the exit code
 
     def add(self, record: ScanRecord) -> None:
         self.files += 1
@@ -39,6 +41,8 @@ class Summary:
             self.failing += 1
         if record.status.incomplete:
             self.incomplete += 1
+        if record.status is Status.UNSUPPORTED:
+            self.unsupported += 1
         self.slowest.append((record.duration_ms, display_path(record.path)))
         if len(self.slowest) > 50:
             self.slowest.sort(reverse=True)
@@ -49,7 +53,7 @@ class Summary:
             return EXIT_INTERRUPTED
         if self.failing:
             return EXIT_FINDINGS
-        if self.incomplete:
+        if self.incomplete or (self.fail_on_unsupported and self.unsupported):
             return EXIT_INCOMPLETE
         return EXIT_CLEAN
 
@@ -63,6 +67,7 @@ class Summary:
             "top_rules": dict(self.by_rule.most_common(10)),
             "failing_files": self.failing,
             "incomplete_files": self.incomplete,
+            "unsupported_files": self.unsupported,
             "fail_on": self.fail_on.value,
             "wall_seconds": round(wall_seconds, 3),
             "files_per_second": round(self.files / wall_seconds, 1) if wall_seconds > 0 else None,

@@ -138,7 +138,7 @@ class TextWriter:
         self.out.flush()
 
     def write(self, record: ScanRecord) -> None:
-        quiet = record.status in (Status.CLEAN,) and not record.findings
+        quiet = record.status in (Status.CLEAN, Status.UNSUPPORTED) and not record.findings
         if quiet and not self.verbose:
             return
         head = f"{printable(display_path(record.path))} [{record.format}] {record.status.value}"

@@ -116,9 +116,8 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         yield OBJECT_ARRAY.finding(f"object array of shape {shape}: its data is a pickle",
                                    member=ctx.member, offset=data_offset)
         data = source.head if len(source.head) >= source.size else None
-        findings, _ = pickle_format.analyse(source.stream, source.size, ctx,
-                                            start=data_offset, data=data)
-        yield from findings
+        yield from pickle_format.findings(source.stream, source.size, ctx,
+                                          start=data_offset, data=data)
         return
     count = 1
     for n in shape:

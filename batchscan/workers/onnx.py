@@ -61,8 +61,19 @@ def sniff(head: bytes, name: str) -> bool:
     lowered = name.lower()
     if lowered.endswith(".onnx"):
         return True
-    return not lowered.endswith((".pb", ".pbtxt")) and 1 <= head[1] <= 12 and head[2] in (
-        0x12, 0x1A)
+    if lowered.endswith((".pb", ".pbtxt", ".mlmodel")):
+        return False
+    return 1 <= head[1] <= 12 and head[2] in (0x12, 0x1A) and _text_field(head, 3)
+
+
+def _text_field(head: bytes, at: int) -> bool:
+    """ONNX's field 2/3 is a producer name/version (text); Core ML's field 2 at the same
+    place is a ModelDescription message (it starts with a 0x0a tag), not text."""
+    length = head[at] if at < len(head) else 0
+    if length & 0x80 or length == 0:
+        return False
+    text = head[at + 1 : at + 1 + min(length, 64)]
+    return bool(text) and all(0x20 <= ch < 0x7F or ch >= 0x80 for ch in text)
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:

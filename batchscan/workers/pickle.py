@@ -232,6 +232,11 @@ class _Walk:
     joblib_arrays: int = 0
     values: list[object] = field(default_factory=list)  # each pickle's result (first few)
     storages: dict[str, tuple[str, int]] = field(default_factory=dict)  # torch: key -> type
+    damage: int | None = None  # where the stream broke (the loader stops there)
+    appended_zip: int | None = None  # a zip archive follows the last STOP here
+
+
+Walk = _Walk  # what callers pass to `findings` to learn what the walk saw
 
 
 def render(value: object, depth: int = 0) -> str:
@@ -436,6 +441,7 @@ class _Walker:
         self.nested: list[tuple[bytes, int, str]] = []
         self.lenient = False  # ignore FRAME lengths that overrun the data (salvage pass)
         self.sniffing = False  # reject names no importer accepts (content sniffing)
+        self.binary_text = False  # sniffing met a text argument with control characters
 
     # classification bookkeeping ---------------------------------------------------------
     def use(self, module: str, name: str, offset: int) -> Ref:
@@ -575,15 +581,19 @@ class _Walker:
 
     # helpers of the loop ----------------------------------------------------------------
     def text_line(self, text: bytes, offset: int) -> bytes:
-        """When sniffing, a UNICODE/PERSID line is text: random binary data is not."""
+        """When sniffing, note a UNICODE/PERSID line that is not text (random binary data
+        parses that way for a while); the loader accepts it, so the walk goes on."""
         if self.sniffing and _CONTROL.search(text):
-            raise _Damage(offset, "not a text line")
+            self.binary_text = True
         return text
 
     def resolve(self, module: str, name: str, proto: int, offset: int) -> Ref:
         """`find_class`: Python 2 names are mapped under protocol < 3, like the unpickler."""
         if self.sniffing and not (_IDENTIFIER.match(module) and _IDENTIFIER.match(name)):
-            raise _Damage(offset, "not an importable name")
+            # No importer accepts it (random data parses that way for a while): not evidence
+            # of a pickle, but the loader goes on, and so does the trial walk.
+            self.binary_text = True
+            return Ref(module, name, offset)
         if proto < 3:
             mapped = _compat_pickle.NAME_MAPPING.get((module, name))
             if mapped is not None:
@@ -596,7 +606,7 @@ class _Walker:
                       f"{pattern!r}", offset)
         return self.use(module, name, offset)
 
-    def stack_global(self, module: object, name: object, offset: int) -> Ref:
+    def stack_global(self, module: object, name: object, proto: int, offset: int) -> Ref:
         module_v, name_v = _literal(module), _literal(name)
         computed = isinstance(module, Call) or isinstance(name, Call)
         if not isinstance(module_v, str) or not isinstance(name_v, str):
@@ -611,7 +621,8 @@ class _Walker:
                       f"STACK_GLOBAL name is computed at load time and resolves to "
                       f"`{module_v}.{name_v}`", offset,
                       evidence=f"{render(module)} . {render(name)}"[:_EVIDENCE_CHARS])
-        return self.resolve(module_v, name_v, 4, offset)
+        # find_class maps Python 2 names under protocol < 3 whichever opcode asked.
+        return self.resolve(module_v, name_v, proto, offset)
 
     def build(self, inst: object, state: object, offset: int) -> tuple[int, bool, bool] | None:
         """BUILD: `inst.__setstate__(state)` if it has one, else a `__dict__`/slot update.
@@ -695,8 +706,10 @@ class _Machine:
         block only runs when its argument lies wholly before `fast_end` and its stack and memo
         rules hold; otherwise the opcode falls through to its handler, which applies every
         rule. Each inline block does what its `op_<name>` handler does
-        (tests/test_pickle_dispatch.py runs both ways). Handled opcodes, and TUPLE (which had
-        only a handler when the budget was set), count against the opcode budget.
+        (tests/test_pickle_dispatch.py runs both ways). Every opcode counts against the opcode
+        budget, which is checked at each handled opcode (every stream ends in one: STOP, or
+        damage); an inline opcode consumes at least one byte, so the overshoot is bounded by
+        the buffer.
         """
         r = self.r
         buf = self.buf
@@ -717,187 +730,193 @@ class _Machine:
         # a FRAME end, so the inline blocks read them directly; handlers recompute `fast_end`.
         fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
         guard = blen if r.eof else blen - 16
-        while True:
-            if pos >= guard:
-                if not r.eof:
-                    self.refill(pos, 16)
-                    buf = self.buf
-                    blen = self.blen
-                    pos = self.pos
-                    fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
-                    guard = blen if r.eof else blen - 16
-                if pos >= blen:
-                    raise _Damage(r.base + pos, "stream ends without STOP")
-            op = buf[pos]
-            pos += 1
+        try:
+            while True:
+                if pos >= guard:
+                    if not r.eof:
+                        self.refill(pos, 16)
+                        buf = self.buf
+                        blen = self.blen
+                        pos = self.pos
+                        fast_end = (blen if self.frame_end < 0
+                                    else min(blen, self.frame_end - r.base))
+                        guard = blen if r.eof else blen - 16
+                    if pos >= blen:
+                        raise _Damage(r.base + pos, "stream ends without STOP")
+                op = buf[pos]
+                pos += 1
+                ops += 1
 
-            # --- inline blocks: plain data opcodes, no frame or buffer edge in reach ----
-            # Ordered by measured frequency; each does what its `op_<name>` handler does. A
-            # pushed string or container is usually memoised by the very next opcode, which
-            # is folded in here to save a turn.
-            if op == 0x68:  # BINGET
-                if pos < fast_end:
-                    got = memo.get(buf[pos], _MISSING)
-                    if got is not _MISSING:
-                        stack.append(got)
-                        pos += 1
+                # --- inline blocks: plain data opcodes, no frame or buffer edge in reach ----
+                # Ordered by measured frequency; each does what its `op_<name>` handler does. A
+                # pushed string or container is usually memoised by the very next opcode, which
+                # is folded in here to save a turn.
+                if op == 0x68:  # BINGET
+                    if pos < fast_end:
+                        got = memo.get(buf[pos], _MISSING)
+                        if got is not _MISSING:
+                            stack.append(got)
+                            pos += 1
+                            continue
+                elif op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                    if op == 0x8C:
+                        start = pos + 1
+                        end = start + buf[pos] if pos < fast_end else fast_end + 1
+                    else:
+                        start = pos + 4
+                        end = start + uint4(buf, pos)[0] if start <= fast_end else fast_end + 1
+                    if end <= fast_end and end - start < _INLINE_MAX:
+                        try:
+                            text = buf[start:end].decode("utf-8", "surrogatepass")
+                        except UnicodeDecodeError:
+                            raise _Damage(r.base + pos - 1,
+                                          "invalid UTF-8 in a unicode string") from None
+                        if end - start > 15 and text[:2] in decode_prefixes:
+                            self.w.encoded_pickle(text, r.base + pos - 1)
+                        pos = end
+                        stack.append(text)
+                        if pos < fast_end:
+                            nxt = buf[pos]
+                            if nxt == 0x94:
+                                memo[len(memo)] = text
+                                pos += 1
+                            elif nxt == 0x71 and pos + 1 < fast_end:
+                                memo[buf[pos + 1]] = text
+                                pos += 2
                         continue
-            elif op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
-                if op == 0x8C:
-                    start = pos + 1
-                    end = start + buf[pos] if pos < fast_end else fast_end + 1
-                else:
-                    start = pos + 4
-                    end = start + uint4(buf, pos)[0] if start <= fast_end else fast_end + 1
-                if end <= fast_end and end - start < _INLINE_MAX:
-                    try:
-                        text = buf[start:end].decode("utf-8", "surrogatepass")
-                    except UnicodeDecodeError:
-                        raise _Damage(r.base + pos - 1,
-                                      "invalid UTF-8 in a unicode string") from None
-                    if end - start > 15 and text[:2] in decode_prefixes:
-                        self.w.encoded_pickle(text, r.base + pos - 1)
-                    pos = end
-                    stack.append(text)
+                elif op == 0x94:  # MEMOIZE
+                    if len(stack) > fence:
+                        memo[len(memo)] = stack[-1]
+                        continue
+                elif op == 0x28:  # MARK
+                    fence = len(stack)
+                    marks.append(fence)
+                    continue
+                elif op == 0x74:  # TUPLE (4+ items: records)
+                    if marks:
+                        mark = marks.pop()
+                        fence = marks[-1] if marks else 0
+                        tup = tuple(stack[mark:])
+                        del stack[mark:]
+                        stack.append(tup)
+                        continue
+                elif op == 0x7D or op == 0x5D:  # EMPTY_DICT, EMPTY_LIST
+                    fresh: list[object] = PDict() if op == 0x7D else PList()
+                    stack.append(fresh)
                     if pos < fast_end:
                         nxt = buf[pos]
                         if nxt == 0x94:
-                            memo[len(memo)] = text
+                            memo[len(memo)] = fresh
                             pos += 1
                         elif nxt == 0x71 and pos + 1 < fast_end:
-                            memo[buf[pos + 1]] = text
+                            memo[buf[pos + 1]] = fresh
                             pos += 2
                     continue
-            elif op == 0x94:  # MEMOIZE
-                if len(stack) > fence:
-                    memo[len(memo)] = stack[-1]
-                    continue
-            elif op == 0x28:  # MARK
-                fence = len(stack)
-                marks.append(fence)
-                continue
-            elif op == 0x74:  # TUPLE (4+ items: records); budgeted like a handled opcode
-                if marks:
-                    ops += 1
-                    if ops > budget:
-                        raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
-                    mark = marks.pop()
-                    fence = marks[-1] if marks else 0
-                    tup = tuple(stack[mark:])
-                    del stack[mark:]
-                    stack.append(tup)
-                    continue
-            elif op == 0x7D or op == 0x5D:  # EMPTY_DICT, EMPTY_LIST
-                fresh: list[object] = PDict() if op == 0x7D else PList()
-                stack.append(fresh)
-                if pos < fast_end:
-                    nxt = buf[pos]
-                    if nxt == 0x94:
-                        memo[len(memo)] = fresh
-                        pos += 1
-                    elif nxt == 0x71 and pos + 1 < fast_end:
-                        memo[buf[pos + 1]] = fresh
-                        pos += 2
-                continue
-            elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS
-                if marks:
-                    mark = marks[-1]
-                    below = marks[-2] if len(marks) > 1 else 0
-                    if mark > below:
-                        target = stack[mark - 1]
-                        if op == 0x75:
-                            if type(target) is PDict and (len(stack) - mark) % 2 == 0:
-                                room = 2 * _CONTAINER_CAP - len(target)
-                                if room > 0:
-                                    target.extend(stack[mark : mark + room])
+                elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS
+                    if marks:
+                        mark = marks[-1]
+                        below = marks[-2] if len(marks) > 1 else 0
+                        if mark > below:
+                            target = stack[mark - 1]
+                            if op == 0x75:
+                                if type(target) is PDict and (len(stack) - mark) % 2 == 0:
+                                    room = 2 * _CONTAINER_CAP - len(target)
+                                    if room > 0:
+                                        target.extend(stack[mark : mark + room])
+                                    del stack[mark:]
+                                    marks.pop()
+                                    fence = below
+                                    continue
+                            elif type(target) is PList:
+                                if len(target) < _CONTAINER_CAP:
+                                    target.extend(stack[mark : mark + _CONTAINER_CAP - len(target)])
                                 del stack[mark:]
                                 marks.pop()
                                 fence = below
                                 continue
-                        elif type(target) is PList:
-                            if len(target) < _CONTAINER_CAP:
-                                target.extend(stack[mark : mark + _CONTAINER_CAP - len(target)])
-                            del stack[mark:]
-                            marks.pop()
-                            fence = below
+                elif op == 0x47:  # BINFLOAT
+                    if pos + 8 <= fast_end:
+                        stack.append(double(buf, pos)[0])
+                        pos += 8
+                        continue
+                elif op == 0x72:  # LONG_BINPUT
+                    if pos + 4 <= fast_end and len(stack) > fence:
+                        memo[uint4(buf, pos)[0]] = stack[-1]
+                        pos += 4
+                        continue
+                elif op == 0x4D:  # BININT2
+                    if pos + 2 <= fast_end:
+                        stack.append(buf[pos] | buf[pos + 1] << 8)
+                        pos += 2
+                        continue
+                elif op == 0x4B:  # BININT1
+                    if pos < fast_end:
+                        stack.append(buf[pos])
+                        pos += 1
+                        continue
+                elif op == 0x71:  # BINPUT
+                    if pos < fast_end and len(stack) > fence:
+                        memo[buf[pos]] = stack[-1]
+                        pos += 1
+                        continue
+                elif op == 0x6A:  # LONG_BINGET
+                    if pos + 4 <= fast_end:
+                        got = memo.get(uint4(buf, pos)[0], _MISSING)
+                        if got is not _MISSING:
+                            stack.append(got)
+                            pos += 4
                             continue
-            elif op == 0x47:  # BINFLOAT
-                if pos + 8 <= fast_end:
-                    stack.append(double(buf, pos)[0])
-                    pos += 8
-                    continue
-            elif op == 0x72:  # LONG_BINPUT
-                if pos + 4 <= fast_end and len(stack) > fence:
-                    key = uint4(buf, pos)[0]
-                    if key < 0x80000000:
-                        memo[key] = stack[-1]
+                elif op == 0x4A:  # BININT
+                    if pos + 4 <= fast_end:
+                        stack.append(int4(buf, pos)[0])
                         pos += 4
                         continue
-            elif op == 0x4D:  # BININT2
-                if pos + 2 <= fast_end:
-                    stack.append(buf[pos] | buf[pos + 1] << 8)
-                    pos += 2
-                    continue
-            elif op == 0x4B:  # BININT1
-                if pos < fast_end:
-                    stack.append(buf[pos])
-                    pos += 1
-                    continue
-            elif op == 0x71:  # BINPUT
-                if pos < fast_end and len(stack) > fence:
-                    memo[buf[pos]] = stack[-1]
-                    pos += 1
-                    continue
-            elif op == 0x6A:  # LONG_BINGET
-                if pos + 4 <= fast_end:
-                    got = memo.get(uint4(buf, pos)[0], _MISSING)
-                    if got is not _MISSING:
-                        stack.append(got)
-                        pos += 4
+                elif op == 0x86:  # TUPLE2
+                    if len(stack) - 2 >= fence:
+                        second = stack.pop()
+                        stack[-1] = (stack[-1], second)
                         continue
-            elif op == 0x4A:  # BININT
-                if pos + 4 <= fast_end:
-                    stack.append(int4(buf, pos)[0])
-                    pos += 4
+                elif op == 0x87:  # TUPLE3
+                    if len(stack) - 3 >= fence:
+                        third = stack.pop()
+                        second = stack.pop()
+                        stack[-1] = (stack[-1], second, third)
+                        continue
+                elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                    stack.append(op == 0x88)
                     continue
-            elif op == 0x86:  # TUPLE2
-                if len(stack) - 2 >= fence:
-                    second = stack.pop()
-                    stack[-1] = (stack[-1], second)
+                elif op == 0x85:  # TUPLE1
+                    if len(stack) > fence:
+                        stack[-1] = (stack[-1],)
+                        continue
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
                     continue
-            elif op == 0x87:  # TUPLE3
-                if len(stack) - 3 >= fence:
-                    third = stack.pop()
-                    second = stack.pop()
-                    stack[-1] = (stack[-1], second, third)
-                    continue
-            elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
-                stack.append(op == 0x88)
-                continue
-            elif op == 0x85:  # TUPLE1
-                if len(stack) > fence:
-                    stack[-1] = (stack[-1],)
-                    continue
-            elif op == 0x4E:  # NONE
-                stack.append(None)
-                continue
 
-            # --- everything else: the opcode's handler, with frame, buffer and stack rules ---
-            ops += 1
-            if ops > budget:
-                raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
-            self.pos = pos
-            self.fence = fence
-            dispatch[op](self, r.base + pos - 1)
-            if op == 0x2E:  # STOP ends this pickle
-                self.w.walk.opcodes += ops
-                return r.base + self.pos
-            buf = self.buf
-            blen = self.blen
-            pos = self.pos
-            fence = self.fence
-            fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
-            guard = blen if r.eof else blen - 16
+                # --- everything else: the opcode's handler, with frame, buffer and stack rules ---
+                if ops > budget:
+                    raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
+                self.pos = pos
+                self.fence = fence
+                try:
+                    dispatch[op](self, r.base + pos - 1)
+                except (_Damage, LimitExceeded, MemoryError, RecursionError):
+                    raise
+                except Exception as exc:
+                    # CPython stops at any failure of an opcode (a bad literal, escape or
+                    # index); everything before it has run.
+                    raise _Damage(r.base + pos - 1, f"{type(exc).__name__} in the "
+                                  f"{_NAMES.get(op, 'invalid')} opcode argument") from None
+                if op == 0x2E:  # STOP ends this pickle
+                    return r.base + self.pos
+                buf = self.buf
+                blen = self.blen
+                pos = self.pos
+                fence = self.fence
+                fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
+                guard = blen if r.eof else blen - 16
+        finally:
+            self.w.walk.opcodes += ops
 
     # reading arguments, with the C loader's buffer and frame behaviour ------------------------
     def refill(self, at: int, need: int) -> None:
@@ -1043,7 +1062,7 @@ class _Machine:
         if isinstance(target, PDict):
             for i in range(0, min(len(items), 2 * _CONTAINER_CAP), 2):
                 target.add(items[i], items[i + 1])
-        else:
+        elif items:  # CPython returns early on an empty batch: nothing is called
             self.w.mutation(target, "__setitem__", items, offset)
 
     def add_items(self, items: list[object], method: str, offset: int) -> None:
@@ -1051,7 +1070,7 @@ class _Machine:
         target = self.top(offset)
         if isinstance(target, PList):
             target.add_all(items)
-        else:
+        elif items:  # CPython returns early on an empty batch: nothing is called
             self.w.mutation(target, method, items, offset)
 
     # opcode handlers, in pickletools order ------------------------------------------------
@@ -1290,8 +1309,8 @@ class _Machine:
 
     # memo
     def op_get(self, offset: int) -> None:
-        """GET: push memo[decimal line]."""
-        self.push_memo(_decode_line_int(self.line(offset)), offset)
+        """GET: push memo[decimal line] (base 10: `0x1` stops the loader)."""
+        self.push_memo(_memo_line(self.line(offset), offset), offset)
 
     def op_binget(self, offset: int) -> None:
         """BINGET: push memo[1-byte index]."""
@@ -1304,7 +1323,7 @@ class _Machine:
     def op_put(self, offset: int) -> None:
         """PUT: memo[decimal line] = stack[-1]."""
         value = self.memoised(offset)
-        self.memo[_memo_key(_decode_line_int(self.line(offset)), offset)] = value
+        self.memo[_memo_key(_memo_line(self.line(offset), offset), offset)] = value
 
     def op_binput(self, offset: int) -> None:
         """BINPUT: memo[1-byte index] = stack[-1]."""
@@ -1312,9 +1331,9 @@ class _Machine:
         self.memo[self.take(1, offset)[0]] = value
 
     def op_long_binput(self, offset: int) -> None:
-        """LONG_BINPUT: memo[4-byte index] = stack[-1]."""
+        """LONG_BINPUT: memo[4-byte unsigned index] = stack[-1] (C reads it unsigned)."""
         value = self.memoised(offset)
-        self.memo[_memo_key(_INT4(self.take(4, offset))[0], offset)] = value
+        self.memo[_UINT4(self.take(4, offset))[0]] = value
 
     def op_memoize(self, offset: int) -> None:
         """MEMOIZE: memo[len(memo)] = stack[-1]."""
@@ -1348,23 +1367,33 @@ class _Machine:
         """STACK_GLOBAL: pop name and module (both str) and push `find_class(module, name)`."""
         name = self.pop_item(offset)
         module = self.pop_item(offset)
-        self.stack.append(self.w.stack_global(module, name, offset))
+        self.stack.append(self.w.stack_global(module, name, self.proto, offset))
 
     def import_lines(self, offset: int) -> Ref:
         """The module and name lines of GLOBAL and INST, resolved like `find_class`."""
         try:
             module = self.line(offset).decode("utf-8")
-            name = self.line(offset).decode("utf-8")
+            try:
+                name = self.line(offset).decode("utf-8")
+            except _Damage as damage:
+                # At the end of the data pickle._Unpickler drops the last byte as if it were
+                # the newline and imports that name before it stops.
+                rest = self.buf[self.pos:]
+                if self.r.eof and len(rest) > 1:
+                    self.w.resolve(module, rest[:-1].decode("utf-8"), self.proto, offset)
+                raise damage
         except UnicodeDecodeError as exc:
             raise _Damage(offset, "GLOBAL/INST names are not valid UTF-8") from exc
         return self.w.resolve(module, name, self.proto, offset)
 
     def op_reduce(self, offset: int) -> None:
-        """REDUCE: pop args (a tuple) and a callable; push `callable(*args)`."""
-        args = self.pop_item(offset)
+        """REDUCE: pop args and a callable; push `callable(*args)`.
+
+        C requires a tuple; pickle._Unpickler unpacks any iterable, and the walk goes on as
+        the more permissive loader does.
+        """
+        args = _star_args(self.pop_item(offset))
         func = self.pop_item(offset)
-        if not isinstance(args, tuple):
-            raise _Damage(offset, "REDUCE arguments must be a tuple")
         self.stack.append(self.w.called(func, args, offset, "reduce"))
 
     def op_build(self, offset: int) -> None:
@@ -1413,11 +1442,9 @@ class _Machine:
         self.stack.append(self.w.called(items[0], tuple(items[1:]), offset, "obj"))
 
     def op_newobj(self, offset: int) -> None:
-        """NEWOBJ: pop args (a tuple) and cls; push `cls.__new__(cls, *args)`."""
-        args = self.pop_item(offset)
+        """NEWOBJ: pop args and cls; push `cls.__new__(cls, *args)` (any iterable in Python)."""
+        args = _star_args(self.pop_item(offset))
         cls = self.pop_item(offset)
-        if not isinstance(args, tuple):
-            raise _Damage(offset, "NEWOBJ expected an argument tuple")
         self.stack.append(self.w.called(cls, args, offset, "newobj"))
 
     def op_newobj_ex(self, offset: int) -> None:
@@ -1479,6 +1506,25 @@ class _Machine:
     def op_invalid(self, offset: int) -> None:
         """A byte that is no opcode: the unpickler stops."""
         raise _Damage(offset, f"invalid opcode 0x{self.buf[self.pos - 1]:02x}")
+
+
+def _star_args(value: object) -> tuple[object, ...]:
+    """`*value` as pickle._Unpickler spreads it: a tuple or list item by item, else whole."""
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, PList):
+        return tuple(value)
+    return (Opaque(f"*{render(value)[:60]}"),)
+
+
+def _memo_line(line: bytes, offset: int) -> int:
+    """A PUT/GET argument: `int(line)` in both loaders (base 10, underscores, blanks)."""
+    if not line:
+        raise _Damage(offset, "empty memo index")
+    try:
+        return int(line)
+    except ValueError:
+        raise _Damage(offset, f"invalid memo index {line[:20]!r}") from None
 
 
 def _memo_key(value: int, offset: int) -> int:
@@ -1561,6 +1607,7 @@ _HANDLERS = {
 _DISPATCH = tuple(_HANDLERS.get(code, _Machine.op_invalid) for code in range(256))
 
 _MISSING = object()
+_NAMES = {code: handler.__name__.removeprefix("op_").upper() for code, handler in _HANDLERS.items()}
 _JOBLIB_WRAPPER = ("joblib.numpy_pickle", "NumpyArrayWrapper")
 
 
@@ -1631,12 +1678,15 @@ def _is_complete_pickle(data: bytes) -> bool:
 
 
 # --- public entry points ---------------------------------------------------------------------
-_PROTO01_START = frozenset(b"(]})NIJKLMFGSTUVXcdlpqrt\x80")
+_PROTO01_START = frozenset(
+    b"(]})NIJKLMFGSTUVXcdilpqrtBCP\x80\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x95\x96\x97"
+)
 
 
 def sniff(head: bytes, name: str) -> bool:
     """A pickle is what the unpickler can run: a trial walk of the head must reach STOP,
-    parse its first 256 bytes cleanly, or import something before it breaks (nullifAI).
+    parse its first 256 bytes cleanly, or import something before it breaks (nullifAI):
+    a stream that reaches an import or a call is a pickle however it ends.
 
     Random bytes (tensor storages, compressed data) that merely start like a pickle fail
     within a few bytes without importing anything.
@@ -1655,40 +1705,110 @@ def imports_something(head: bytes) -> bool:
     walker = _Walker(reader, ScanContext(), walk, divergent=False, budget=100_000)
     walker.sniffing = True
     walker.lenient = True
-    with contextlib.suppress(_Damage, LimitExceeded, ValueError, UnicodeError, struct.error):
+    with contextlib.suppress(_Damage, LimitExceeded, RecursionError, MemoryError):
         walker.run(0)
     return bool(walk.uses)
 
 
 def _trial_walk(head: bytes, cut: bool = False) -> bool:
     walk = _Walk()
+    if _trial(head, cut, walk, divergent=False):
+        return True
+    # A fixed-size argument straddling a FRAME end: the C loader reading a file runs
+    # another program, which may be the one that imports.
+    return walk.straddle is not None and _trial(head, cut, _Walk(), divergent=True)
+
+
+def _trial(head: bytes, cut: bool, walk: _Walk, *, divergent: bool) -> bool:
     reader = _Reader(io.BytesIO(head), 0, len(head), head)
-    walker = _Walker(reader, ScanContext(), walk, divergent=False, budget=100_000)
+    walker = _Walker(reader, ScanContext(), walk, divergent=divergent, budget=100_000)
     walker.sniffing = True
     walker.lenient = True
     try:
         walker.run(0)
     except _Damage as damage:
         # Text and random bytes fail early and import nothing; a cut or damaged pickle
-        # parses for a while or has already imported its payload. When the head is only a
-        # prefix of a longer input, running out of it is no evidence against a pickle (a
-        # 150 MB bytes field starts in the head and ends far beyond it).
+        # parses for a while or has already imported or called something. When the head is
+        # only a prefix of a longer input, running out of it is no evidence against a pickle
+        # (a 150 MB bytes field starts in the head and ends far beyond it).
+        if walk.uses or any(f.rule_id != EXTENSION_IMPORT.rule_id for f in walk.findings):
+            return True
+        if walker.binary_text:
+            return False
         cut_short = cut and damage.reason in _OUT_OF_DATA
-        return damage.offset >= 256 or bool(walk.uses) or (cut_short and damage.offset >= 2)
-    except (LimitExceeded, ValueError, UnicodeError, struct.error):
-        return False
+        return damage.offset >= 256 or (cut_short and damage.offset >= 2)
+    except (LimitExceeded, RecursionError, MemoryError):
+        return bool(walk.uses)
     return True
+
+
+def findings(
+    stream: Readable, size: int, ctx: ScanContext, *, start: int = 0, data: bytes | None = None,
+    max_pickles: int | None = None, walk: _Walk | None = None,
+) -> Iterator[Finding]:
+    """The findings of `analyse`, then those of a container that follows the pickles.
+
+    Nothing found is ever lost: when the analysis fails, what the walk had found so far is
+    yielded before the failure propagates (an `error` record keeps every finding); the
+    pickles' findings are yielded before a trailing container is opened.
+    """
+    walk = walk if walk is not None else _Walk()
+    try:
+        found, _ = analyse(stream, size, ctx, start=start, data=data, max_pickles=max_pickles,
+                           walk=walk)
+    except BaseException:
+        yield from _use_findings(walk, ctx)
+        yield from walk.findings
+        raise
+    yield from found
+    yield from _trailing(stream, size, ctx, walk)
+
+
+def _trailing(stream: Readable, size: int, ctx: ScanContext, walk: _Walk) -> Iterator[Finding]:
+    """A zip after the pickles is what zipfile and numpy.load see: scan it too, after a
+    clean STOP (a polyglot) or after damage (a pickle-looking prefix in front of a zip)."""
+    if size >= 1 << 62:
+        return
+    at = walk.appended_zip
+    if at is None and walk.damage is not None:
+        at = _zip_after(stream, size, walk.damage)
+        if at is not None:
+            yield TRAILING_DATA.finding(
+                f"a zip archive at offset {at} follows the damaged pickle stream; both were "
+                "scanned", severity=Severity.WARNING, member=ctx.member, offset=at)
+    if at is None:
+        return
+    rest = Source(SliceStream(stream, at, size - at), size - at, "appended.zip")
+    yield from ctx.scan_member(rest, f"<appended@{at}>")
+
+
+def _zip_after(stream: Readable, size: int, offset: int) -> int | None:
+    """The first zip local header at or after `offset` when the data ends like a zip."""
+    tail_at = max(offset, size - 65_557)
+    if b"PK\x05\x06" not in stream_peek(stream, tail_at, size - tail_at):
+        return None
+    here = offset
+    while here < size:
+        chunk = stream_peek(stream, here, 1 << 20)
+        found = chunk.find(b"PK\x03\x04")
+        if found >= 0:
+            return here + found
+        if len(chunk) < 1 << 20:
+            return None
+        here += len(chunk) - 3
+    return None
 
 
 def analyse(
     stream: Readable, size: int, ctx: ScanContext, *, start: int = 0, data: bytes | None = None,
-    max_pickles: int | None = None,
+    max_pickles: int | None = None, walk: _Walk | None = None,
 ) -> tuple[list[Finding], _Walk]:
     """Analyse the pickles in `stream[start:size]` (all, or the first `max_pickles`).
 
-    Returns the findings and what the walk learned (`end` is the offset after the last STOP).
+    Returns the findings and what the walk learned (`end` is the offset after the last STOP,
+    `appended_zip` and `damage` where `findings` looks for a trailing container).
     """
-    walk = _Walk()
+    walk = walk if walk is not None else _Walk()
     findings = _analyse_into(stream, size, ctx, start, data, walk, divergent=False,
                              max_pickles=max_pickles)
     if any(f.rule_id == MALFORMED.rule_id and _FRAME_OVERRUN in f.message for f in findings):
@@ -1721,11 +1841,11 @@ def _analyse_into(
     walker = _Walker(reader, ctx, walk, divergent=divergent, budget=ctx.limits.max_opcodes)
     walker.lenient = lenient
     offset = start
-    appended_zip: int | None = None
     while True:
         try:
             offset = walker.run(offset)
         except _Damage as damage:
+            walk.damage = damage.offset
             walker.flag(
                 MALFORMED,
                 f"stream damaged: {damage.reason}; the unpickler stops there after "
@@ -1753,7 +1873,7 @@ def _analyse_into(
             continue
         kind = "a zip archive" if tail.startswith(b"PK\x03\x04") else "non-pickle data"
         if tail.startswith(b"PK\x03\x04") and not divergent and not lenient:
-            appended_zip = offset
+            walk.appended_zip = offset
         amount = f"{size - offset} bytes" if size < 1 << 62 else "data"
         walker.flag(
             TRAILING_DATA,
@@ -1762,14 +1882,9 @@ def _analyse_into(
             severity=Severity.WARNING if tail.startswith(b"PK") else None,
         )
         break
-    findings = _use_findings(walk, ctx) + walk.findings
-    findings.extend(_nested(walker, ctx))
-    if appended_zip is not None and size < 1 << 62:
-        # Loaders that look for a zip (zipfile, numpy.load) see the archive: scan it too.
-        rest = Source(SliceStream(stream, appended_zip, size - appended_zip),
-                      size - appended_zip, "appended.zip")
-        findings.extend(ctx.scan_member(rest, f"<appended@{appended_zip}>"))
-    return findings
+    found = _use_findings(walk, ctx) + walk.findings
+    found.extend(_nested(walker, ctx))
+    return found
 
 
 def stream_peek(stream: Readable, offset: int, length: int) -> bytes:
@@ -1876,7 +1991,8 @@ def _nested(walker: _Walker, ctx: ScanContext) -> list[Finding]:
             out.append(ANALYSIS_LIMIT.finding(f"nested pickle not analysed: {exc}",
                                               member=ctx.member, offset=offset))
             continue
-        inner, inner_walk = analyse(io.BytesIO(data), len(data), child, data=data)
+        inner_walk = _Walk()
+        inner = list(findings(io.BytesIO(data), len(data), child, data=data, walk=inner_walk))
         if not loader and (
             inner_walk.pickles == 0 or any(f.rule_id == MALFORMED.rule_id for f in inner)
         ):
@@ -1891,8 +2007,7 @@ def _nested(walker: _Walker, ctx: ScanContext) -> list[Finding]:
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     data = source.head if len(source.head) >= source.size else None
-    findings, _ = analyse(source.stream, source.size, ctx, data=data)
-    yield from findings
+    yield from findings(source.stream, source.size, ctx, data=data)
 
 
-__all__ = ["FORMAT", "RULES", "analyse", "scan", "sniff"]
+__all__ = ["FORMAT", "RULES", "analyse", "findings", "scan", "sniff"]

@@ -58,9 +58,9 @@ def sniff(head: bytes, name: str) -> bool:
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     data = source.head if len(source.head) >= source.size else None
-    findings, walk = pickle_format.analyse(source.stream, source.size, ctx, data=data,
-                                           max_pickles=5)
-    yield from findings
+    walk = pickle_format.Walk()
+    yield from pickle_format.findings(source.stream, source.size, ctx, data=data,
+                                      max_pickles=5, walk=walk)
     if walk.pickles < 5:
         return  # the pickle analysis already reported the damage
     offset = walk.end

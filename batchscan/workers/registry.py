@@ -27,6 +27,7 @@ from batchscan.workers import (
     tar,
     template,
     tf_savedmodel,
+    unknown,
     yaml_config,
     zip,
 )
@@ -69,10 +70,16 @@ def detect_source(
     source: Source, scanners: tuple[FormatModule, ...] = SCANNERS
 ) -> tuple[str, FormatModule | None]:
     """`detect`, plus one look at the end: a zip with data in front of it (a polyglot or a
-    self-extractor) is still a zip to the loaders that read its central directory."""
+    self-extractor) is still a zip to the loaders that read its central directory, and a
+    "zip" without an end record that the unpickler runs is a pickle."""
     fmt, module = detect(source.head, source.name, scanners)
     if module is None and fmt == UNKNOWN and zip.has_end_record(source):
         return zip.FORMAT, zip
+    if module is zip and pickle.sniff(source.head, source.name) and not zip.has_end_record(
+        source
+    ):
+        # `PK...` that no zip reader opens but pickle.load runs (PERSID, then a payload).
+        return pickle.FORMAT, pickle
     return fmt, module
 
 
@@ -88,3 +95,7 @@ def scan_source(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         yield from module.scan(source, ctx)
     elif fmt != UNKNOWN:
         ctx.note_incomplete(f"{ctx.member}: format {fmt!r} recognised but not scanned")
+    else:
+        # Tensor storages and the like: the cheap content checks only (YAML python tags,
+        # template markers, a damaged pickle under any name).
+        yield from unknown.checks(source, ctx)

@@ -23,7 +23,7 @@ from batchscan.cachedb import Reader
 from batchscan.hashing import sha256_of
 from batchscan.records import FileResult, Finding, Severity, Status
 from batchscan.schema import MAX_FINDINGS, cap_findings
-from batchscan.workers import faults
+from batchscan.workers import faults, unknown
 from batchscan.workers.base import (
     FormatError,
     FormatModule,
@@ -120,6 +120,11 @@ def scan_file(
                     fmt = ctx.format_hint or fmt
             elif fmt != "unknown":
                 error = f"format {fmt!r} recognised but not scanned by this version"
+            else:
+                # Never clean: only the cheap content checks ran (`workers/unknown.py`).
+                collected.extend(unknown.checks(source, ctx))
+                status = Status.UNSUPPORTED
+                error = unknown.REASON
             if sha is None and options.hash:
                 # One sequential pass through a reused buffer; the scan's reads above were
                 # small and hit the same page cache.
@@ -141,8 +146,11 @@ def scan_file(
         # error...) says nothing a user can act on, and its text is the attacker's: the
         # record says the file is malformed for its format, in that format's words.
         error = f"invalid {fmt}: malformed or unsupported {fmt} structure; not fully scanned"
-    if ctx.incomplete and error is None:
+    if status is Status.UNSUPPORTED and error != unknown.REASON:
+        status = None  # the content checks or the hashing failed: an error record
+    if ctx.incomplete and (error is None or status is Status.UNSUPPORTED):
         error = "not fully scanned: " + "; ".join(ctx.incomplete)
+        status = None
     if not options.verbose:
         findings = [f for f in findings if f.severity is not Severity.DEBUG]
     kept, dropped = cap_findings(findings)

@@ -1,0 +1,63 @@
+"""Cheap content checks for files no format module understood (record status `unsupported`).
+
+Layout. Anything: dlib `.dat`, fastText `.bin`, TF1 checkpoints, spaCy binaries, renamed
+configs, text. The name is no guide (`hparams`, `cfg.yaml.bak`).
+
+Attack surface. A loader that does not care about the name still runs what is inside: a
+YAML document with `!!python/object/apply:os.system` under `yaml.unsafe_load`, a Jinja
+template rendered by a chat runtime, a pickle handed to `pickle.load` whatever it is called.
+
+What is checked. The first MiB is searched for YAML python tags (then composed, never
+constructed, by `workers/yaml_config.py`), Jinja markers (then checked by
+`workers/textscan.py`), and a pickle PROTO opcode at offset 0 (then walked by
+`workers/pickle.py`: a pickle that imports something is already recognised by content; this
+reports a damaged one). Such a file is never `clean`: `clean` means read and understood.
+
+Not checked: everything else about the file; the record says so (`unsupported`, with the
+reason in `error`).
+
+Rules: those of the modules it hands over to (YML001-YML003, CFG005-CFG006, PKL001-PKL013).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from batchscan.records import Finding, Severity
+from batchscan.workers import pickle, textscan, yaml_config
+from batchscan.workers.base import ScanContext, Source
+from batchscan.workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
+
+REASON = "format not recognised: no scanner understood this file; only content checks ran"
+
+_CHECK_BYTES = 1024 * 1024
+_YAML_PYTHON = re.compile(rb"!!python/|tag:yaml\.org,2002:python/")
+_TEMPLATE = re.compile(rb"\{\{|\{%")
+
+
+def checks(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    """Findings of the cheap checks on a file (or member) of unknown format."""
+    head = source.head if len(source.head) >= min(source.size, _CHECK_BYTES) else (
+        source.read_at(0, _CHECK_BYTES))
+    if head[:1] == b"\x80" and head[1:2] and head[1] <= pickle.HIGHEST_PROTOCOL:
+        yield from pickle.scan(source, ctx)
+        return
+    if b"\x00" in head[:4096]:
+        return  # binary: no YAML or template
+    tag = _YAML_PYTHON.search(head)
+    if tag is not None:
+        found = list(yaml_config.scan(source, ctx))
+        if any(f.rule_id == yaml_config.PYTHON_TAG.rule_id for f in found):
+            yield from found
+        else:  # not a YAML document as a whole: the tag is still worth a look
+            excerpt = head[max(0, tag.start() - 40) : tag.start() + 120]
+            yield yaml_config.PYTHON_TAG.finding(
+                "a YAML python tag appears in a file that does not parse as YAML",
+                severity=Severity.WARNING, member=ctx.member, offset=tag.start(),
+                evidence=excerpt.decode("utf-8", "replace"))
+    if _TEMPLATE.search(head):
+        for hit in textscan.template_hits(head.decode("utf-8", "replace")):
+            rule = TEMPLATE_INJECTION if hit.error else TEMPLATE_SUSPICIOUS
+            yield rule.finding(f"template {hit.reason}", member=ctx.member,
+                               evidence=hit.excerpt)
