@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from batchscan.records import Severity
+from batchscan.records import Severity, Status
 from batchscan.workers.task import WorkerOptions, scan_file
 
 CORPUS = Path(__file__).parent / "fixtures" / "real_models"
@@ -45,6 +45,8 @@ def test_the_subset_is_small_and_described() -> None:
 @pytest.mark.parametrize("row", _params())
 def test_real_benign_artefact_has_no_warning_or_error(row: dict[str, Any]) -> None:
     result = scan_file(str(CORPUS / row["file"]), WorkerOptions())
-    assert result.error is None, result.error
+    # A format batchscan does not read yet (LightGBM text, CatBoost binary: issue 20) is
+    # `unsupported`: never clean, but no alarm either.
+    assert result.error is None or result.status is Status.UNSUPPORTED, result.error
     loud = [f for f in result.findings if f.severity.rank >= Severity.WARNING.rank]
     assert not loud, [(f.rule_id, f.message, f.evidence) for f in loud]
