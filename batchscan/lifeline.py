@@ -34,10 +34,26 @@ def arm(expected_parent: int | None = None) -> bool:
     return True
 
 
+_forking_pid = 0  # set in the forkserver just before each fork, read in the new child
+
+
+def _before_fork() -> None:
+    global _forking_pid
+    _forking_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    # A worker is forked long before the pool initializer runs `arm()`: a coordinator (and
+    # so its forkserver) killed in between would leave it running, reparented to init.
+    arm(_forking_pid)
+
+
 def _arm_from_environment() -> None:
     parent = os.environ.pop(ENV, "")
     if parent.isdigit():
         arm(int(parent))
+        # Every process the forkserver forks (a pool worker) is armed the moment it exists.
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 _arm_from_environment()
