@@ -322,3 +322,18 @@ def test_numpy_load_allow_pickle_agrees() -> None:
     assert oracle.denied([oracle.numpy_load_run(npy)])
     bad = _entry_divergences(oracle.numpy_load_run, files, "weights.npy")
     assert not bad, dict(list(bad.items())[:10])
+
+
+def test_a_failure_late_in_the_walk_keeps_the_findings(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Findings were collected and yielded at the end: a later exception discarded them."""
+    def explode(self: object, offset: int) -> None:
+        raise RecursionError("late failure")
+
+    monkeypatch.setitem(pickle_format._HANDLERS, 0x2E, explode)
+    monkeypatch.setattr(pickle_format, "_DISPATCH", tuple(
+        pickle_format._HANDLERS.get(code, pickle_format._Machine.op_invalid)
+        for code in range(256)))
+    result = scan(tmp_path, "m.pkl", b"\x80\x02" + CALL_SYSTEM + b".")
+    assert result.error is not None
+    assert names_system(result), result

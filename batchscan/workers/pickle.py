@@ -1906,7 +1906,15 @@ def _nested(walker: _Walker, ctx: ScanContext) -> list[Finding]:
                                               member=ctx.member, offset=offset))
             continue
         inner_walk = _Walk()
-        inner = list(findings(io.BytesIO(data), len(data), child, data=data, walk=inner_walk))
+        inner: list[Finding] = []
+        try:
+            inner.extend(findings(io.BytesIO(data), len(data), child, data=data,
+                                  walk=inner_walk))
+        except (LimitExceeded, RecursionError, MemoryError) as exc:
+            # What the nested analysis found before it failed is kept (`extend` keeps it).
+            reason = f"nested pickle at offset {offset} not fully analysed: {exc!r}"
+            inner.append(ANALYSIS_LIMIT.finding(reason, member=ctx.member, offset=offset))
+            ctx.note_incomplete(reason)
         if not loader and (
             inner_walk.pickles == 0 or any(f.rule_id == MALFORMED.rule_id for f in inner)
         ):
