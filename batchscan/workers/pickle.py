@@ -18,7 +18,11 @@ What is checked. The walker follows the opcode stream exactly as `_pickle.c` rea
 mark fence and stack-underflow rules, memo semantics, protocol-dependent name resolution,
 `_compat_pickle` mapping, and the C unpickler's frame buffering (a fixed-size read that
 straddles a frame end is re-read after the frame when the loader reads from a file; such a
-stream is walked both ways). Every import is classified by `workers/pickle_policy.py`; every
+stream is walked both ways). Any failure of an opcode is damage at its offset: the loader
+stops there after running everything before it, and every finding so far is kept. Where
+loaders differ (C or `pickle._Unpickler`, `encoding=`, `buffers=`, `persistent_load`), the walk
+goes as far as the most permissive one (tests/oracle.py checks this against CPython's own
+unpicklers). Every import is classified by `workers/pickle_policy.py`; every
 call is recorded with its static arguments as evidence. Pure helpers used to compute names
 (`codecs.decode(.., 'rot13')`, base64, `getattr` on a known global, `importlib.import_module`,
 name resolvers) are folded so that the real target is judged. Bytes handed to a second-stage
