@@ -223,6 +223,9 @@ FOUND: dict[str, bytes] = {
     # a zip local header with no archive behind it is a PERSID line to pickle.load
     "zip_magic_without_end_record": b"PK\x03\x04" + bytes(30) + b"(lp0\n" + glob0(
         "posix", "system") + b"(Vtrue\ntRa.",
+    # a first text argument longer than the sniffed head, then the payload
+    "long_first_line_1k": b"V" + b"a" * 2000 + b"\n0" + CALL_SYSTEM + b".",
+    "long_first_line_100k": b"S'" + b"a" * 100_000 + b"'\n0" + CALL_SYSTEM + b".",
     "reduce_list_args_py": b"\x80\x04" + glob0("posix", "system") + b"]" + s4("true") + b"aR.",
 }
 

@@ -235,6 +235,7 @@ class _Walk:
     values: list[object] = field(default_factory=list)  # each pickle's result (first few)
     storages: dict[str, tuple[str, int]] = field(default_factory=dict)  # torch: key -> type
     damage: int | None = None  # where the stream broke (the loader stops there)
+    damage_reason: str = ""
     appended_zip: int | None = None  # a zip archive follows the last STOP here
 
 
@@ -1674,9 +1675,24 @@ def sniff(head: bytes, name: str) -> bool:
     """
     if not head or head[0] not in _PROTO01_START:
         return False
-    # The decision is made within the first few hundred bytes; walk no more than 1 KiB.
+    # The decision is made within the first few hundred bytes; walk no more than 1 KiB,
+    # unless the very first opcode's argument is longer than that.
     cut = len(head) > _SNIFF_BYTES or len(head) >= HEAD_BYTES
-    return _trial_walk(head[:_SNIFF_BYTES], cut=cut)
+    walk = _Walk()
+    if _trial_walk(head[:_SNIFF_BYTES], cut=cut, walk=walk):
+        return True
+    return walk.damage == 0 and len(head) > _SNIFF_BYTES and _trial_walk(
+        head, cut=len(head) >= HEAD_BYTES)
+
+
+def first_argument_overruns(head: bytes) -> bool:
+    """Whether the first opcode's argument runs past `head` (a long first line): the unpickler
+    may still import something after it, which only a full walk can tell."""
+    if not head or head[0] not in _PROTO01_START:
+        return False
+    walk = _Walk()
+    _trial_walk(head, cut=True, walk=walk)
+    return walk.damage == 0 and walk.damage_reason in _OUT_OF_DATA
 
 
 def imports_something(head: bytes) -> bool:
@@ -1691,8 +1707,8 @@ def imports_something(head: bytes) -> bool:
     return bool(walk.uses)
 
 
-def _trial_walk(head: bytes, cut: bool = False) -> bool:
-    walk = _Walk()
+def _trial_walk(head: bytes, cut: bool = False, walk: _Walk | None = None) -> bool:
+    walk = walk if walk is not None else _Walk()
     if _trial(head, cut, walk, divergent=False):
         return True
     # A fixed-size argument straddling a FRAME end: the C loader reading a file runs
@@ -1708,6 +1724,8 @@ def _trial(head: bytes, cut: bool, walk: _Walk, *, divergent: bool) -> bool:
     try:
         walker.run(0)
     except _Damage as damage:
+        walk.damage = damage.offset
+        walk.damage_reason = damage.reason
         # Text and random bytes fail early and import nothing; a cut or damaged pickle
         # parses for a while or has already imported or called something. When the head is
         # only a prefix of a longer input, running out of it is no evidence against a pickle
