@@ -29,7 +29,7 @@ import orjson
 from batchscan import __version__
 from batchscan.cachedb import BUSY_TIMEOUT_S, FILENAME, SCHEMA, TABLE, lookup
 from batchscan.records import FileResult, ScanRecord, Status
-from batchscan.rules import CATALOGUE
+from batchscan.rules import ANALYSIS_REVISION, CATALOGUE
 from batchscan.schema import finding_to_dict
 
 COMMIT_EVERY = 64
@@ -47,7 +47,7 @@ def ruleset_version() -> str:
             return sorted(str(v) for v in value)
         return value
 
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(f"analysis {ANALYSIS_REVISION}".encode())
     for table in (pickle_policy.DANGEROUS_MODULES, pickle_policy.DANGEROUS_CALLABLES,
                   pickle_policy.SAFE_GLOBALS, pickle_policy.DANGEROUS_ATTRIBUTES):
         digest.update(repr(canonical(table)).encode())

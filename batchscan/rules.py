@@ -906,6 +906,11 @@ TST001 = Rule(
     fix="Test-only rule of the fault-injection hook; never raised in normal runs.",
 )
 
+# Bumped whenever detection changes what a file's result is without a rule or policy table
+# changing (the results cache keys on it: a stale `clean` must never be reused).
+# 2: loader agreement (issue 13): damaged streams, sniffing, status `unsupported`.
+ANALYSIS_REVISION = 2
+
 CATALOGUE: tuple[Rule, ...] = (
     ENG002,
     ENG003,

@@ -20,16 +20,21 @@ Used by tests/test_pickle_differential.py (bounded) and benchmarks/differential.
 from __future__ import annotations
 
 import _compat_pickle
+import contextlib
 import io
 import itertools
 import os
 import pickle
 import pickletools
 import random
+import sys
 import tempfile
-from collections.abc import Iterator
+import types
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 from batchscan.records import Severity
 from batchscan.workers import pickle_policy
@@ -192,6 +197,73 @@ def denied(runs: list[LoaderRun]) -> set[frozenset[str]]:
     return out
 
 
+# --- the same oracle through the real loaders' entry points --------------------------------
+def _stub_pickle_module(seen: list[tuple[str, str, int | None]]) -> types.ModuleType:
+    """A `pickle_module` for torch.load: its Unpickler records and returns stubs."""
+    recording = _recording(pickle.Unpickler, seen)
+    module = types.ModuleType("stub_pickle")
+    module.Unpickler = recording  # type: ignore[attr-defined]
+    module.load = lambda f, **kw: recording(f, **kw).load()  # type: ignore[attr-defined]
+    return module
+
+
+def _entry(loader: str, call: Callable[[list[tuple[str, str, int | None]]], object]) -> LoaderRun:
+    run = LoaderRun(loader)
+    try:
+        call(run.globals)
+    except (RecursionError, MemoryError) as exc:
+        run.error = type(exc).__name__
+    except Exception as exc:
+        run.error = f"{type(exc).__name__}: {str(exc)[:120]}"
+    return run
+
+
+def torch_load_run(data: bytes) -> LoaderRun:
+    """`torch.load(weights_only=False)` (zip or legacy) with the stub `pickle_module`."""
+    import torch
+
+    def call(seen: list[tuple[str, str, int | None]]) -> object:
+        return torch.load(io.BytesIO(data), weights_only=False, map_location="cpu",
+                          pickle_module=_stub_pickle_module(seen))
+
+    return _entry("torch.load", call)
+
+
+def joblib_load_run(data: bytes) -> LoaderRun:
+    """`joblib.load` (its pure-Python NumpyUnpickler, decompressing by magic) with the
+    recording `find_class` patched onto its unpickler class for the call."""
+    import joblib
+    from joblib import numpy_pickle
+
+    def call(seen: list[tuple[str, str, int | None]]) -> object:
+        recording = _recording(numpy_pickle.NumpyUnpickler, seen)
+        with mock.patch.object(numpy_pickle.NumpyUnpickler, "find_class",
+                               recording.find_class):
+            return joblib.load(io.BytesIO(data))
+
+    return _entry("joblib.load", call)
+
+
+def numpy_load_run(data: bytes) -> LoaderRun:
+    """`numpy.load(allow_pickle=True)` (a pickle file, an object .npy, every .npz member)
+    with `pickle.load` in numpy's modules replaced by the recording unpickler."""
+    import numpy
+
+    def call(seen: list[tuple[str, str, int | None]]) -> object:
+        stub = _stub_pickle_module(seen)
+        targets = [m for name, m in list(sys.modules.items())
+                   if name.startswith("numpy.lib") and getattr(m, "pickle", None) is pickle]
+        with contextlib.ExitStack() as stack:
+            for module in targets:
+                stack.enter_context(mock.patch.object(module, "pickle", stub))
+            loaded = numpy.load(io.BytesIO(data), allow_pickle=True)
+            if hasattr(loaded, "files"):  # npz: members load on access
+                return [loaded[key] for key in loaded.files]
+            return loaded
+
+    return _entry("numpy.load", call)
+
+
 # --- batchscan's view ---------------------------------------------------------------------
 @dataclass
 class Scanned:
@@ -283,11 +355,13 @@ _OPCODES = bytes(sorted({op.code.encode("latin-1")[0] for op in pickletools.opco
 def boundaries(data: bytes) -> list[int]:
     """Opcode offsets of a valid pickle (and its end)."""
     out = []
-    try:
-        for _op, _arg, pos in pickletools.genops(data):
-            out.append(pos)
-    except Exception:
-        pass
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # genops decodes escapes of mutated STRING arguments
+        try:
+            for _op, _arg, pos in pickletools.genops(data):
+                out.append(pos)
+        except Exception:
+            pass
     out.append(len(data))
     return out
 

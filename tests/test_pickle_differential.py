@@ -10,6 +10,7 @@ Every divergence the fuzzer found is a named case below.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 import os
 import pickle
@@ -17,6 +18,7 @@ import random
 import struct
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -187,7 +189,7 @@ def test_truncated_and_corrupted_at_every_opcode_boundary() -> None:
 def test_random_mutants_agree_with_the_loaders() -> None:
     """A seeded mutation run bounded by time (the long run is benchmarks/differential.py)."""
     rng = random.Random(13)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 12
     bad: dict[bytes, str] = {}
     count = 0
     for data in oracle.mutants(rng):
@@ -221,6 +223,9 @@ FOUND: dict[str, bytes] = {
     # a zip local header with no archive behind it is a PERSID line to pickle.load
     "zip_magic_without_end_record": b"PK\x03\x04" + bytes(30) + b"(lp0\n" + glob0(
         "posix", "system") + b"(Vtrue\ntRa.",
+    # a first text argument longer than the sniffed head, then the payload
+    "long_first_line_1k": b"V" + b"a" * 2000 + b"\n0" + CALL_SYSTEM + b".",
+    "long_first_line_100k": b"S'" + b"a" * 100_000 + b"'\n0" + CALL_SYSTEM + b".",
     "reduce_list_args_py": b"\x80\x04" + glob0("posix", "system") + b"]" + s4("true") + b"aR.",
 }
 
@@ -232,3 +237,106 @@ def test_fuzzer_found_divergence(name: str) -> None:
 
 def test_struct_is_used() -> None:
     assert struct.calcsize("<I") == 4
+
+
+# --- the same property through the real loaders' entry points ---------------------------------
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+requires_torch = pytest.mark.skipif(
+    not _installed("torch"), reason="torch is not installed (pip install -e '.[fixtures]'); "
+    "the CPython unpickler oracle above covers the pickle streams")
+
+
+def _data_pkl_mutants() -> list[tuple[str, bytes]]:
+    """Seeds of every protocol, cut at every opcode boundary and corrupted there."""
+    out = []
+    for name, seed in oracle.seeds().items():
+        if name.startswith("dumps_") and len(seed) < 2048:
+            for at in oracle.boundaries(seed)[1::2]:
+                out.append((f"{name}[:{at}]", seed[:at]))
+                out.append((f"{name}@{at}+put", seed[:at] + b"p0x\n" + seed[at:]))
+    return out
+
+
+def _entry_divergences(run: Callable[[bytes], oracle.LoaderRun],
+                       files: list[tuple[str, bytes]], name: str) -> dict[str, str]:
+    bad = {}
+    for label, data in files:
+        why = oracle.verdict(oracle.denied([run(data)]), oracle.batchscan_result(data, name))
+        if why is not None:
+            bad[label] = why
+    return bad
+
+
+def _legacy(main: bytes) -> bytes:
+    header = (pickle.dumps(0x1950A86A20F9469CFC6C, 2) + pickle.dumps(1001, 2)
+              + pickle.dumps({"protocol_version": 1001, "little_endian": True,
+                              "type_sizes": {"short": 2, "int": 4, "long": 8}}, 2))
+    return header + main + pickle.dumps([], 2)
+
+
+@requires_torch
+def test_torch_load_zip_and_legacy_agree() -> None:
+    mutants = _data_pkl_mutants()
+    files = [(f"zip:{n}", torch_zip(d)) for n, d in mutants]
+    files += [(f"legacy:{n}", _legacy(d)) for n, d in mutants]
+    files += [("zip:bad_put", torch_zip(BAD_PUT)), ("legacy:bad_put", _legacy(BAD_PUT))]
+    assert "posix.system" in str(oracle.denied([oracle.torch_load_run(torch_zip(BAD_PUT))])) \
+        or "os.system" in str(oracle.denied([oracle.torch_load_run(torch_zip(BAD_PUT))]))
+    bad = _entry_divergences(oracle.torch_load_run, files, "model.pt")
+    assert not bad, dict(list(bad.items())[:10])
+
+
+@pytest.mark.skipif(not _installed("joblib"), reason="joblib is not installed")
+def test_joblib_load_agrees() -> None:
+    import joblib
+
+    files = []
+    for compress in (0, ("zlib", 3), ("gzip", 3), ("xz", 1)):
+        buffer = io.BytesIO()
+        joblib.dump({"model": oracle._Reduce(os.system, "true"), "w": [1.5] * 10}, buffer,
+                    compress=compress)
+        files.append((f"dump-{compress}", buffer.getvalue()))
+    files += [(f"raw:{n}", d) for n, d in _data_pkl_mutants()]
+    assert oracle.denied([oracle.joblib_load_run(files[1][1])])
+    bad = _entry_divergences(oracle.joblib_load_run, files, "model.joblib")
+    assert not bad, dict(list(bad.items())[:10])
+
+
+@pytest.mark.skipif(not _installed("numpy"), reason="numpy is not installed")
+def test_numpy_load_allow_pickle_agrees() -> None:
+    import numpy
+
+    buffer = io.BytesIO()
+    array = numpy.empty(2, dtype=object)
+    array[0] = oracle._Reduce(os.system, "true")
+    numpy.save(buffer, array, allow_pickle=True)
+    npy = buffer.getvalue()
+    start = npy.index(b"\x80")  # the pickle after the .npy header
+    files = [("npy", npy)]
+    files += [(f"npy[:{at}]", npy[: start + at]) for at in oracle.boundaries(npy[start:])]
+    npz = io.BytesIO()
+    with zipfile.ZipFile(npz, "w") as archive:
+        archive.writestr("weights.npy", npy)
+    files.append(("npz", npz.getvalue()))
+    files += [(f"pickle:{n}", d) for n, d in _data_pkl_mutants() if d[:1] == b"\x80"]
+    assert oracle.denied([oracle.numpy_load_run(npy)])
+    bad = _entry_divergences(oracle.numpy_load_run, files, "weights.npy")
+    assert not bad, dict(list(bad.items())[:10])
+
+
+def test_a_failure_late_in_the_walk_keeps_the_findings(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Findings were collected and yielded at the end: a later exception discarded them."""
+    def explode(self: object, offset: int) -> None:
+        raise RecursionError("late failure")
+
+    monkeypatch.setitem(pickle_format._HANDLERS, 0x2E, explode)
+    monkeypatch.setattr(pickle_format, "_DISPATCH", tuple(
+        pickle_format._HANDLERS.get(code, pickle_format._Machine.op_invalid)
+        for code in range(256)))
+    result = scan(tmp_path, "m.pkl", b"\x80\x02" + CALL_SYSTEM + b".")
+    assert result.error is not None
+    assert names_system(result), result

@@ -63,3 +63,14 @@ def test_core_ml_model_is_not_taken_for_onnx() -> None:
     assert detect(coreml, "model.bin")[0] == "coreml"
     onnx_like = b"\x08\x07\x12\x07pytorch\x1a\x032.1"
     assert detect(onnx_like, "model.bin")[0] == "onnx"
+
+
+def test_cached_results_of_an_older_analysis_are_not_reused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file the old walker called `clean` (a damaged pickle, an unknown file) must be
+    rescanned: the results cache keys on the analysis revision."""
+    from batchscan import cache
+
+    before = cache.ruleset_version()
+    monkeypatch.setattr(cache, "ANALYSIS_REVISION", 1)
+    assert cache.ruleset_version() != before

@@ -18,7 +18,11 @@ What is checked. The walker follows the opcode stream exactly as `_pickle.c` rea
 mark fence and stack-underflow rules, memo semantics, protocol-dependent name resolution,
 `_compat_pickle` mapping, and the C unpickler's frame buffering (a fixed-size read that
 straddles a frame end is re-read after the frame when the loader reads from a file; such a
-stream is walked both ways). Every import is classified by `workers/pickle_policy.py`; every
+stream is walked both ways). Any failure of an opcode is damage at its offset: the loader
+stops there after running everything before it, and every finding so far is kept. Where
+loaders differ (C or `pickle._Unpickler`, `encoding=`, `buffers=`, `persistent_load`), the walk
+goes as far as the most permissive one (tests/oracle.py checks this against CPython's own
+unpicklers). Every import is classified by `workers/pickle_policy.py`; every
 call is recorded with its static arguments as evidence. Pure helpers used to compute names
 (`codecs.decode(.., 'rot13')`, base64, `getattr` on a known global, `importlib.import_module`,
 name resolvers) are folded so that the real target is judged. Bytes handed to a second-stage
@@ -233,6 +237,7 @@ class _Walk:
     values: list[object] = field(default_factory=list)  # each pickle's result (first few)
     storages: dict[str, tuple[str, int]] = field(default_factory=dict)  # torch: key -> type
     damage: int | None = None  # where the stream broke (the loader stops there)
+    damage_reason: str = ""
     appended_zip: int | None = None  # a zip archive follows the last STOP here
 
 
@@ -1693,9 +1698,24 @@ def sniff(head: bytes, name: str) -> bool:
     """
     if not head or head[0] not in _PROTO01_START:
         return False
-    # The decision is made within the first few hundred bytes; walk no more than 1 KiB.
+    # The decision is made within the first few hundred bytes; walk no more than 1 KiB,
+    # unless the very first opcode's argument is longer than that.
     cut = len(head) > _SNIFF_BYTES or len(head) >= HEAD_BYTES
-    return _trial_walk(head[:_SNIFF_BYTES], cut=cut)
+    walk = _Walk()
+    if _trial_walk(head[:_SNIFF_BYTES], cut=cut, walk=walk):
+        return True
+    return walk.damage == 0 and len(head) > _SNIFF_BYTES and _trial_walk(
+        head, cut=len(head) >= HEAD_BYTES)
+
+
+def first_argument_overruns(head: bytes) -> bool:
+    """Whether the first opcode's argument runs past `head` (a long first line): the unpickler
+    may still import something after it, which only a full walk can tell."""
+    if not head or head[0] not in _PROTO01_START:
+        return False
+    walk = _Walk()
+    _trial_walk(head, cut=True, walk=walk)
+    return walk.damage == 0 and walk.damage_reason in _OUT_OF_DATA
 
 
 def imports_something(head: bytes) -> bool:
@@ -1710,8 +1730,8 @@ def imports_something(head: bytes) -> bool:
     return bool(walk.uses)
 
 
-def _trial_walk(head: bytes, cut: bool = False) -> bool:
-    walk = _Walk()
+def _trial_walk(head: bytes, cut: bool = False, walk: _Walk | None = None) -> bool:
+    walk = walk if walk is not None else _Walk()
     if _trial(head, cut, walk, divergent=False):
         return True
     # A fixed-size argument straddling a FRAME end: the C loader reading a file runs
@@ -1727,6 +1747,8 @@ def _trial(head: bytes, cut: bool, walk: _Walk, *, divergent: bool) -> bool:
     try:
         walker.run(0)
     except _Damage as damage:
+        walk.damage = damage.offset
+        walk.damage_reason = damage.reason
         # Text and random bytes fail early and import nothing; a cut or damaged pickle
         # parses for a while or has already imported or called something. When the head is
         # only a prefix of a longer input, running out of it is no evidence against a pickle
@@ -1992,7 +2014,15 @@ def _nested(walker: _Walker, ctx: ScanContext) -> list[Finding]:
                                               member=ctx.member, offset=offset))
             continue
         inner_walk = _Walk()
-        inner = list(findings(io.BytesIO(data), len(data), child, data=data, walk=inner_walk))
+        inner: list[Finding] = []
+        try:
+            inner.extend(findings(io.BytesIO(data), len(data), child, data=data,
+                                  walk=inner_walk))
+        except (LimitExceeded, RecursionError, MemoryError) as exc:
+            # What the nested analysis found before it failed is kept (`extend` keeps it).
+            reason = f"nested pickle at offset {offset} not fully analysed: {exc!r}"
+            inner.append(ANALYSIS_LIMIT.finding(reason, member=ctx.member, offset=offset))
+            ctx.note_incomplete(reason)
         if not loader and (
             inner_walk.pickles == 0 or any(f.rule_id == MALFORMED.rule_id for f in inner)
         ):

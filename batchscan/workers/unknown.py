@@ -11,7 +11,9 @@ What is checked. The first MiB is searched for YAML python tags (then composed, 
 constructed, by `workers/yaml_config.py`), Jinja markers (then checked by
 `workers/textscan.py`), and a pickle PROTO opcode at offset 0 (then walked by
 `workers/pickle.py`: a pickle that imports something is already recognised by content; this
-reports a damaged one). Such a file is never `clean`: `clean` means read and understood.
+reports a damaged one), or a first opcode whose text argument is longer than the head (then
+the whole file is walked, and reported when the walk imports or calls something).
+Such a file is never `clean`: `clean` means read and understood.
 
 Not checked: everything else about the file; the record says so (`unsupported`, with the
 reason in `error`).
@@ -32,6 +34,7 @@ from batchscan.workers.configs import TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS
 REASON = "format not recognised: no scanner understood this file; only content checks ran"
 
 _CHECK_BYTES = 1024 * 1024
+_DAMAGE_ONLY = {pickle.MALFORMED.rule_id, pickle.TRAILING_DATA.rule_id}
 _YAML_PYTHON = re.compile(rb"!!python/|tag:yaml\.org,2002:python/")
 _TEMPLATE = re.compile(rb"\{\{|\{%")
 
@@ -43,6 +46,12 @@ def checks(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     if head[:1] == b"\x80" and head[1:2] and head[1] <= pickle.HIGHEST_PROTOCOL:
         yield from pickle.scan(source, ctx)
         return
+    if pickle.first_argument_overruns(source.head):
+        # A first line longer than the head (`V` + 100 KB): only a full walk can tell
+        # whether the unpickler imports something after it; damage alone is no evidence.
+        found = list(pickle.scan(source, ctx))
+        if any(f.rule_id not in _DAMAGE_ONLY for f in found):
+            yield from found
     if b"\x00" in head[:4096]:
         return  # binary: no YAML or template
     tag = _YAML_PYTHON.search(head)
