@@ -735,193 +735,191 @@ class _Machine:
         # a FRAME end, so the inline blocks read them directly; handlers recompute `fast_end`.
         fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
         guard = blen if r.eof else blen - 16
-        try:
-            while True:
-                if pos >= guard:
-                    if not r.eof:
-                        self.refill(pos, 16)
-                        buf = self.buf
-                        blen = self.blen
-                        pos = self.pos
-                        fast_end = (blen if self.frame_end < 0
-                                    else min(blen, self.frame_end - r.base))
-                        guard = blen if r.eof else blen - 16
-                    if pos >= blen:
-                        raise _Damage(r.base + pos, "stream ends without STOP")
-                op = buf[pos]
-                pos += 1
-                ops += 1
+        while True:
+            if pos >= guard:
+                if not r.eof:
+                    self.refill(pos, 16)
+                    buf = self.buf
+                    blen = self.blen
+                    pos = self.pos
+                    fast_end = (blen if self.frame_end < 0
+                                else min(blen, self.frame_end - r.base))
+                    guard = blen if r.eof else blen - 16
+                if pos >= blen:
+                    raise _Damage(r.base + pos, "stream ends without STOP")
+            op = buf[pos]
+            pos += 1
+            ops += 1
 
-                # --- inline blocks: plain data opcodes, no frame or buffer edge in reach ----
-                # Ordered by measured frequency; each does what its `op_<name>` handler does. A
-                # pushed string or container is usually memoised by the very next opcode, which
-                # is folded in here to save a turn.
-                if op == 0x68:  # BINGET
-                    if pos < fast_end:
-                        got = memo.get(buf[pos], _MISSING)
-                        if got is not _MISSING:
-                            stack.append(got)
-                            pos += 1
-                            continue
-                elif op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
-                    if op == 0x8C:
-                        start = pos + 1
-                        end = start + buf[pos] if pos < fast_end else fast_end + 1
-                    else:
-                        start = pos + 4
-                        end = start + uint4(buf, pos)[0] if start <= fast_end else fast_end + 1
-                    if end <= fast_end and end - start < _INLINE_MAX:
-                        try:
-                            text = buf[start:end].decode("utf-8", "surrogatepass")
-                        except UnicodeDecodeError:
-                            raise _Damage(r.base + pos - 1,
-                                          "invalid UTF-8 in a unicode string") from None
-                        if end - start > 15 and text[:2] in decode_prefixes:
-                            self.w.encoded_pickle(text, r.base + pos - 1)
-                        pos = end
-                        stack.append(text)
-                        if pos < fast_end:
-                            nxt = buf[pos]
-                            if nxt == 0x94:
-                                memo[len(memo)] = text
-                                pos += 1
-                            elif nxt == 0x71 and pos + 1 < fast_end:
-                                memo[buf[pos + 1]] = text
-                                pos += 2
+            # --- inline blocks: plain data opcodes, no frame or buffer edge in reach ----
+            # Ordered by measured frequency; each does what its `op_<name>` handler does. A
+            # pushed string or container is usually memoised by the very next opcode, which
+            # is folded in here to save a turn.
+            if op == 0x68:  # BINGET
+                if pos < fast_end:
+                    got = memo.get(buf[pos], _MISSING)
+                    if got is not _MISSING:
+                        stack.append(got)
+                        pos += 1
                         continue
-                elif op == 0x94:  # MEMOIZE
-                    if len(stack) > fence:
-                        memo[len(memo)] = stack[-1]
-                        continue
-                elif op == 0x28:  # MARK
-                    fence = len(stack)
-                    marks.append(fence)
-                    continue
-                elif op == 0x74:  # TUPLE (4+ items: records)
-                    if marks:
-                        mark = marks.pop()
-                        fence = marks[-1] if marks else 0
-                        tup = tuple(stack[mark:])
-                        del stack[mark:]
-                        stack.append(tup)
-                        continue
-                elif op == 0x7D or op == 0x5D:  # EMPTY_DICT, EMPTY_LIST
-                    fresh: list[object] = PDict() if op == 0x7D else PList()
-                    stack.append(fresh)
+            elif op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                if op == 0x8C:
+                    start = pos + 1
+                    end = start + buf[pos] if pos < fast_end else fast_end + 1
+                else:
+                    start = pos + 4
+                    end = start + uint4(buf, pos)[0] if start <= fast_end else fast_end + 1
+                if end <= fast_end and end - start < _INLINE_MAX:
+                    try:
+                        text = buf[start:end].decode("utf-8", "surrogatepass")
+                    except UnicodeDecodeError:
+                        raise _Damage(r.base + pos - 1,
+                                      "invalid UTF-8 in a unicode string") from None
+                    if end - start > 15 and text[:2] in decode_prefixes:
+                        self.w.encoded_pickle(text, r.base + pos - 1)
+                    pos = end
+                    stack.append(text)
                     if pos < fast_end:
                         nxt = buf[pos]
                         if nxt == 0x94:
-                            memo[len(memo)] = fresh
+                            memo[len(memo)] = text
                             pos += 1
                         elif nxt == 0x71 and pos + 1 < fast_end:
-                            memo[buf[pos + 1]] = fresh
+                            memo[buf[pos + 1]] = text
                             pos += 2
                     continue
-                elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS
-                    if marks:
-                        mark = marks[-1]
-                        below = marks[-2] if len(marks) > 1 else 0
-                        if mark > below:
-                            target = stack[mark - 1]
-                            if op == 0x75:
-                                if type(target) is PDict and (len(stack) - mark) % 2 == 0:
-                                    room = 2 * _CONTAINER_CAP - len(target)
-                                    if room > 0:
-                                        target.extend(stack[mark : mark + room])
-                                    del stack[mark:]
-                                    marks.pop()
-                                    fence = below
-                                    continue
-                            elif type(target) is PList:
-                                if len(target) < _CONTAINER_CAP:
-                                    target.extend(stack[mark : mark + _CONTAINER_CAP - len(target)])
+            elif op == 0x94:  # MEMOIZE
+                if len(stack) > fence:
+                    memo[len(memo)] = stack[-1]
+                    continue
+            elif op == 0x28:  # MARK
+                fence = len(stack)
+                marks.append(fence)
+                continue
+            elif op == 0x74:  # TUPLE (4+ items: records)
+                if marks:
+                    mark = marks.pop()
+                    fence = marks[-1] if marks else 0
+                    tup = tuple(stack[mark:])
+                    del stack[mark:]
+                    stack.append(tup)
+                    continue
+            elif op == 0x7D or op == 0x5D:  # EMPTY_DICT, EMPTY_LIST
+                fresh: list[object] = PDict() if op == 0x7D else PList()
+                stack.append(fresh)
+                if pos < fast_end:
+                    nxt = buf[pos]
+                    if nxt == 0x94:
+                        memo[len(memo)] = fresh
+                        pos += 1
+                    elif nxt == 0x71 and pos + 1 < fast_end:
+                        memo[buf[pos + 1]] = fresh
+                        pos += 2
+                continue
+            elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS
+                if marks:
+                    mark = marks[-1]
+                    below = marks[-2] if len(marks) > 1 else 0
+                    if mark > below:
+                        target = stack[mark - 1]
+                        if op == 0x75:
+                            if type(target) is PDict and (len(stack) - mark) % 2 == 0:
+                                room = 2 * _CONTAINER_CAP - len(target)
+                                if room > 0:
+                                    target.extend(stack[mark : mark + room])
                                 del stack[mark:]
                                 marks.pop()
                                 fence = below
                                 continue
-                elif op == 0x47:  # BINFLOAT
-                    if pos + 8 <= fast_end:
-                        stack.append(double(buf, pos)[0])
-                        pos += 8
-                        continue
-                elif op == 0x72:  # LONG_BINPUT
-                    if pos + 4 <= fast_end and len(stack) > fence:
-                        memo[uint4(buf, pos)[0]] = stack[-1]
-                        pos += 4
-                        continue
-                elif op == 0x4D:  # BININT2
-                    if pos + 2 <= fast_end:
-                        stack.append(buf[pos] | buf[pos + 1] << 8)
-                        pos += 2
-                        continue
-                elif op == 0x4B:  # BININT1
-                    if pos < fast_end:
-                        stack.append(buf[pos])
-                        pos += 1
-                        continue
-                elif op == 0x71:  # BINPUT
-                    if pos < fast_end and len(stack) > fence:
-                        memo[buf[pos]] = stack[-1]
-                        pos += 1
-                        continue
-                elif op == 0x6A:  # LONG_BINGET
-                    if pos + 4 <= fast_end:
-                        got = memo.get(uint4(buf, pos)[0], _MISSING)
-                        if got is not _MISSING:
-                            stack.append(got)
-                            pos += 4
+                        elif type(target) is PList:
+                            if len(target) < _CONTAINER_CAP:
+                                target.extend(stack[mark : mark + _CONTAINER_CAP - len(target)])
+                            del stack[mark:]
+                            marks.pop()
+                            fence = below
                             continue
-                elif op == 0x4A:  # BININT
-                    if pos + 4 <= fast_end:
-                        stack.append(int4(buf, pos)[0])
+            elif op == 0x47:  # BINFLOAT
+                if pos + 8 <= fast_end:
+                    stack.append(double(buf, pos)[0])
+                    pos += 8
+                    continue
+            elif op == 0x72:  # LONG_BINPUT
+                if pos + 4 <= fast_end and len(stack) > fence:
+                    memo[uint4(buf, pos)[0]] = stack[-1]
+                    pos += 4
+                    continue
+            elif op == 0x4D:  # BININT2
+                if pos + 2 <= fast_end:
+                    stack.append(buf[pos] | buf[pos + 1] << 8)
+                    pos += 2
+                    continue
+            elif op == 0x4B:  # BININT1
+                if pos < fast_end:
+                    stack.append(buf[pos])
+                    pos += 1
+                    continue
+            elif op == 0x71:  # BINPUT
+                if pos < fast_end and len(stack) > fence:
+                    memo[buf[pos]] = stack[-1]
+                    pos += 1
+                    continue
+            elif op == 0x6A:  # LONG_BINGET
+                if pos + 4 <= fast_end:
+                    got = memo.get(uint4(buf, pos)[0], _MISSING)
+                    if got is not _MISSING:
+                        stack.append(got)
                         pos += 4
                         continue
-                elif op == 0x86:  # TUPLE2
-                    if len(stack) - 2 >= fence:
-                        second = stack.pop()
-                        stack[-1] = (stack[-1], second)
-                        continue
-                elif op == 0x87:  # TUPLE3
-                    if len(stack) - 3 >= fence:
-                        third = stack.pop()
-                        second = stack.pop()
-                        stack[-1] = (stack[-1], second, third)
-                        continue
-                elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
-                    stack.append(op == 0x88)
+            elif op == 0x4A:  # BININT
+                if pos + 4 <= fast_end:
+                    stack.append(int4(buf, pos)[0])
+                    pos += 4
                     continue
-                elif op == 0x85:  # TUPLE1
-                    if len(stack) > fence:
-                        stack[-1] = (stack[-1],)
-                        continue
-                elif op == 0x4E:  # NONE
-                    stack.append(None)
+            elif op == 0x86:  # TUPLE2
+                if len(stack) - 2 >= fence:
+                    second = stack.pop()
+                    stack[-1] = (stack[-1], second)
                     continue
+            elif op == 0x87:  # TUPLE3
+                if len(stack) - 3 >= fence:
+                    third = stack.pop()
+                    second = stack.pop()
+                    stack[-1] = (stack[-1], second, third)
+                    continue
+            elif op == 0x88 or op == 0x89:  # NEWTRUE, NEWFALSE
+                stack.append(op == 0x88)
+                continue
+            elif op == 0x85:  # TUPLE1
+                if len(stack) > fence:
+                    stack[-1] = (stack[-1],)
+                    continue
+            elif op == 0x4E:  # NONE
+                stack.append(None)
+                continue
 
-                # --- everything else: the opcode's handler, with frame, buffer and stack rules ---
-                if ops > budget:
-                    raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
-                self.pos = pos
-                self.fence = fence
-                try:
-                    dispatch[op](self, r.base + pos - 1)
-                except (_Damage, LimitExceeded, MemoryError, RecursionError):
-                    raise
-                except Exception as exc:
-                    # CPython stops at any failure of an opcode (a bad literal, escape or
-                    # index); everything before it has run.
-                    raise _Damage(r.base + pos - 1, f"{type(exc).__name__} in the "
-                                  f"{_NAMES.get(op, 'invalid')} opcode argument") from None
-                if op == 0x2E:  # STOP ends this pickle
-                    return r.base + self.pos
-                buf = self.buf
-                blen = self.blen
-                pos = self.pos
-                fence = self.fence
-                fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
-                guard = blen if r.eof else blen - 16
-        finally:
-            self.w.walk.opcodes += ops
+            # --- everything else: the opcode's handler, with frame, buffer and stack rules ---
+            if ops > budget:
+                raise LimitExceeded("pickle opcodes on the checked path", budget, ops)
+            self.pos = pos
+            self.fence = fence
+            try:
+                dispatch[op](self, r.base + pos - 1)
+            except (_Damage, LimitExceeded, MemoryError, RecursionError):
+                raise
+            except Exception as exc:
+                # CPython stops at any failure of an opcode (a bad literal, escape or
+                # index); everything before it has run.
+                raise _Damage(r.base + pos - 1, f"{type(exc).__name__} in the "
+                              f"{_NAMES.get(op, 'invalid')} opcode argument") from None
+            if op == 0x2E:  # STOP ends this pickle
+                self.w.walk.opcodes += ops
+                return r.base + self.pos
+            buf = self.buf
+            blen = self.blen
+            pos = self.pos
+            fence = self.fence
+            fast_end = blen if self.frame_end < 0 else min(blen, self.frame_end - r.base)
+            guard = blen if r.eof else blen - 16
 
     # reading arguments, with the C loader's buffer and frame behaviour ------------------------
     def refill(self, at: int, need: int) -> None:
