@@ -1,13 +1,15 @@
 """The differential oracle: CPython's own unpicklers, run so that nothing real is imported.
 
-`loader_globals(data)` runs the C unpickler (`_pickle`, from bytes and from an unbuffered file
-object, whose FRAME reading differs), with the default ASCII and with latin-1 decoding of
-Python 2 strings, and the pure-Python unpickler (`pickle._Unpickler`). Their `find_class` is
-overridden: it records the (module, name) the loader asked for and returns an inert stub class
-(calling it, its instances or any attribute of them gives another stub; `__setstate__`,
-`__setitem__`, `extend`, `append`, `add` accept anything), so every opcode that would import or
-call runs against stubs only. `persistent_load` and out-of-band `buffers` are supplied, so the
-oracle follows the stream as far as the most permissive real loader would.
+`loader_runs(data)` runs the C unpickler (`_pickle`) over an in-memory file (`io.BytesIO`,
+"c-bytes"), an unbuffered raw file without `peek` ("c-file") and a `BufferedReader` with
+`peek` ("c-buffered"), whose FRAME reading differs, with the default ASCII and with latin-1
+decoding of Python 2 strings, and the pure-Python unpickler (`pickle._Unpickler`). Their
+`find_class` is overridden: it records the (module, name) the loader asked for and returns
+an inert stub class (calling it, its instances or any attribute of them gives another stub;
+`__setstate__`, `__setitem__`, `extend`, `append`, `add` accept anything), so every opcode
+that would import or call runs against stubs only. `persistent_load` and out-of-band
+`buffers` are supplied, so the oracle follows the stream as far as the most permissive real
+loader would.
 
 `batchscan_result(data, name)` scans the same bytes the way a worker does (content detection,
 the format module, the record's status), and `divergence(data)` states the property of issue
