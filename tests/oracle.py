@@ -1,13 +1,15 @@
 """The differential oracle: CPython's own unpicklers, run so that nothing real is imported.
 
-`loader_globals(data)` runs the C unpickler (`_pickle`, from bytes and from an unbuffered file
-object, whose FRAME reading differs), with the default ASCII and with latin-1 decoding of
-Python 2 strings, and the pure-Python unpickler (`pickle._Unpickler`). Their `find_class` is
-overridden: it records the (module, name) the loader asked for and returns an inert stub class
-(calling it, its instances or any attribute of them gives another stub; `__setstate__`,
-`__setitem__`, `extend`, `append`, `add` accept anything), so every opcode that would import or
-call runs against stubs only. `persistent_load` and out-of-band `buffers` are supplied, so the
-oracle follows the stream as far as the most permissive real loader would.
+`loader_runs(data)` runs the C unpickler (`_pickle`) over an in-memory file (`io.BytesIO`,
+"c-bytes"), an unbuffered raw file without `peek` ("c-file") and a `BufferedReader` with
+`peek` ("c-buffered"), whose FRAME reading differs, with the default ASCII and with latin-1
+decoding of Python 2 strings, and the pure-Python unpickler (`pickle._Unpickler`). Their
+`find_class` is overridden: it records the (module, name) the loader asked for and returns
+an inert stub class (calling it, its instances or any attribute of them gives another stub;
+`__setstate__`, `__setitem__`, `extend`, `append`, `add` accept anything), so every opcode
+that would import or call runs against stubs only. `persistent_load` and out-of-band
+`buffers` are supplied, so the oracle follows the stream as far as the most permissive real
+loader would.
 
 `batchscan_result(data, name)` scans the same bytes the way a worker does (content detection,
 the format module, the record's status), and `divergence(data)` states the property of issue
@@ -27,6 +29,7 @@ import os
 import pickle
 import pickletools
 import random
+import resource
 import sys
 import tempfile
 import types
@@ -90,21 +93,25 @@ def _mapped(module: str, name: str) -> tuple[str, str]:
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-class _Unbuffered(io.RawIOBase):
-    """A file object without `peek`: the C unpickler reads FRAMEs from it piece by piece."""
+class _Unbuffered:
+    """A file object without `peek`: the C unpickler reads FRAMEs from it piece by piece.
+
+    A plain object (not `io.RawIOBase`, whose `read` goes through a bytearray and a
+    memoryview that the C unpickler's error paths leave exported)."""
 
     def __init__(self, data: bytes):
-        super().__init__()
         self._data = data
         self._pos = 0
 
-    def readable(self) -> bool:
-        return True
+    def read(self, size: int = -1) -> bytes:
+        end = len(self._data) if size is None or size < 0 else self._pos + size
+        chunk = self._data[self._pos : end]
+        self._pos += len(chunk)
+        return chunk
 
     def readinto(self, buffer: Any) -> int:
-        chunk = self._data[self._pos : self._pos + len(buffer)]
+        chunk = self.read(len(buffer))
         buffer[: len(chunk)] = chunk
-        self._pos += len(chunk)
         return len(chunk)
 
     def readline(self, size: int | None = -1) -> bytes:
@@ -154,6 +161,44 @@ class LoaderRun:
         return out
 
 
+@contextlib.contextmanager
+def memory_cap(extra: int = 1 << 30) -> Iterator[None]:
+    """Cap this process's address space at its current size plus `extra` for the duration.
+
+    A mutated LONG_BINPUT index makes the C unpickler grow (and zero) its memo table to that
+    size: gigabytes, in the test process. With the cap it gets a MemoryError, and stops.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            size = next(int(line.split()[1]) * 1024 for line in status
+                        if line.startswith("VmSize:"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = size + extra
+        if hard != resource.RLIM_INFINITY:
+            cap = min(cap, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    except (OSError, StopIteration, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@contextlib.contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """CPython 3.11's C unpickler leaves a bytearray export behind on the error path of a
+    BYTEARRAY8 it cannot fill (`SystemError: deallocated bytearray object has exported
+    buffers`, reported through `sys.unraisablehook`): harmless here, and slow under pytest."""
+    previous = sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: None
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def _run(loader: str, data: bytes) -> LoaderRun:
     run = LoaderRun(loader)
     buffers = itertools.repeat(b"")
@@ -183,7 +228,8 @@ LOADERS = ("c-bytes", "c-bytes-latin1", "c-file", "c-buffered", "py-bytes")
 
 def loader_runs(data: bytes) -> list[LoaderRun]:
     """Each CPython unpickler variant run over `data` with recording stubs."""
-    return [_run(loader, data) for loader in LOADERS]
+    with memory_cap(), _quiet_unraisable():
+        return [_run(loader, data) for loader in LOADERS]
 
 
 def denied(runs: list[LoaderRun]) -> set[frozenset[str]]:
@@ -210,7 +256,8 @@ def _stub_pickle_module(seen: list[tuple[str, str, int | None]]) -> types.Module
 def _entry(loader: str, call: Callable[[list[tuple[str, str, int | None]]], object]) -> LoaderRun:
     run = LoaderRun(loader)
     try:
-        call(run.globals)
+        with memory_cap(), _quiet_unraisable():
+            call(run.globals)
     except (RecursionError, MemoryError) as exc:
         run.error = type(exc).__name__
     except Exception as exc:

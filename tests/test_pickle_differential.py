@@ -340,3 +340,17 @@ def test_a_failure_late_in_the_walk_keeps_the_findings(tmp_path: Path,
     result = scan(tmp_path, "m.pkl", b"\x80\x02" + CALL_SYSTEM + b".")
     assert result.error is not None
     assert names_system(result), result
+
+
+def test_every_divergence_the_fuzzer_ever_found_stays_fixed() -> None:
+    """tests/fixtures/differential_regressions.hex: the inputs of every divergence the long
+    runs reported on earlier code (the pre-fix one-minute run and the development runs)."""
+    path = Path(__file__).parent / "fixtures" / "differential_regressions.hex"
+    lines = [line for line in path.read_text().splitlines() if line and line[0] != "#"]
+    assert len(lines) > 100
+    bad = {}
+    for number, line in enumerate(lines, 1):
+        why = oracle.divergence(bytes.fromhex(line))
+        if why is not None:
+            bad[number] = why
+    assert not bad, dict(list(bad.items())[:10])

@@ -44,7 +44,21 @@ def test_template_injection_markers_under_any_name(tmp_path: Path) -> None:
 
 def test_damaged_pickle_at_offset_0_under_any_name(tmp_path: Path) -> None:
     result = scan(tmp_path, "weights.dat", b"\x80\x04\xff\xff\xff\xff")
-    assert any(f.rule_id == "PKL004" for f in result.findings), result
+    assert [(f.rule_id, f.severity.value) for f in result.findings] == [("PKL004", "info")]
+
+
+def test_a_storage_member_starting_like_proto_is_not_a_finding(tmp_path: Path) -> None:
+    """int64 128 is `80 00 ...`: a tensor storage is no damaged pickle."""
+    import io
+    import pickle
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": 1}, 2))
+        archive.writestr("archive/data/0", (128).to_bytes(8, "little") + bytes(56))
+    result = scan(tmp_path, "model.pt", buffer.getvalue())
+    assert result.error is None and not result.findings, result
 
 
 def test_unknown_binary_is_unsupported_never_clean(tmp_path: Path) -> None:
