@@ -12,7 +12,8 @@ import signal
 import sys
 from types import FrameType
 
-_NO_POOL = {"report", "schema", "doctor", "-h", "--help", "--version", "--list-scanners"}
+# `ui` scans in CLI child processes, each with its own forkserver; `doctor` starts its own.
+_NO_POOL = {"report", "schema", "doctor", "ui", "-h", "--help", "--version", "--list-scanners"}
 # Ctrl-C or SIGTERM before the scan's own handler is in place (during the imports below): kept
 # here and honoured by the CLI as soon as it runs (a clean exit 130 with a valid output),
 # instead of a KeyboardInterrupt traceback out of some import.
