@@ -896,6 +896,207 @@ PYS004 = Rule(
     ),
 )
 
+# --- batchscan/workers/tflite.py --------------------------------------------
+TFL001 = Rule(
+    "TFL001",
+    "custom-op",
+    Severity.WARNING,
+    "CWE-829",
+    "A TFLite custom operator: the interpreter calls a native kernel the application registers.",
+    fix=(
+        "Custom operators run kernels outside the model file; run the model only with a "
+        "reviewed op resolver that registers your own implementation of each named op."
+    ),
+)
+TFL002 = Rule(
+    "TFL002",
+    "flex-dangerous-op",
+    Severity.ERROR,
+    "CWE-94",
+    "A Flex (select TensorFlow) operator that runs Python or reads or writes files.",
+    fix=(
+        "Do not run with the Flex delegate: the model runs a TensorFlow op that calls Python "
+        "or touches files. Re-convert it with builtin operators only."
+    ),
+)
+TFL003 = Rule(
+    "TFL003",
+    "buffer-bounds",
+    Severity.WARNING,
+    "CWE-125",
+    "A buffer, custom-option span, tensor buffer index or opcode index points outside the "
+    "file or its tables.",
+    fix=(
+        "Re-convert the model; out-of-bounds offsets or indexes mean it was damaged or crafted "
+        "to make the runtime read outside its data."
+    ),
+)
+TFL004 = Rule(
+    "TFL004",
+    "external-buffer-escape",
+    Severity.ERROR,
+    "CWE-22",
+    "An external buffer group names a weights file outside the model's directory.",
+    fix=(
+        "Do not load: the model reads weights from an absolute path or a parent directory. "
+        "Keep external weights beside the model under a plain relative name."
+    ),
+)
+TFL005 = Rule(
+    "TFL005",
+    "bad-flatbuffer",
+    Severity.WARNING,
+    "CWE-20",
+    "The TFLite flatbuffer is malformed; what came before the damage was checked.",
+    fix="Re-convert the model; a damaged flatbuffer cannot be fully checked.",
+)
+
+# --- batchscan/workers/executorch.py ----------------------------------------
+PTE001 = Rule(
+    "PTE001",
+    "unknown-delegate",
+    Severity.WARNING,
+    "CWE-829",
+    "A backend delegate that is not one of ExecuTorch's own backends processes an opaque blob.",
+    fix=(
+        "The program hands part of the model to a backend outside ExecuTorch's tree; run it "
+        "only with a backend library you have reviewed."
+    ),
+)
+PTE002 = Rule(
+    "PTE002",
+    "custom-operator",
+    Severity.WARNING,
+    "CWE-829",
+    "An operator outside the ATen and ExecuTorch namespaces: a kernel library the application "
+    "links must provide it.",
+    fix=(
+        "Custom operators run native kernels outside the program file; make sure the kernel "
+        "library that provides each named op is yours and reviewed."
+    ),
+)
+PTE003 = Rule(
+    "PTE003",
+    "segment-bounds",
+    Severity.WARNING,
+    "CWE-125",
+    "A segment, delegate reference, operator index or buffer index points outside the file "
+    "or its tables.",
+    fix=(
+        "Re-export the program; out-of-bounds segments or indexes mean it was damaged or "
+        "crafted to make the runtime read outside its data."
+    ),
+)
+PTE004 = Rule(
+    "PTE004",
+    "bad-flatbuffer",
+    Severity.WARNING,
+    "CWE-20",
+    "The ExecuTorch program flatbuffer is malformed; what came before the damage was checked.",
+    fix="Re-export the program; a damaged flatbuffer cannot be fully checked.",
+)
+
+# --- batchscan/workers/coreml.py --------------------------------------------
+CML001 = Rule(
+    "CML001",
+    "custom-layer",
+    Severity.WARNING,
+    "CWE-829",
+    "A Core ML custom layer or custom model: Core ML instantiates the named application class.",
+    fix=(
+        "Custom layers and models run code from the application that hosts the model; make "
+        "sure each named class is yours and reviewed."
+    ),
+)
+CML002 = Rule(
+    "CML002",
+    "linked-model-escape",
+    Severity.ERROR,
+    "CWE-22",
+    "A linked model is loaded from an absolute path or a parent directory.",
+    fix=(
+        "Do not load: the model loads another model file from outside its folder. Keep linked "
+        "models beside it under plain relative names."
+    ),
+)
+CML003 = Rule(
+    "CML003",
+    "bad-protobuf",
+    Severity.WARNING,
+    "CWE-20",
+    "The Core ML protobuf is malformed; what came before the damage was checked.",
+    fix="Re-export the model; a damaged protobuf cannot be fully checked.",
+)
+
+# --- batchscan/workers/paddle.py --------------------------------------------
+PDL001 = Rule(
+    "PDL001",
+    "python-op",
+    Severity.ERROR,
+    "CWE-94",
+    "A PaddlePaddle `py_func` operator calls a Python function when the program runs.",
+    fix=(
+        "Do not run the program: it calls Python. Re-export it without `py_func` "
+        "(paddle.static.py_func)."
+    ),
+)
+PDL002 = Rule(
+    "PDL002",
+    "file-op",
+    Severity.ERROR,
+    "CWE-73",
+    "A PaddlePaddle operator that reads or writes a file when the program runs (save, load, "
+    "read_file...).",
+    fix=(
+        "Do not run the program: it reads or writes files (inference programs have no such "
+        "ops). Re-export it with paddle.jit.save or paddle.static.save_inference_model."
+    ),
+)
+PDL003 = Rule(
+    "PDL003",
+    "bad-structure",
+    Severity.WARNING,
+    "CWE-20",
+    "The PaddlePaddle program or parameters file is malformed; what came before the damage "
+    "was checked.",
+    fix="Re-export the model; a damaged program or parameters file cannot be fully checked.",
+)
+
+# --- batchscan/workers/mxnet.py ---------------------------------------------
+MXN001 = Rule(
+    "MXN001",
+    "custom-op",
+    Severity.WARNING,
+    "CWE-829",
+    "An MXNet `Custom` operator: it runs the Python CustomOp class registered under its "
+    "op_type.",
+    fix=(
+        "Custom operators run Python registered by the application; make sure the class "
+        "registered for each named op_type is yours and reviewed."
+    ),
+)
+MXN002 = Rule(
+    "MXN002",
+    "native-callback-op",
+    Severity.ERROR,
+    "CWE-822",
+    "A legacy `_Native`/`_NDArray` operator: its `info` attribute is a raw pointer to a "
+    "callback that MXNet dereferences and calls.",
+    fix=(
+        "Do not load: the graph makes MXNet call through a pointer taken from the file. "
+        "Re-export the model without NativeOp/NDArrayOp operators."
+    ),
+)
+MXN003 = Rule(
+    "MXN003",
+    "bad-structure",
+    Severity.WARNING,
+    "CWE-20",
+    "The MXNet symbol graph or parameters file is malformed; what came before the damage was "
+    "checked.",
+    fix="Re-export the model; a damaged graph or parameters file cannot be fully checked.",
+)
+
 # --- tests only: the fault-injection hook --------------
 TST001 = Rule(
     "TST001",
@@ -991,6 +1192,24 @@ CATALOGUE: tuple[Rule, ...] = (
     PYS002,
     PYS003,
     PYS004,
+    TFL001,
+    TFL002,
+    TFL003,
+    TFL004,
+    TFL005,
+    PTE001,
+    PTE002,
+    PTE003,
+    PTE004,
+    CML001,
+    CML002,
+    CML003,
+    PDL001,
+    PDL002,
+    PDL003,
+    MXN001,
+    MXN002,
+    MXN003,
     TST001,
 )
 BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}

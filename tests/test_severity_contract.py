@@ -29,6 +29,26 @@ PINNED = {
     "PYS002": "warning", "PYS003": "info", "PYS004": "warning", "TST001": "info",
 }
 
+# Formats III, binary formats (fmt-bin): one line per rule so parallel additions merge.
+PINNED["TFL001"] = "warning"
+PINNED["TFL002"] = "error"
+PINNED["TFL003"] = "warning"
+PINNED["TFL004"] = "error"
+PINNED["TFL005"] = "warning"
+PINNED["PTE001"] = "warning"
+PINNED["PTE002"] = "warning"
+PINNED["PTE003"] = "warning"
+PINNED["PTE004"] = "warning"
+PINNED["CML001"] = "warning"
+PINNED["CML002"] = "error"
+PINNED["CML003"] = "warning"
+PINNED["PDL001"] = "error"
+PINNED["PDL002"] = "error"
+PINNED["PDL003"] = "warning"
+PINNED["MXN001"] = "warning"
+PINNED["MXN002"] = "error"
+PINNED["MXN003"] = "warning"
+
 
 def test_every_rule_has_a_pinned_default_severity() -> None:
     assert {r.rule_id for r in CATALOGUE} == set(PINNED)

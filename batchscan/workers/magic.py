@@ -62,7 +62,6 @@ RECOGNISERS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("numpy", lambda h, n: h[:6] == b"\x93NUMPY"),
     ("gguf", lambda h, n: h[:4] == b"GGUF"),
     ("ggml", lambda h, n: h[:4] in (b"lmgg", b"fmgg", b"tjgg", b"algg", b"ggml", b"ggjt")),
-    ("tflite", lambda h, n: h[4:8] == b"TFL3"),
     ("safetensors", _safetensors),
     ("coreml", _coreml),
     ("onnx", _suffix(".onnx")),

@@ -27,6 +27,7 @@ from batchscan.workers import (
     tar,
     template,
     tf_savedmodel,
+    tflite,
     unknown,
     yaml_config,
     zip,
@@ -44,6 +45,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     pickle,
     keras_h5,
     gguf,
+    tflite,
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,

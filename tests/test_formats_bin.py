@@ -1,0 +1,125 @@
+"""Formats III, binary model formats: TFLite, ExecuTorch, Core ML, TF MetaGraph, PaddlePaddle,
+MXNet.
+
+Per format: the benign files written by the format's own library (tests/fixtures/formats3/,
+generators beside them) scan clean; malicious twins built from the specification
+(tests/fixtures/binformats.py, harmless payloads) are flagged; truncated or corrupted files end
+as `error` with a message in the format's terms; fuzzed mutants end quickly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from batchscan.records import FileResult, Severity
+from batchscan.workers.task import WorkerOptions, scan_file
+from fixtures import binformats as bf
+from fixtures.fuzz import INTERNAL, mutate
+
+REAL = Path(__file__).parent / "fixtures" / "formats3"
+
+
+def scan(tmp_path: Path, name: str, data: bytes) -> FileResult:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return scan_file(str(path), WorkerOptions())
+
+
+def rules(result: FileResult) -> set[str]:
+    return {f.rule_id for f in result.findings}
+
+
+def assert_clean(result: FileResult, fmt: str) -> None:
+    assert result.format == fmt, result
+    assert result.error is None, result.error
+    assert not result.findings, result.findings
+
+
+def assert_format_error(result: FileResult, fmt: str, words: str) -> None:
+    """Not fully parsed (the record's status is `error`): the format named, no internal
+    exception name."""
+    assert result.format == fmt
+    assert result.error is not None and words in result.error, result.error
+    assert not INTERNAL.search(result.error), result.error
+
+
+def fuzz(tmp_path: Path, name: str, data: bytes, count: int = 60) -> None:
+    """Mutants scan in bounded time and never leak an internal exception name."""
+    rng = random.Random(20)
+    for i in range(count):
+        mutant = mutate(data, rng)
+        started = time.perf_counter()
+        result = scan(tmp_path / str(i), name, mutant)
+        assert time.perf_counter() - started < 5.0, (i, name)
+        assert result.error is None or not INTERNAL.search(result.error), result.error
+
+
+# --- TFLite ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["dense.tflite", "tile.tflite"])
+def test_tflite_real_converter_output_is_clean(tmp_path: Path, name: str) -> None:
+    assert_clean(scan(tmp_path, name, (REAL / "tflite" / name).read_bytes()), "tflite")
+
+
+def test_tflite_spec_built_benign_twin_is_clean(tmp_path: Path) -> None:
+    assert_clean(scan(tmp_path, "m.tflite", bf.tflite()), "tflite")
+    # A runtime-provided custom op and a harmless Flex op need no finding.
+    result = scan(tmp_path, "d.tflite", bf.tflite([("TFLite_Detection_PostProcess", b""),
+                                                   ("FlexRFFT", b"")]))
+    assert_clean(result, "tflite")
+
+
+def test_tflite_custom_op_is_named(tmp_path: Path) -> None:
+    result = scan(tmp_path, "m.tflite", bf.tflite([("EvilKernel", b"os.system('true')")] * 2))
+    [finding] = result.findings
+    assert finding.rule_id == "TFL001" and finding.evidence == "EvilKernel"
+    assert finding.severity is Severity.WARNING and "2 uses" in finding.message
+
+
+@pytest.mark.parametrize("op", ["FlexWriteFile", "FlexReadFile", "FlexPyFunc",
+                                "FlexEagerPyFunc"])
+def test_tflite_flex_op_that_touches_files_or_python(tmp_path: Path, op: str) -> None:
+    result = scan(tmp_path, "m.tflite", bf.tflite([(op, b"")]))
+    assert rules(result) == {"TFL002"}
+    assert {f.severity for f in result.findings} == {Severity.ERROR}
+
+
+def test_tflite_flex_print_only_when_it_writes_a_file(tmp_path: Path) -> None:
+    assert_clean(scan(tmp_path, "p.tflite", bf.tflite([("FlexPrintV2", b"stderr")])), "tflite")
+    result = scan(tmp_path, "f.tflite", bf.tflite([("FlexPrintV2", b"file:///tmp/x")]))
+    assert rules(result) == {"TFL002"}
+
+
+def test_tflite_out_of_bounds_buffer_and_indexes(tmp_path: Path) -> None:
+    result = scan(tmp_path, "b.tflite", bf.tflite(buffer_offset=1 << 40, buffer_size=16))
+    assert rules(result) == {"TFL003"} and "buffer 2" in result.findings[0].message
+    result = scan(tmp_path, "i.tflite", bf.tflite([("X", b"")], opcode_index=7,
+                                                  tensor_buffer=99))
+    messages = " ".join(f.message for f in result.findings)
+    assert "operator code 7 of 2" in messages and "buffer 99 of 3" in messages
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../../weights.bin", "C:\\w.bin"])
+def test_tflite_external_buffer_group_escape(tmp_path: Path, path: str) -> None:
+    result = scan(tmp_path, "e.tflite", bf.tflite(group=path))
+    assert rules(result) == {"TFL004"}
+    assert_clean(scan(tmp_path, "ok.tflite", bf.tflite(group="weights.bin")), "tflite")
+
+
+def test_tflite_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
+    data = (REAL / "tflite" / "dense.tflite").read_bytes()
+    assert_format_error(scan(tmp_path, "t.tflite", data[:300]), "tflite", "TFLite flatbuffer")
+    broken = data[:4] + b"TFL3" + data[8:]
+    broken = (0xFFFFFF00).to_bytes(4, "little") + broken[4:]
+    assert_format_error(scan(tmp_path, "c.tflite", broken), "tflite", "TFLite flatbuffer")
+
+
+def test_tflite_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
+    fuzz(tmp_path, "m.tflite", (REAL / "tflite" / "dense.tflite").read_bytes())
+    fuzz(tmp_path, "x.tflite", bf.tflite([("EvilKernel", b"x")], group="w.bin"))
