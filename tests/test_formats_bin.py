@@ -123,3 +123,42 @@ def test_tflite_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
 def test_tflite_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
     fuzz(tmp_path, "m.tflite", (REAL / "tflite" / "dense.tflite").read_bytes())
     fuzz(tmp_path, "x.tflite", bf.tflite([("EvilKernel", b"x")], group="w.bin"))
+
+
+# --- ExecuTorch --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["add.pte", "xnnpack.pte"])
+def test_executorch_real_exporter_output_is_clean(tmp_path: Path, name: str) -> None:
+    assert_clean(scan(tmp_path, name, (REAL / "executorch" / name).read_bytes()), "executorch")
+
+
+def test_executorch_spec_built_benign_twin_is_clean(tmp_path: Path) -> None:
+    assert_clean(scan(tmp_path, "p.pte", bf.pte(delegates=["XnnpackBackend"])), "executorch")
+
+
+def test_executorch_custom_operator_and_unknown_backend(tmp_path: Path) -> None:
+    data = bf.pte([("aten::add", "out"), ("evil::system", "out")], ["EvilBackend"])
+    result = scan(tmp_path, "p.pte", data)
+    assert {(f.rule_id, f.evidence) for f in result.findings} == {
+        ("PTE002", "evil::system"), ("PTE001", "EvilBackend")}
+
+
+def test_executorch_segment_and_call_out_of_bounds(tmp_path: Path) -> None:
+    result = scan(tmp_path, "p.pte", bf.pte(delegates=["XnnpackBackend"],
+                                            segment=(0, 1 << 40), op_index=9))
+    messages = " ".join(f.message for f in result.findings)
+    assert rules(result) == {"PTE003"}
+    assert "segment 0 lies at bytes" in messages and "calls operator 9 of 1" in messages
+
+
+def test_executorch_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
+    data = (REAL / "executorch" / "xnnpack.pte").read_bytes()
+    assert_format_error(scan(tmp_path, "t.pte", data[:600]), "executorch", "ExecuTorch program")
+    corrupted = data[:0x44] + b"\xff\xff\xff\x7f" + data[0x48:]
+    result = scan(tmp_path, "c.pte", corrupted)
+    assert result.error is not None and "ExecuTorch program" in result.error
+
+
+def test_executorch_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
+    fuzz(tmp_path, "m.pte", (REAL / "executorch" / "xnnpack.pte").read_bytes())
+    fuzz(tmp_path, "x.pte", bf.pte([("evil::x", "out")], ["EvilBackend"]))

@@ -14,6 +14,7 @@ from typing import Any
 from batchscan.records import Finding
 from batchscan.workers import (
     compressed,
+    executorch,
     gguf,
     json_config,
     keras_h5,
@@ -46,6 +47,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     keras_h5,
     gguf,
     tflite,
+    executorch,
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,
