@@ -162,3 +162,32 @@ def test_executorch_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
 def test_executorch_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
     fuzz(tmp_path, "m.pte", (REAL / "executorch" / "xnnpack.pte").read_bytes())
     fuzz(tmp_path, "x.pte", bf.pte([("evil::x", "out")], ["EvilBackend"]))
+
+
+# --- TF MetaGraph --------------------------------------------------------------------------------
+
+def test_tf_metagraph_real_saver_output_is_clean(tmp_path: Path) -> None:
+    data = (REAL / "tf_metagraph" / "model.ckpt.meta").read_bytes()
+    assert b"SaveV2" in data and b"RestoreV2" in data  # the checkpoint ops stay quiet
+    assert_clean(scan(tmp_path, "model.ckpt.meta", data), "tf_metagraph")
+    assert_clean(scan(tmp_path, "b.meta", bf.metagraph(["Placeholder", "MatMul"])),
+                 "tf_metagraph")
+
+
+@pytest.mark.parametrize(("op", "rule"), [("PyFunc", "TFG001"), ("EagerPyFunc", "TFG001"),
+                                          ("WriteFile", "TFG002"), ("ReadFile", "TFG002"),
+                                          ("WholeFileReaderV2", "TFG003")])
+def test_tf_metagraph_dangerous_ops(tmp_path: Path, op: str, rule: str) -> None:
+    result = scan(tmp_path, "model.ckpt.meta", bf.metagraph(["Placeholder", op]))
+    assert result.format == "tf_metagraph" and rules(result) == {rule}
+
+
+def test_tf_metagraph_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
+    data = (REAL / "tf_metagraph" / "model.ckpt.meta").read_bytes()
+    assert_format_error(scan(tmp_path, "t.meta", data[:2000]), "tf_metagraph", "MetaGraphDef")
+    assert_format_error(scan(tmp_path, "c.meta", b"\x0a\x05abc"), "tf_metagraph",
+                        "MetaGraphDef")
+
+
+def test_tf_metagraph_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
+    fuzz(tmp_path, "m.meta", (REAL / "tf_metagraph" / "model.ckpt.meta").read_bytes())

@@ -27,6 +27,7 @@ from batchscan.workers import (
     sevenzip,
     tar,
     template,
+    tf_metagraph,
     tf_savedmodel,
     tflite,
     unknown,
@@ -50,6 +51,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     executorch,
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
+    tf_metagraph,  # a .meta name decides
     onnx,
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,

@@ -77,17 +77,23 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         else:
             for meta in protobuf.messages(data, 2):
                 graphs.extend(protobuf.messages(meta, 2))
-        nodes = 0
-        for graph in graphs:
-            for node, where in _nodes(graph):
-                nodes += 1
-                if nodes > _MAX_NODES:
-                    raise LimitExceeded("graph nodes", _MAX_NODES, nodes, ctx.member)
-                op = protobuf.text(node, 2) or ""
-                yield from _op(op, f"{where}{protobuf.text(node, 1) or '?'}", ctx, node)
+        yield from graph_findings(graphs, ctx)
     except FormatError as exc:
         yield BAD.finding(f"malformed protobuf: {exc}", member=ctx.member)
         ctx.note_incomplete(f"malformed protobuf: {exc}")
+
+
+def graph_findings(graphs: list[memoryview], ctx: ScanContext) -> Iterator[Finding]:
+    """Every node of the GraphDefs and of their function libraries (also used for
+    MetaGraphDefs, `workers/tf_metagraph.py`)."""
+    nodes = 0
+    for graph in graphs:
+        for node, where in _nodes(graph):
+            nodes += 1
+            if nodes > _MAX_NODES:
+                raise LimitExceeded("graph nodes", _MAX_NODES, nodes, ctx.member)
+            op = protobuf.text(node, 2) or ""
+            yield from _op(op, f"{where}{protobuf.text(node, 1) or '?'}", ctx, node)
 
 
 def _nodes(graph: memoryview) -> Iterator[tuple[memoryview, str]]:
