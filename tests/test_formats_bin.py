@@ -9,6 +9,7 @@ as `error` with a message in the format's terms; fuzzed mutants end quickly.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable
@@ -191,3 +192,51 @@ def test_tf_metagraph_truncated_and_corrupted_are_errors(tmp_path: Path) -> None
 
 def test_tf_metagraph_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
     fuzz(tmp_path, "m.meta", (REAL / "tf_metagraph" / "model.ckpt.meta").read_bytes())
+
+
+# --- MXNet -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["dense-symbol.json", "dense-0000.params", "arrays.params"])
+def test_mxnet_real_export_is_clean(tmp_path: Path, name: str) -> None:
+    assert_clean(scan(tmp_path, name, (REAL / "mxnet" / name).read_bytes()), "mxnet")
+
+
+def test_mxnet_spec_built_benign_twins_are_clean(tmp_path: Path) -> None:
+    assert_clean(scan(tmp_path, "m-symbol.json", bf.mxnet_symbol()), "mxnet")
+    assert_clean(scan(tmp_path, "m-0000.params", bf.mxnet_params([("arg:w", (3, 4)),
+                                                                  ("aux:b", (2,))])), "mxnet")
+
+
+def test_mxnet_custom_op_and_native_callback(tmp_path: Path) -> None:
+    custom = {"op": "Custom", "name": "c", "attrs": {"op_type": "evil_py_op"},
+              "inputs": [[2, 0, 0]]}
+    native = {"op": "_Native", "name": "n", "attrs": {"info": "140737488355328"},
+              "inputs": [[2, 0, 0]]}
+    result = scan(tmp_path, "m-symbol.json", bf.mxnet_symbol([custom, native]))
+    assert {(f.rule_id, f.evidence) for f in result.findings} == {
+        ("MXN001", "evil_py_op"), ("MXN002", "_Native")}
+    nested = {"op": "_CachedOp", "name": "g", "inputs": [],
+              "subgraphs": [json.loads(bf.mxnet_symbol([custom]))]}
+    assert rules(scan(tmp_path, "n-symbol.json", bf.mxnet_symbol([nested]))) == {"MXN001"}
+
+
+def test_mxnet_symbol_config_checks_still_apply(tmp_path: Path) -> None:
+    node = {"op": "null", "name": "x", "attrs": {"_target_": "os.system"}, "inputs": []}
+    result = scan(tmp_path, "m-symbol.json", bf.mxnet_symbol([node]))
+    assert result.format == "mxnet" and any(f.rule_id.startswith("CFG") for f in result.findings)
+
+
+def test_mxnet_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
+    params = (REAL / "mxnet" / "dense-0000.params").read_bytes()
+    assert_format_error(scan(tmp_path, "t.params", params[:100]), "mxnet", "MXNet parameters")
+    assert_format_error(scan(tmp_path, "n.params", bf.mxnet_params(names=5)), "mxnet",
+                        "5 names for 1 arrays")
+    huge = bf.mxnet_params([("arg:w", (1 << 40, 1 << 20))], data=False)
+    assert_format_error(scan(tmp_path, "h.params", huge), "mxnet", "run past")
+    symbol = (REAL / "mxnet" / "dense-symbol.json").read_bytes()
+    assert_format_error(scan(tmp_path, "t-symbol.json", symbol[:300]), "mxnet", "not valid JSON")
+
+
+def test_mxnet_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
+    fuzz(tmp_path, "m.params", (REAL / "mxnet" / "dense-0000.params").read_bytes())
+    fuzz(tmp_path, "m-symbol.json", (REAL / "mxnet" / "dense-symbol.json").read_bytes())

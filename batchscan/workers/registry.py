@@ -18,6 +18,7 @@ from batchscan.workers import (
     gguf,
     json_config,
     keras_h5,
+    mxnet,
     numpy,
     onnx,
     pickle,
@@ -53,6 +54,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     tf_metagraph,  # a .meta name decides
     onnx,
+    mxnet,  # before json_config: a symbol graph is JSON
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,
