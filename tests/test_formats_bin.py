@@ -240,3 +240,57 @@ def test_mxnet_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
 def test_mxnet_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
     fuzz(tmp_path, "m.params", (REAL / "mxnet" / "dense-0000.params").read_bytes())
     fuzz(tmp_path, "m-symbol.json", (REAL / "mxnet" / "dense-symbol.json").read_bytes())
+
+
+# --- PaddlePaddle ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["linear.pdmodel", "linear.pdiparams", "linear_pir.json",
+                                  "linear_pir.pdiparams"])
+def test_paddle_real_jit_save_output_is_clean(tmp_path: Path, name: str) -> None:
+    data = (REAL / "paddle" / name).read_bytes()
+    # Content decides, not the name.
+    assert_clean(scan(tmp_path, "renamed.bin", data), "paddle")
+
+
+def test_paddle_spec_built_benign_twins_are_clean(tmp_path: Path) -> None:
+    program = bf.paddle_program([bf.paddle_op("feed"), bf.paddle_op("matmul_v2"),
+                                 bf.paddle_op("fetch")])
+    assert_clean(scan(tmp_path, "m.pdmodel", program), "paddle")
+    assert_clean(scan(tmp_path, "m.pdiparams", bf.paddle_params([(3, 4), (3,)])), "paddle")
+
+
+def test_paddle_python_and_file_ops_in_program(tmp_path: Path) -> None:
+    program = bf.paddle_program([bf.paddle_op("feed"), bf.paddle_op("py_func"),
+                                 bf.paddle_op("save_combine", [("file_path", "/tmp/x")]),
+                                 bf.paddle_op("load", [("file_path", "../../etc/passwd")])])
+    result = scan(tmp_path, "m.pdmodel", program)
+    assert {(f.rule_id, f.evidence) for f in result.findings} == {
+        ("PDL001", "py_func"), ("PDL002", "/tmp/x"), ("PDL002", "../../etc/passwd")}
+
+
+def test_paddle_python_and_file_ops_in_pir_json(tmp_path: Path) -> None:
+    document = json.loads((REAL / "paddle" / "linear_pir.json").read_bytes())
+    ops = document["program"]["regions"][0]["blocks"][0]["ops"]
+    inner = {"#": "1.save_combine", "A": [{"AT": {"#": "0.a_str", "D": "/tmp/x"},
+                                           "N": "file_path"}]}
+    ops.append({"#": "1.if", "A": [], "regions": [{"blocks": [{"ops": [inner]}]}]})
+    ops.append({"#": "1.py_func", "A": []})
+    result = scan(tmp_path, "m.json", json.dumps(document).encode())
+    assert {(f.rule_id, f.evidence) for f in result.findings} == {
+        ("PDL001", "py_func"), ("PDL002", "/tmp/x")}
+
+
+def test_paddle_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
+    params = (REAL / "paddle" / "linear.pdiparams").read_bytes()
+    assert_format_error(scan(tmp_path, "t.pdiparams", params[:80]), "paddle",
+                        "PaddlePaddle parameters file")
+    program = (REAL / "paddle" / "linear.pdmodel").read_bytes()
+    assert_format_error(scan(tmp_path, "t.pdmodel", program[:3000]), "paddle",
+                        "PaddlePaddle program")
+    pir = (REAL / "paddle" / "linear_pir.json").read_bytes()
+    assert_format_error(scan(tmp_path, "t.json", pir[:500]), "paddle", "not valid JSON")
+
+
+def test_paddle_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
+    for name in ("linear.pdmodel", "linear.pdiparams", "linear_pir.json"):
+        fuzz(tmp_path / name, name, (REAL / "paddle" / name).read_bytes(), count=40)

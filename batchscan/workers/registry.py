@@ -21,6 +21,7 @@ from batchscan.workers import (
     mxnet,
     numpy,
     onnx,
+    paddle,
     pickle,
     python_source,
     pytorch_legacy,
@@ -53,6 +54,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     tf_metagraph,  # a .meta name decides
+    paddle,  # before onnx: a ProgramDesc's root block is recognised by content
     onnx,
     mxnet,  # before json_config: a symbol graph is JSON
     json_config,  # text formats last: their sniffs use the name as a hint
