@@ -294,3 +294,46 @@ def test_paddle_truncated_and_corrupted_are_errors(tmp_path: Path) -> None:
 def test_paddle_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
     for name in ("linear.pdmodel", "linear.pdiparams", "linear_pir.json"):
         fuzz(tmp_path / name, name, (REAL / "paddle" / name).read_bytes(), count=40)
+
+
+# --- Core ML -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["dense.mlmodel", "pipeline.mlmodel"])
+def test_coreml_real_coremltools_output_is_clean(tmp_path: Path, name: str) -> None:
+    data = (REAL / "coreml" / name).read_bytes()
+    assert_clean(scan(tmp_path, name, data), "coreml")
+    assert_clean(scan(tmp_path, "renamed.bin", data), "coreml")  # content decides
+
+
+def test_coreml_spec_built_benign_twins_are_clean(tmp_path: Path) -> None:
+    assert_clean(scan(tmp_path, "m.mlmodel", bf.coreml()), "coreml")
+    linked = bf.coreml(linked=("Encoder.mlmodelc", "$BUNDLE_MAIN:$BUNDLE_IDENTIFIER(x)"))
+    assert_clean(scan(tmp_path, "l.mlmodel", linked), "coreml")
+
+
+def test_coreml_custom_layers_and_models_wherever_they_nest(tmp_path: Path) -> None:
+    nested = bf.coreml([bf.coreml_layer("a"), bf.coreml_layer(
+        "b", branch=[bf.coreml_layer("c", custom_class="EvilLayer")])])
+    pipeline = bf.coreml(pipeline=[bf.coreml(), bf.coreml(custom_model="EvilModel")])
+    for name, data, cls in (("n.mlmodel", nested, "EvilLayer"),
+                            ("p.mlmodel", pipeline, "EvilModel")):
+        result = scan(tmp_path, name, data)
+        assert {(f.rule_id, f.evidence) for f in result.findings} == {("CML001", cls)}
+
+
+@pytest.mark.parametrize(("file_name", "search", "path"), [
+    ("../../secret.mlmodelc", "$BUNDLE_MAIN", "../../secret.mlmodelc"),
+    ("Encoder.mlmodelc", "$BUNDLE_MAIN:/private/var/tmp", "/private/var/tmp")])
+def test_coreml_linked_model_escape(tmp_path: Path, file_name: str, search: str,
+                                    path: str) -> None:
+    result = scan(tmp_path, "l.mlmodel", bf.coreml(linked=(file_name, search)))
+    assert {(f.rule_id, f.evidence) for f in result.findings} == {("CML002", path)}
+
+
+def test_coreml_truncated_is_an_error(tmp_path: Path) -> None:
+    data = (REAL / "coreml" / "pipeline.mlmodel").read_bytes()
+    assert_format_error(scan(tmp_path, "t.mlmodel", data[:120]), "coreml", "Core ML protobuf")
+
+
+def test_coreml_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
+    fuzz(tmp_path, "m.mlmodel", (REAL / "coreml" / "pipeline.mlmodel").read_bytes())

@@ -34,15 +34,6 @@ def _suffix(*suffixes: str) -> Callable[[bytes, str], bool]:
     return lambda head, name: name.lower().endswith(suffixes)
 
 
-def _coreml(head: bytes, name: str) -> bool:
-    """Core ML `Model`: specificationVersion (field 1), then a ModelDescription (field 2)
-    whose first field is a FeatureDescription message; the same first bytes as ONNX."""
-    if name.lower().endswith(".mlmodel"):
-        return True
-    return (len(head) > 5 and head[0] == 0x08 and head[2] == 0x12 and head[4] == 0x0A
-            and not head[3] & 0x80)
-
-
 def _json(head: bytes, name: str) -> bool:
     text = head.lstrip()[:1]
     return text in (b"{", b"[") and name.lower().endswith((".json", ".jsonl"))
@@ -63,7 +54,6 @@ RECOGNISERS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("gguf", lambda h, n: h[:4] == b"GGUF"),
     ("ggml", lambda h, n: h[:4] in (b"lmgg", b"fmgg", b"tjgg", b"algg", b"ggml", b"ggjt")),
     ("safetensors", _safetensors),
-    ("coreml", _coreml),
     ("onnx", _suffix(".onnx")),
     ("tf_savedmodel", _suffix(".pb", ".pbtxt")),
     ("json", _json),

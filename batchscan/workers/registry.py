@@ -14,6 +14,7 @@ from typing import Any
 from batchscan.records import Finding
 from batchscan.workers import (
     compressed,
+    coreml,
     executorch,
     gguf,
     json_config,
@@ -55,6 +56,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     tf_metagraph,  # a .meta name decides
     paddle,  # before onnx: a ProgramDesc's root block is recognised by content
+    coreml,  # before onnx: the same first bytes, a ModelDescription decides
     onnx,
     mxnet,  # before json_config: a symbol graph is JSON
     json_config,  # text formats last: their sniffs use the name as a hint
