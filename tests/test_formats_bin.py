@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -337,3 +336,27 @@ def test_coreml_truncated_is_an_error(tmp_path: Path) -> None:
 
 def test_coreml_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
     fuzz(tmp_path, "m.mlmodel", (REAL / "coreml" / "pipeline.mlmodel").read_bytes())
+
+
+@pytest.mark.parametrize("document", [
+    {"nodes": [{"op": "null", "name": "x", "subgraphs": 5}]},
+    {"nodes": [{"op": "null", "name": "x"}], "heads": 7},
+    {"nodes": [{"op": "null", "name": "x"}], "heads": [["a"]]}])
+def test_mxnet_wrongly_typed_graph_is_a_format_error(tmp_path: Path,
+                                                    document: dict[str, object]) -> None:
+    result = scan(tmp_path, "m-symbol.json", json.dumps(document).encode())
+    assert_format_error(result, "mxnet", "MXNet symbol graph")
+
+
+@pytest.mark.parametrize(("op", "error"), [({"#": "1.x", "A": 5}, "attributes is not a list"),
+                                           ({"#": "1.x", "A": [{"N": "a", "AT": []}]}, None),
+                                           (7, "op 1 has no name")])
+def test_paddle_wrongly_typed_pir_is_handled(tmp_path: Path, op: object,
+                                             error: str | None) -> None:
+    document = {"base_code": {"magic": "pir"},
+                "program": {"regions": [{"blocks": [{"ops": [op]}]}]}}
+    result = scan(tmp_path, "m.json", json.dumps(document).encode())
+    if error is None:
+        assert_clean(result, "paddle")
+    else:
+        assert_format_error(result, "paddle", error)

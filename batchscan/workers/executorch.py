@@ -121,9 +121,8 @@ def _scan(source: Source, ctx: ScanContext, findings: list[Finding]) -> None:
 def _plan(plan: flatbuf.Table, segments: int, inline: int, ctx: ScanContext,
           findings: list[Finding]) -> None:
     name = plan.string(0, "plan name") or "?"
-    operators: list[str] = []
-    for op in plan.tables(6, f"plan {name!r} operator"):
-        operators.append(op.string(0, "operator name") or "")
+    operators = [op.string(0, "operator name") or ""
+                 for op in plan.tables(6, f"plan {name!r} operator")]
     customs = Counter(op for op in operators if op.partition("::")[0] not in
                       STANDARD_NAMESPACES)
     for op, count in sorted(customs.items()):

@@ -78,7 +78,7 @@ class Buffer:
 class Table:
     """One table: fields by index (0 = the first field of the schema)."""
 
-    __slots__ = ("buf", "pos", "_vtable", "_vsize")
+    __slots__ = ("_vsize", "_vtable", "buf", "pos")
 
     def __init__(self, buf: Buffer, pos: int, what: str):
         self.buf = buf
@@ -105,7 +105,10 @@ class Table:
 
     def i8(self, index: int, default: int = 0) -> int:
         at = self._field(index)
-        return struct.unpack("<b", self.buf.read(at, 1))[0] if at else default  # type: ignore[no-any-return]
+        if not at:
+            return default
+        value: int = struct.unpack("<b", self.buf.read(at, 1))[0]
+        return value
 
     def i32(self, index: int, default: int = 0) -> int:
         at = self._field(index)

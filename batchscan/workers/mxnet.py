@@ -118,12 +118,20 @@ def _graph(graph: Any, where: str, ctx: ScanContext, depth: int) -> Iterator[Fin
             yield NATIVE_OP.finding(f"{where}: node {name!r} ({op}) calls through the pointer "
                                     f"in its info attribute {str(attrs.get('info', '?'))!r}",
                                     member=ctx.member, evidence=op)
-        for inner in node.get("subgraphs") or ():
+        for inner in _list(node.get("subgraphs"), f"{where}: node {name!r} subgraphs"):
             yield from _graph(inner, f"{where}: node {name!r} subgraph", ctx, depth + 1)
-    for head in graph.get("heads", ()):
+    for head in _list(graph.get("heads"), f"{where}: heads"):
         if not (isinstance(head, list) and head and isinstance(head[0], int)
                 and 0 <= head[0] < len(nodes)):
             raise FormatError(f"{where}: output {head!r} names no node")
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FormatError(f"{what} is not a list")
+    return value
 
 
 class _Cursor:

@@ -159,18 +159,29 @@ def _pir(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             continue
         if not isinstance(node, dict):
             continue
-        for op in node.get("ops") or ():
+        for op in _list(node.get("ops"), "ops"):
             ops += 1
             if ops > _MAX_OPS:
                 raise LimitExceeded("PaddlePaddle ops", _MAX_OPS, ops, ctx.member)
             if not isinstance(op, dict) or not isinstance(op.get("#"), str):
                 raise FormatError(f"op {ops} has no name")
             op_type = op["#"].rpartition(".")[2]
-            attrs = {a["N"]: str((a.get("AT") or {}).get("D", "")) for a in op.get("A") or ()
-                     if isinstance(a, dict) and isinstance(a.get("N"), str)}
+            attrs: dict[str, str] = {}
+            for attr in _list(op.get("A"), f"op {op_type!r} attributes"):
+                value = attr.get("AT") if isinstance(attr, dict) else None
+                if isinstance(value, dict) and isinstance(attr.get("N"), str):
+                    attrs[attr["N"]] = str(value.get("D", ""))
             yield from _op(op_type, attrs, "program", ctx)
             stack.append(op.get("regions"))
         stack.extend((node.get("regions"), node.get("blocks")))
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise FormatError(f"{what} is not a list")
+    return value
 
 
 def _params(source: Source, ctx: ScanContext) -> None:
@@ -222,7 +233,7 @@ def _params(source: Source, ctx: ScanContext) -> None:
 def _desc(desc: bytes, index: int) -> tuple[int, list[int]]:
     dtype: int | None = None
     dims: list[int] = []
-    for field, wire, value in protobuf.fields(desc):
+    for field, _wire, value in protobuf.fields(desc):
         if field == 1 and isinstance(value, int):
             dtype = value
         elif field == 2 and isinstance(value, int):

@@ -107,9 +107,7 @@ def _scan(buf: flatbuf.Buffer, file_size: int, ctx: ScanContext,
     uses: Counter[str] = Counter()
     operators = 0
     for number, subgraph in enumerate(model.tables(2, "subgraph")):
-        tensors = 0
         for tensor in subgraph.tables(0, f"subgraph {number} tensor"):
-            tensors += 1
             if tensor.u32(2) >= max(buffer_count, 1):
                 name = tensor.string(3, "tensor name") or "?"
                 findings.append(BOUNDS.finding(
