@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 import time
 from pathlib import Path
 
@@ -360,3 +361,16 @@ def test_paddle_wrongly_typed_pir_is_handled(tmp_path: Path, op: object,
         assert_clean(result, "paddle")
     else:
         assert_format_error(result, "paddle", error)
+
+
+def test_weak_signatures_do_not_claim_tensor_storages(tmp_path: Path) -> None:
+    """Raw tensor bytes (zip members of torch checkpoints are sniffed too) that start like a
+    save_combine header or the NDArray list magic are not taken for Paddle or MXNet files."""
+    from batchscan.workers.registry import detect
+
+    int32_indices = struct.pack("<8i", 0, 0, 0, 0, 5, 8, 3, 9) + bytes(64)
+    int64_tokens = struct.pack("<6q", 0x112, 0, 7, 11, 13, 17) + bytes(64)
+    assert detect(int32_indices, "archive/data/0")[0] not in ("paddle", "mxnet")
+    assert detect(int64_tokens, "archive/data/1")[0] not in ("paddle", "mxnet")
+    assert detect(bf.paddle_params(), "archive/data/2")[0] == "paddle"
+    assert detect(bf.mxnet_params(), "archive/data/3")[0] == "mxnet"

@@ -63,7 +63,9 @@ _SYMBOL = re.compile(rb'\A\s*\{\s*"nodes"\s*:\s*\[')
 
 def sniff(head: bytes, name: str) -> bool:
     if head[:16] == struct.pack("<QQ", _LIST_MAGIC, 0):
-        return True
+        # The first array's magic follows the count (an empty list is 0x112, 0, 0, 0).
+        return head[16:32] == bytes(16) or head[24:28] in (struct.pack("<I", _V2),
+                                                           struct.pack("<I", _V3))
     return _SYMBOL.match(head[:64]) is not None and (b'"arg_nodes"' in head
                                                       or b'"heads"' in head
                                                       or name.lower().endswith("symbol.json"))

@@ -81,13 +81,20 @@ def _pdmodel(head: bytes) -> bool:
 
 
 def _pdiparams(head: bytes) -> bool:
-    if len(head) < 22 or head[:4] != b"\0\0\0\0":
+    """A first tensor header: zero versions, no LoD, then a TensorDesc that parses exactly
+    (tensor storages inside other containers that start with zeros do not)."""
+    if len(head) < 22 or head[:16] != bytes(16):
+        return False  # versions 0 and no LoD: inference parameters carry none
+    (desc,) = struct.unpack_from("<i", head, 16)
+    if not 2 <= desc <= 4096 or len(head) < 20 + desc or head[20] != 0x08:
         return False
-    (lod,) = struct.unpack_from("<Q", head, 4)
-    if lod != 0:
-        return False  # inference parameters carry no LoD
-    version, desc = struct.unpack_from("<Ii", head, 12)
-    return version == 0 and 2 <= desc <= 4096 and head[20] == 0x08
+    try:
+        fields = list(protobuf.fields(head[20 : 20 + desc]))
+    except FormatError:
+        return False
+    return (fields[0][2] in _ELEMENT_BYTES
+            and all(field == 2 and wire in (protobuf.VARINT, protobuf.LENGTH)
+                    for field, wire, _ in fields[1:]))
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from fixtures import binformats as bf
+from fixtures import binformats as bf  # noqa: E402
 
 REAL = ROOT / "tests" / "fixtures" / "formats3"
 
