@@ -374,3 +374,16 @@ def test_weak_signatures_do_not_claim_tensor_storages(tmp_path: Path) -> None:
     assert detect(int64_tokens, "archive/data/1")[0] not in ("paddle", "mxnet")
     assert detect(bf.paddle_params(), "archive/data/2")[0] == "paddle"
     assert detect(bf.mxnet_params(), "archive/data/3")[0] == "mxnet"
+
+
+def test_tflite_flex_node_def_decides_the_op_not_the_custom_code(tmp_path: Path) -> None:
+    """The Flex delegate builds its kernel from the NodeDef in the custom options: a harmless
+    custom code carrying a WriteFile NodeDef is still a file op."""
+    node_def = bf.pb(1, "x") + bf.pb(2, "WriteFile")  # NodeDef{name, op}
+    options = b"AddV2\x00" + bytes([len(node_def)]) + node_def  # name, then the NodeDef
+    result = scan(tmp_path, "m.tflite", bf.tflite([("FlexAddV2", options)]))
+    assert {(f.rule_id, f.message.rsplit(" ", 2)[-2]) for f in result.findings} == {
+        ("TFL002", "WriteFile")}
+    # Op names inside longer words are not ops.
+    assert_clean(scan(tmp_path, "ok.tflite", bf.tflite([("FlexAddV2", b"MyReadFileX")])),
+                 "tflite")

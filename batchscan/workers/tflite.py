@@ -18,8 +18,9 @@ read or write files (`FlexReadFile`, `FlexWriteFile`) or call Python (`FlexPyFun
 external buffer group is a path the loader opens; buffer and custom-option offsets are
 trusted by the runtime (out-of-bounds reads, CVE-2020-15211/15212 and kin).
 
-What is checked: every operator code (custom names, Flex ops mapped to the TensorFlow op
-lists of `tf_savedmodel`), every operator's opcode index and custom-option span, every
+What is checked: every operator code (custom names; Flex ops mapped to the TensorFlow op
+lists of `tf_savedmodel`, by their code and by the NodeDef in their custom options, which is
+what the delegate runs), every operator's opcode index and custom-option span, every
 tensor's buffer index, every buffer's offset/size, metadata buffer indexes, external buffer
 group paths. Weight bytes are never read.
 
@@ -35,6 +36,7 @@ Rules
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -57,6 +59,12 @@ CUSTOM = 32
 # Custom operators the TFLite runtime registers itself (kernels/register.cc): no code
 # beyond the interpreter's own.
 RUNTIME_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess", "Mfcc", "AudioSpectrogram"})
+_DANGEROUS_OP = re.compile(
+    rb"(?<![A-Za-z0-9_])("
+    + b"|".join(re.escape(op.encode()) for op in sorted(
+        tf_savedmodel.PYTHON_OPS | tf_savedmodel.FILE_OPS | tf_savedmodel.READER_OPS,
+        key=len, reverse=True))
+    + rb")(?![A-Za-z0-9_])")
 _MAX_OPERATORS = 10_000_000
 _MAX_OPTIONS = 16 * 1024 * 1024
 
@@ -156,11 +164,19 @@ def _custom_options(operator: flatbuf.Table, file_size: int, number: int, ctx: S
 
 
 def _flex(custom: str, options: bytes, number: int, ctx: ScanContext) -> Iterator[Finding]:
-    """A Flex op runs the TensorFlow kernel named after the prefix; its custom options hold
-    the serialised NodeDef (so a `file://` print target is visible in them)."""
+    """A Flex op's custom options are a flexbuffer of the op name and the serialised NodeDef
+    the delegate builds its kernel from: the op it runs is the NodeDef's, whatever the
+    custom code says ("FlexAddV2" can carry a WriteFile NodeDef). Every TensorFlow op name
+    of the lists that appears as a word in the options counts, besides the name's."""
     if not custom.startswith("Flex"):
         return
-    op = custom[4:]
+    ops = dict.fromkeys([custom[4:], *(m.decode() for m in _DANGEROUS_OP.findall(options))])
+    for op in ops:
+        yield from _flex_op(custom, op, options, number, ctx)
+
+
+def _flex_op(custom: str, op: str, options: bytes, number: int,
+             ctx: ScanContext) -> Iterator[Finding]:
     label = f"subgraph {number}: Flex operator {custom!r} runs TensorFlow's {op}"
     if op in tf_savedmodel.PYTHON_OPS:
         yield FLEX_OP.finding(f"{label} (Python)", member=ctx.member, evidence=custom)
