@@ -1010,13 +1010,14 @@ CML001 = Rule(
 )
 CML002 = Rule(
     "CML002",
-    "linked-model-escape",
+    "file-path-escape",
     Severity.ERROR,
     "CWE-22",
-    "A linked model is loaded from an absolute path or a parent directory.",
+    "A linked model or an ML Program weight blob is read from an absolute path or a parent "
+    "directory.",
     fix=(
-        "Do not load: the model loads another model file from outside its folder. Keep linked "
-        "models beside it under plain relative names."
+        "Do not load: the model reads another file from outside its folder. Keep linked models "
+        "and weight files beside it under plain relative names."
     ),
 )
 CML003 = Rule(

@@ -298,7 +298,7 @@ def test_paddle_fuzzed_mutants_are_bounded(tmp_path: Path) -> None:
 
 # --- Core ML -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["dense.mlmodel", "pipeline.mlmodel"])
+@pytest.mark.parametrize("name", ["dense.mlmodel", "pipeline.mlmodel", "program.mlmodel"])
 def test_coreml_real_coremltools_output_is_clean(tmp_path: Path, name: str) -> None:
     data = (REAL / "coreml" / name).read_bytes()
     assert_clean(scan(tmp_path, name, data), "coreml")
@@ -328,6 +328,17 @@ def test_coreml_linked_model_escape(tmp_path: Path, file_name: str, search: str,
                                     path: str) -> None:
     result = scan(tmp_path, "l.mlmodel", bf.coreml(linked=(file_name, search)))
     assert {(f.rule_id, f.evidence) for f in result.findings} == {("CML002", path)}
+
+
+@pytest.mark.parametrize("path", [b"/" * 20 + b"etc/passwd", b"@model_path/../../../../../x.b"])
+def test_coreml_ml_program_weight_blob_escape(tmp_path: Path, path: bytes) -> None:
+    """The real ML Program's blob file name, rewritten in place (same length, so the
+    protobuf stays valid), is reported once per path."""
+    data = (REAL / "coreml" / "program.mlmodel").read_bytes()
+    original = b"@model_path/weights/weight.bin"
+    assert data.count(original) >= 1 and len(path) == len(original)
+    result = scan(tmp_path, "p.mlmodel", data.replace(original, path))
+    assert [(f.rule_id, f.evidence) for f in result.findings] == [("CML002", path.decode())]
 
 
 def test_coreml_truncated_is_an_error(tmp_path: Path) -> None:

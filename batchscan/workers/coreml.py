@@ -14,18 +14,20 @@ Attack surface. Core ML runs no code from the file, but a custom layer or a cust
 makes it instantiate the Objective-C/Swift class named in `className` from the host
 application (code outside the file, steered by the layer's parameters and weights); a linked
 model makes it open another model file by name and search path when the model is compiled or
-loaded.
+loaded; an ML Program (`Model{502: mlProgram}`) reads its weights from the blob file each
+constant names (`@model_path/weights/weight.bin` inside an `.mlpackage`).
 
 What is checked: every model of every pipeline, every layer of every network and of nested
-branch/loop networks (custom class names), linked model file names and search paths
-(absolute or parent-directory paths). Not checked: ML Program (`mlProgram`) weight blob paths
-and `.mlpackage` directories (their Manifest.json is a JSON document for the JSON scanner).
+branch/loop networks (custom class names), linked model file names and search paths, and ML
+Program weight blob file names in every operation of every block (absolute or
+parent-directory paths). Not checked: ML Program operation types, and `.mlpackage` folders as
+a unit (their `model.mlmodel` is scanned as here, Manifest.json as JSON).
 
 Rules
 | id     | name                | severity | CWE     |
 |--------|---------------------|----------|---------|
 | CML001 | custom-layer        | warning  | CWE-829 |
-| CML002 | linked-model-escape | error    | CWE-22  |
+| CML002 | file-path-escape    | error    | CWE-22  |
 | CML003 | bad-protobuf        | warning  | CWE-20  |
 """
 
@@ -71,6 +73,7 @@ class _Walk:
     def __init__(self, ctx: ScanContext):
         self.ctx = ctx
         self.layers = 0
+        self.blobs: set[str] = set()  # escaping blob paths already reported
         self.findings: list[Finding] = []
 
     def model(self, model: memoryview, where: str, depth: int) -> None:
@@ -94,6 +97,8 @@ class _Walk:
             elif field == 556:
                 for linked in protobuf.messages(value, 1):
                     self.linked(linked, where)
+            elif field == 502:
+                self.program(value, f"{where}/program", depth)
 
     def pipeline(self, pipeline: memoryview, where: str, depth: int) -> None:
         for index, inner in enumerate(protobuf.messages(pipeline, 1)):
@@ -119,6 +124,47 @@ class _Walk:
             for loop in protobuf.messages(layer, 615):
                 for inner in (*protobuf.messages(loop, 3), *protobuf.messages(loop, 4)):
                     self.network(inner, f"{where}/loop {name!r}", depth + 1)
+
+    def program(self, program: memoryview, where: str, depth: int) -> None:
+        """MIL `Program{2: functions map<string, Function{3: block_specializations
+        map<string, Block>}>}`: every block's operations (map entries are {1: key, 2:
+        value})."""
+        for entry in protobuf.messages(program, 2):
+            name = protobuf.text(entry, 1) or "?"
+            for function in protobuf.messages(entry, 2):
+                for spec in protobuf.messages(function, 3):
+                    for block in protobuf.messages(spec, 2):
+                        self.block(block, f"{where} function {name!r}", depth + 1)
+
+    def block(self, block: memoryview, where: str, depth: int) -> None:
+        """`Block{3: operations}`; `Operation{1: type, 2: inputs map<string, Argument{1:
+        Binding{2: Value}}>, 4: blocks, 5: attributes map<string, Value>}`; a `Value{5:
+        blobFileValue{1: fileName, 2: offset}}` is weight data the loader reads from that
+        file (`@model_path/weights/weight.bin`)."""
+        if depth > _MAX_DEPTH:
+            raise LimitExceeded("Core ML nesting depth", _MAX_DEPTH, depth, self.ctx.member)
+        for operation in protobuf.messages(block, 3):
+            self.layers += 1
+            if self.layers > _MAX_LAYERS:
+                raise LimitExceeded("Core ML operations", _MAX_LAYERS, self.layers,
+                                    self.ctx.member)
+            values = [value for entry in protobuf.messages(operation, 5)
+                      for value in protobuf.messages(entry, 2)]
+            for entry in protobuf.messages(operation, 2):
+                for argument in protobuf.messages(entry, 2):
+                    for binding in protobuf.messages(argument, 1):
+                        values.extend(protobuf.messages(binding, 2))
+            for value in values:
+                for blob in protobuf.messages(value, 5):
+                    path = protobuf.text(blob, 1) or ""
+                    why = unsafe_path(path.removeprefix("@model_path/"))
+                    if why is not None and path not in self.blobs:
+                        self.blobs.add(path)
+                        self.findings.append(ESCAPE.finding(
+                            f"{where}: weights are read from {path!r} ({why})",
+                            member=self.ctx.member, evidence=path))
+            for inner in protobuf.messages(operation, 4):
+                self.block(inner, where, depth + 1)
 
     def linked(self, linked: memoryview, where: str) -> None:
         def value(number: int) -> str:
