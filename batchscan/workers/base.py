@@ -24,6 +24,10 @@ from batchscan.records import Finding
 from batchscan.rules import Rule
 
 HEAD_BYTES = 64 * 1024
+# The size of a member whose length nobody knows in advance (a decompressing stream without
+# a declared size). Never a real size: checks that compare against a size must ask
+# `Source.known_size` and skip when it is None rather than take this for one.
+UNKNOWN_SIZE = 1 << 62
 
 
 class FormatError(Exception):
@@ -70,11 +74,16 @@ class Source:
     def from_bytes(cls, data: bytes, name: str) -> Source:
         return cls(io.BytesIO(data), len(data), name, data[:HEAD_BYTES])
 
+    @property
+    def known_size(self) -> int | None:
+        """The input's real length, or None when it is not known (a decompressing stream)."""
+        return None if self.size >= UNKNOWN_SIZE else self.size
+
     def read_at(self, offset: int, length: int) -> bytes:
         """At most `length` bytes at `offset`, never more than the input holds: a buffered
         `read(n)` allocates `n` bytes up front, so `read_at(0, 2 GiB)` of a 2 MiB file would
         cost 2 GiB (a benign ONNX model was `oom`). Unknown sizes (decompressing streams,
-        `1 << 62`) read in chunks and need no clamp."""
+        `UNKNOWN_SIZE`) read in chunks and need no clamp."""
         length = max(0, min(length, self.size - offset))
         self.stream.seek(offset)
         return self.stream.read(length)

@@ -38,7 +38,7 @@ from batchscan.workers.base import (
     ScanContext,
     Source,
 )
-from batchscan.workers.compressed import materialize
+from batchscan.workers.compressed import random_access
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "keras_h5"
@@ -60,8 +60,7 @@ def sniff(head: bytes, name: str) -> bool:
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     import h5py  # here, not at import: 75 ms of start-up that most registry runs never use
 
-    if source.size >= 1 << 62:
-        source = materialize(source, ctx)
+    source = random_access(source, ctx)
     source.stream.seek(0)
     handle: Any = source.stream if hasattr(source.stream, "readinto") else io.BytesIO(
         source.read_at(0, HEAD_BYTES))

@@ -77,9 +77,11 @@ def _text_field(head: bytes, at: int) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("ONNX bytes", _MAX_BYTES, source.size, ctx.member)
-    data = source.read_at(0, _MAX_BYTES)
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("ONNX bytes", _MAX_BYTES, source.known_size, ctx.member)
+    data = source.read_at(0, _MAX_BYTES + 1)
+    if len(data) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("ONNX bytes", _MAX_BYTES, len(data), ctx.member)
     try:
         for graph in protobuf.messages(data, 7):
             yield from _graph(graph, "graph", ctx, 0)

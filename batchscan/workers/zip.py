@@ -62,6 +62,7 @@ from batchscan.workers import pickle as pickle_format
 from batchscan.workers import torchscript_code
 from batchscan.workers.base import (
     HEAD_BYTES,
+    UNKNOWN_SIZE,
     FormatError,
     LimitExceeded,
     Readable,
@@ -70,7 +71,7 @@ from batchscan.workers.base import (
     Source,
     unsafe_path,
 )
-from batchscan.workers.compressed import UNKNOWN_SIZE, DecompressStream, materialize
+from batchscan.workers.compressed import DecompressStream, materialize
 
 FORMAT = "zip"
 
@@ -123,7 +124,7 @@ def sniff(head: bytes, name: str) -> bool:
 
 def has_end_record(source: Source) -> bool:
     """An end-of-central-directory record near the end of an exact-size input."""
-    if source.size < 22 or source.size >= 1 << 62:
+    if source.known_size is None or source.size < 22:
         return False
     tail_start = max(0, source.size - (65535 + 22))
     return _EOCD in source.read_at(tail_start, source.size - tail_start)
@@ -219,17 +220,20 @@ def archive_kind(names: list[str]) -> str:
     return "zip"
 
 
-def _member_stream(source: Source, entry: Entry, data_start: int,
-                   ctx: ScanContext) -> tuple[Readable, int]:
+def _member_stream(source: Source, entry: Entry, data_start: int, ctx: ScanContext,
+                   declared: int | None) -> tuple[Readable, int]:
+    """The member's bytes and their length: the declared size when the headers agree on
+    one (the decompressor stops there, as zipfile and miniz do), else UNKNOWN_SIZE."""
     raw = SliceStream(source.stream, data_start, entry.compressed)
     if entry.method == 0:
         return raw, entry.compressed
+    size = UNKNOWN_SIZE if declared is None else declared
     if entry.method == 8:
-        return DecompressStream(raw, "deflate", ctx), UNKNOWN_SIZE
+        return DecompressStream(raw, "deflate", ctx, size=declared), size
     if entry.method == 12:
-        return DecompressStream(raw, "bzip2", ctx), UNKNOWN_SIZE
+        return DecompressStream(raw, "bzip2", ctx, size=declared), size
     if entry.method == 93:
-        return DecompressStream(raw, "zstd", ctx), UNKNOWN_SIZE
+        return DecompressStream(raw, "zstd", ctx, size=declared), size
     if entry.method == 14:
         header = raw.read(4)
         if len(header) < 4:
@@ -242,12 +246,12 @@ def _member_stream(source: Source, entry: Entry, data_start: int,
         def factory() -> lzma.LZMADecompressor:
             return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lz_filter])
 
-        return DecompressStream(inner, "lzma", ctx, factory=factory), UNKNOWN_SIZE
+        return DecompressStream(inner, "lzma", ctx, factory=factory, size=declared), size
     raise FormatError(f"compression method {entry.method}")
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size == UNKNOWN_SIZE:
+    if source.known_size is None:
         source = materialize(source, ctx)
     entries, delta, notes = read_directory(source)
     for note in notes:
@@ -319,15 +323,19 @@ def _scan_entry(source: Source, entry: Entry, index: int,
                             f"{entry.compressed} (ratio {ratio})", member=where)
         ctx.note_incomplete(f"member {entry.name!r} exceeds the compression-ratio limit")
     is_symlink = (entry.external >> 16) & 0o170000 == 0o120000 and entry.made_by == 3
+    declared, disagreement = _declared_size(source, entry, fields, local_name, lelen,
+                                            data_start)
+    if disagreement:
+        yield CORRUPT.finding(f"{entry.name!r}: {disagreement}; checks that need the size "
+                              "were skipped", member=where, offset=entry.local_offset)
     try:
-        stream, size = _member_stream(source, entry, data_start, ctx)
+        stream, size = _member_stream(source, entry, data_start, ctx, declared)
     except FormatError as exc:
         yield UNSUPPORTED.finding(f"{entry.name!r}: {exc}", member=where)
         ctx.note_incomplete(f"member {entry.name!r} uses {exc}; not scanned")
         return
     storage = _STORAGE.search(entry.name) is not None and ctx.format_hint != "zip"
-    whole = (size != UNKNOWN_SIZE and size <= _READ_WHOLE) or (
-        size == UNKNOWN_SIZE and entry.size <= _READ_WHOLE)
+    whole = (size if size != UNKNOWN_SIZE else entry.size) <= _READ_WHOLE
     if storage:
         head = stream.read(_SNIFF_STORAGE)
         data = None
@@ -367,6 +375,56 @@ def _scan_entry(source: Source, entry: Entry, index: int,
             # parses a storage, and a pickle without an import has nothing to run.
             return
     yield from ctx.scan_member(member, entry.name)
+    if isinstance(stream, DecompressStream):
+        yield from _stream_damage(stream, entry, where, ctx)
+
+
+def _declared_size(source: Source, entry: Entry, local: tuple[int, ...], local_name: bytes,
+                   extra_length: int, data_start: int) -> tuple[int | None, str | None]:
+    """The member's uncompressed size when the central directory and the local header (or
+    the data descriptor that follows the data) agree on it; else None and the disagreement.
+
+    zipfile and miniz take the central directory's size; a reader that streams local
+    headers takes the other. A size only one of them states is no size to check against.
+    """
+    if (entry.flags | local[2]) & 0x8:
+        raw = _read_at(source.stream, data_start + entry.compressed, 24)
+        body = raw[4:] if raw[:4] == b"PK\x07\x08" else raw
+        layouts = []
+        if len(body) >= 12:
+            layouts.append(struct.unpack_from("<II", body, 4))
+        if len(body) >= 20:
+            layouts.append(struct.unpack_from("<QQ", body, 4))
+        if (entry.compressed, entry.size) in layouts:
+            return entry.size, None
+        return None, (f"the data descriptor does not repeat the central directory's sizes "
+                      f"({entry.compressed} compressed, {entry.size} bytes)")
+    csize, usize = local[7], local[8]
+    if 0xFFFFFFFF in (csize, usize):
+        extra = _read_at(source.stream, entry.local_offset + _LOCAL_FIXED.size
+                         + len(local_name), extra_length)
+        usize, csize, _ = _zip64_extra(extra, usize, csize, 0)
+    if usize != entry.size:
+        return None, (f"the local header declares {usize} bytes, the central directory "
+                      f"{entry.size}")
+    return entry.size, None
+
+
+def _stream_damage(stream: DecompressStream, entry: Entry, where: str,
+                   ctx: ScanContext) -> Iterator[Finding]:
+    """What decoding a streamed member showed about its declared size and its data."""
+    if stream.corrupt:
+        reason = f"{entry.name!r}: {stream.corrupt}"
+    elif stream.short:
+        reason = (f"{entry.name!r} decompresses to fewer than the {entry.size} bytes its "
+                  "headers declare")
+    elif stream.overrun:
+        reason = (f"{entry.name!r} decompresses to more than the {entry.size} bytes its "
+                  "headers declare; loaders stop at the declared size")
+    else:
+        return
+    yield CORRUPT.finding(reason, member=where)
+    ctx.note_incomplete(reason)
 
 
 def _looks_plain(head: bytes, ctx: ScanContext) -> bool:
