@@ -895,6 +895,19 @@ PYS004 = Rule(
         " by hand."
     ),
 )
+PYS005 = Rule(
+    "PYS005",
+    "computed-namespace-access",
+    Severity.WARNING,
+    "CWE-95",
+    "The code fetches a member of the builtins, os, subprocess or another dangerous module by "
+    "a name it computes (ERROR when a builtins/os member chosen that way is called).",
+    fix=(
+        "Review the Python file: it looks up members of builtins or the OS by computed names,"
+        " a way to call exec or start processes without naming them. Do not run it until "
+        "reviewed."
+    ),
+)
 
 # --- tests only: the fault-injection hook --------------
 TST001 = Rule(
@@ -991,6 +1004,7 @@ CATALOGUE: tuple[Rule, ...] = (
     PYS002,
     PYS003,
     PYS004,
+    PYS005,
     TST001,
 )
 BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}

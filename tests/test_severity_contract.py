@@ -26,7 +26,8 @@ PINNED = {
     "GGF001": "warning", "GGF002": "warning", "ONX001": "error", "ONX002": "warning",
     "ONX003": "error", "ONX004": "warning", "ONX005": "warning", "TFG001": "error",
     "TFG002": "error", "TFG003": "warning", "TFG004": "warning", "PYS001": "error",
-    "PYS002": "warning", "PYS003": "info", "PYS004": "warning", "TST001": "info",
+    "PYS002": "warning", "PYS003": "info", "PYS004": "warning", "PYS005": "warning",
+    "TST001": "info",
 }
 
 

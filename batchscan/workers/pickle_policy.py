@@ -828,6 +828,12 @@ DISTINCTIVE_DANGEROUS_NAMES: dict[str, str] = {
     "import_module": "importlib",
     "run_path": "runpy",
     "run_module": "runpy",
+    # the rest of the process family (python_source.py's table lists the same names)
+    **dict.fromkeys(("popen", "execl", "execle", "execlp", "execlpe", "execv", "execve",
+                     "execvp", "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv",
+                     "spawnve", "spawnvp", "spawnvpe", "startfile"), "os"),
+    "create_subprocess_exec": "asyncio",
+    "create_subprocess_shell": "asyncio",
 }
 
 
