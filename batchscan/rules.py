@@ -821,6 +821,19 @@ ONX005 = Rule(
     "The protobuf is malformed; what came before the damage was checked.",
     fix="Re-export the model; a damaged protobuf cannot be fully checked.",
 )
+ONX006 = Rule(
+    "ONX006",
+    "external-data-link",
+    Severity.ERROR,
+    "CWE-59",
+    "An external-data file in the model's folder is a symlink that leaves the folder, or a "
+    "device, FIFO or socket.",
+    fix=(
+        "Do not load: the external-data file is a link out of the model folder (the loader "
+        "reads whatever it points to into a tensor) or a special file. Replace it with the "
+        "real data file."
+    ),
+)
 
 # --- batchscan/workers/tf_savedmodel.py -------------------------------------
 TFG001 = Rule(
@@ -996,6 +1009,7 @@ CATALOGUE: tuple[Rule, ...] = (
     ONX003,
     ONX004,
     ONX005,
+    ONX006,
     TFG001,
     TFG002,
     TFG003,

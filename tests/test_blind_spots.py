@@ -291,3 +291,103 @@ def test_pickle_policy_lists_the_same_process_family() -> None:
                  "create_subprocess_shell"):
         verdict = pickle_policy.classify("sklearn.utils", name)
         assert verdict.verdict is pickle_policy.Verdict.DENY, name
+
+
+# --- 2. ONNX external data through links and special files -----------------------------
+
+def onnx_folder(tmp_path: Path, location: str = "weights.bin") -> Path:
+    from fixtures.formats import onnx_model
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(onnx_model(location=location))
+    return folder
+
+
+def onnx_links(result: FileResult) -> list[str]:
+    return [f.message for f in result.findings
+            if f.rule_id == "ONX006" and f.severity is Severity.ERROR]
+
+
+def test_onnx_external_data_in_a_sibling_file_is_clean(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path)
+    (folder / "weights.bin").write_bytes(bytes(16))
+    assert is_clean(scan(folder / "model.onnx"))
+
+
+def test_onnx_external_data_link_inside_the_folder_is_clean(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path, "weights.bin")
+    (folder / "blobs").mkdir()
+    (folder / "blobs" / "abc123").write_bytes(bytes(16))
+    (folder / "weights.bin").symlink_to("blobs/abc123")
+    assert is_clean(scan(folder / "model.onnx"))
+
+
+def test_onnx_missing_external_data_is_not_a_link_finding(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path)
+    assert "ONX006" not in rule_ids(scan(folder / "model.onnx"))
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "/proc/self/environ", "/dev/zero",
+                                    "../secret.txt"])
+def test_onnx_external_data_link_leaving_the_folder_is_flagged(tmp_path: Path,
+                                                                target: str) -> None:
+    folder = onnx_folder(tmp_path)
+    (tmp_path / "secret.txt").write_text("not for the model")
+    (folder / "weights.bin").symlink_to(target)
+    messages = onnx_links(scan(folder / "model.onnx"))
+    assert messages and "outside the model's folder" in messages[0], messages
+
+
+def test_onnx_external_data_through_a_linked_folder_is_flagged(tmp_path: Path) -> None:
+    folder = onnx_folder(tmp_path, "sub/passwd")
+    (folder / "sub").symlink_to("/etc")
+    assert onnx_links(scan(folder / "model.onnx"))
+
+
+def test_onnx_external_data_fifo_is_flagged(tmp_path: Path) -> None:
+    import os
+
+    folder = onnx_folder(tmp_path)
+    os.mkfifo(folder / "weights.bin")
+    messages = onnx_links(scan(folder / "model.onnx"))
+    assert messages and "FIFO" in messages[0], messages
+
+
+@pytest.mark.parametrize("location", ["/etc/passwd", "../weights.bin", "a/../../w.bin"])
+def test_onnx_location_strings_that_escape_stay_onx001(tmp_path: Path, location: str) -> None:
+    folder = onnx_folder(tmp_path, location)
+    result = scan(folder / "model.onnx")
+    assert any(f.rule_id == "ONX001" and f.severity is Severity.ERROR
+               for f in result.findings), result.findings
+
+
+def test_onnx_in_an_archive_is_not_resolved_against_the_archive_folder(tmp_path: Path) -> None:
+    # the model inside is not next to the archive's siblings: nothing to resolve on disk
+    from fixtures.formats import onnx_model
+
+    (tmp_path / "weights.bin").symlink_to("/etc/passwd")
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(deflated_zip({"model.onnx": onnx_model()}))
+    assert "ONX006" not in rule_ids(scan(path))
+
+
+REAL = Path(__file__).parent / "fixtures" / "real"
+
+
+def test_real_onnx_with_external_data_and_its_linked_twin(tmp_path: Path) -> None:
+    """onnx's own `save_model(..., save_as_external_data=True)` output (committed by
+    tests/fixtures/make_real.py): clean next to its data file; the same model whose data
+    file is a link to /etc/passwd is ONX006."""
+    import shutil
+
+    benign = tmp_path / "benign"
+    benign.mkdir()
+    shutil.copy(REAL / "onnx_mlp.onnx", benign)
+    shutil.copy(REAL / "onnx_mlp.weights", benign)
+    assert is_clean(scan(benign / "onnx_mlp.onnx"))
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    shutil.copy(REAL / "onnx_mlp.onnx", evil)
+    (evil / "onnx_mlp.weights").symlink_to("/etc/passwd")
+    assert onnx_links(scan(evil / "onnx_mlp.onnx"))

@@ -152,6 +152,9 @@ class ScanContext:
     dispatch: Dispatch | None = None  # the registry's `scan_source`: scans a member
     detect: Detect | None = None  # the registry's `detect`: names a member's format
     format_hint: str | None = None
+    # The folder of the file on disk, for formats whose loaders open sibling files (ONNX
+    # external data); None for members of containers and inputs that are not files.
+    directory: str | None = None
     _matchers: tuple[Callable[[str], bool], ...] = ()
 
     def __post_init__(self) -> None:
