@@ -710,6 +710,22 @@ HDF002 = Rule(
     ),
 )
 
+# --- batchscan/workers/keras_files.py (Keras configs in keras_h5.py and zip.py) ----
+KRS001 = Rule(
+    "KRS001",
+    "keras-file-reference",
+    Severity.ERROR,
+    "CWE-73",
+    "A Keras layer config names a file the loader reads: a lookup vocabulary or BPE merges "
+    "path (absolute, .., a URL scheme: ERROR; plain relative: WARNING) or a TFSMLayer "
+    "SavedModel.",
+    fix=(
+        "Do not load: the model reads a file outside itself while it is deserialised (the "
+        "lines of a vocabulary file become model state). Re-save with an inline vocabulary "
+        "or with Keras 3, which stores it inside the archive."
+    ),
+)
+
 # --- batchscan/workers/safetensors.py ---------------------------------------
 SFT001 = Rule(
     "SFT001",
@@ -999,6 +1015,7 @@ CATALOGUE: tuple[Rule, ...] = (
     YML003,
     HDF001,
     HDF002,
+    KRS001,
     SFT001,
     SFT002,
     SFT003,

@@ -391,3 +391,100 @@ def test_real_onnx_with_external_data_and_its_linked_twin(tmp_path: Path) -> Non
     shutil.copy(REAL / "onnx_mlp.onnx", evil)
     (evil / "onnx_mlp.weights").symlink_to("/etc/passwd")
     assert onnx_links(scan(evil / "onnx_mlp.onnx"))
+
+
+# --- 3. Keras preprocessing layers whose vocabulary is a file path ---------------------
+
+def _with_vocabulary(config: object, value: object) -> object:
+    """The config with the first inline StringLookup vocabulary replaced by `value`."""
+    done = False
+
+    def visit(node: object) -> object:
+        nonlocal done
+        if isinstance(node, dict):
+            if (not done and node.get("class_name") == "StringLookup"
+                    and isinstance(node.get("config"), dict)
+                    and isinstance(node["config"].get("vocabulary"), list)):
+                done = True
+                return {**node, "config": {**node["config"], "vocabulary": value}}
+            return {key: visit(item) for key, item in node.items()}
+        if isinstance(node, list):
+            return [visit(item) for item in node]
+        return node
+
+    changed = visit(config)
+    assert done
+    return changed
+
+
+def keras_archive_with(tmp_path: Path, value: object) -> Path:
+    source = zipfile.ZipFile(REAL / "keras_lookup.keras")
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "config.json":
+                data = json.dumps(_with_vocabulary(json.loads(data), value)).encode()
+            out.writestr(info.filename, data)
+    return path
+
+
+def keras_h5_with(tmp_path: Path, value: object) -> Path:
+    import shutil
+
+    import h5py
+
+    path = tmp_path / "model.h5"
+    shutil.copy(REAL / "keras_lookup.h5", path)
+    with h5py.File(path, "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        h5.attrs["model_config"] = json.dumps(_with_vocabulary(config, value))
+    return path
+
+
+def file_references(result: FileResult) -> list[tuple[str, str]]:
+    return [(f.severity.value, f.message) for f in result.findings if f.rule_id == "KRS001"]
+
+
+@pytest.mark.parametrize("name", ["keras_lookup.keras", "keras_lookup.h5"])
+def test_real_keras_lookup_layers_are_clean(name: str) -> None:
+    # Keras 3's own output: inline vocabularies, and a vocabulary file kept as an asset
+    result = scan(REAL / name)
+    assert is_clean(result), result.findings
+
+
+@pytest.mark.parametrize("make", [keras_archive_with, keras_h5_with], ids=["keras", "h5"])
+@pytest.mark.parametrize("value", ["/etc/passwd", "/proc/self/environ", "gs://bucket/key.json",
+                                   "https://example.invalid/v.txt", "../../secrets.txt",
+                                   "C:\\Users\\x\\creds.txt", "~/.aws/credentials"])
+def test_keras_vocabulary_path_outside_the_model_is_error(tmp_path: Path, make: object,
+                                                          value: str) -> None:
+    path = make(tmp_path, value)  # type: ignore[operator]
+    found = file_references(scan(path))
+    assert found and found[0][0] == "error" and repr(value) in found[0][1], found
+
+
+@pytest.mark.parametrize("make", [keras_archive_with, keras_h5_with], ids=["keras", "h5"])
+def test_keras_relative_vocabulary_path_is_warning(tmp_path: Path, make: object) -> None:
+    found = file_references(scan(make(tmp_path, "vocab.txt")))  # type: ignore[operator]
+    assert [severity for severity, _ in found] == ["warning"], found
+
+
+@pytest.mark.parametrize("make", [keras_archive_with, keras_h5_with], ids=["keras", "h5"])
+def test_keras_inline_vocabulary_twin_is_clean(tmp_path: Path, make: object) -> None:
+    result = scan(make(tmp_path, ["x", "y", "z"]))  # type: ignore[operator]
+    assert is_clean(result), result.findings
+
+
+def test_keras_tfsm_layer_is_error(tmp_path: Path) -> None:
+    config = {"class_name": "Sequential", "config": {"layers": [
+        {"module": "keras.layers", "class_name": "TFSMLayer",
+         "config": {"name": "tfsm", "filepath": "/tmp/attacker_savedmodel",
+                    "call_endpoint": "serve"}}]}}
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as out:
+        out.writestr("config.json", json.dumps(config))
+        out.writestr("metadata.json", "{}")
+        out.writestr("model.weights.h5", b"")
+    found = file_references(scan(path))
+    assert found and found[0][0] == "error", found

@@ -24,7 +24,11 @@ storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC mis
 (checked for members that are read whole), flag bits, unsupported methods, encrypted members
 (a member merely *flagged* encrypted but stored in the clear is scanned and reported), path
 traversal and absolute names, symlinks that escape, duplicate names, declared compression
-ratios beyond the limit, and TorchScript sources that reach Python or the OS.
+ratios beyond the limit, TorchScript sources that reach Python or the OS, and in a `.keras`
+archive, layer configs that name files the loader reads (workers/keras_files.py). A
+compressed member's size is the one the central directory and the local header (or data
+descriptor) agree on; decoding stops there, as in zipfile and miniz; without agreement no
+size-based check runs on it.
 
 Not checked: split/multi-disk archives (reported as not scanned).
 
@@ -44,10 +48,12 @@ Rules
 | ZIP011 | prepended-data           | info     | CWE-436 |
 | ZIP012 | torchscript-code         | error    | CWE-94  |
 | ZIP013 | blacklisted-member       | error    | CWE-506 |
+| KRS001 | keras-file-reference     | error    | CWE-73  |
 """
 
 from __future__ import annotations
 
+import json
 import lzma
 import re
 import struct
@@ -72,6 +78,7 @@ from batchscan.workers.base import (
     unsafe_path,
 )
 from batchscan.workers.compressed import DecompressStream, materialize
+from batchscan.workers.keras_files import FILE_REFERENCE, file_references
 
 FORMAT = "zip"
 
@@ -90,7 +97,7 @@ TORCHSCRIPT = rules.ZIP012
 BLACKLISTED = rules.ZIP013
 RULES: tuple[Rule, ...] = (TRAVERSAL, SYMLINK, NAME_MISMATCH, CRC_MISMATCH, ODD_FLAGS,
                            ENCRYPTED, DUPLICATE, UNSUPPORTED, CORRUPT, RATIO, PREPENDED,
-                           TORCHSCRIPT, BLACKLISTED)
+                           TORCHSCRIPT, BLACKLISTED, FILE_REFERENCE)
 
 _EOCD = b"PK\x05\x06"
 _CENTRAL = b"PK\x01\x02"
@@ -258,8 +265,9 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         yield CORRUPT.finding(note, member=ctx.member)
         ctx.note_incomplete(note)
     names = [e.name for e in entries]
+    kind = archive_kind(names)
     if ctx.depth == 0:
-        ctx.format_hint = archive_kind(names)
+        ctx.format_hint = kind
     if delta:
         yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
                                 offset=0)
@@ -274,7 +282,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
                                     member=ctx.where(name))
     for index, entry in enumerate(entries):
         try:
-            yield from _scan_entry(source, entry, index, ctx)
+            yield from _scan_entry(source, entry, index, ctx, kind)
         except LimitExceeded:
             raise
         except (FormatError, OSError, struct.error, zlib.error, lzma.LZMAError) as exc:
@@ -283,8 +291,8 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             ctx.note_incomplete(reason)
 
 
-def _scan_entry(source: Source, entry: Entry, index: int,
-                ctx: ScanContext) -> Iterator[Finding]:
+def _scan_entry(source: Source, entry: Entry, index: int, ctx: ScanContext,
+                kind: str) -> Iterator[Finding]:
     where = ctx.where(entry.name)
     ctx.count_member()
     unsafe = unsafe_path(entry.name)
@@ -362,6 +370,8 @@ def _scan_entry(source: Source, entry: Entry, index: int,
                 f"{entry.name!r}: CRC-32 0x{zlib.crc32(data):08x}, directory says "
                 f"0x{entry.crc:08x}", member=where)
         member = Source.from_bytes(data, entry.name)
+        if kind == "keras_zip" and entry.name == "config.json":
+            yield from _keras_config(data, ctx.child(entry.name))
     else:
         stream.seek(0)
         member = Source(stream, size, entry.name, head)
@@ -425,6 +435,16 @@ def _stream_damage(stream: DecompressStream, entry: Entry, where: str,
         return
     yield CORRUPT.finding(reason, member=where)
     ctx.note_incomplete(reason)
+
+
+def _keras_config(data: bytes, ctx: ScanContext) -> Iterator[Finding]:
+    """The Keras-specific file references of a `.keras` config (the member is also scanned
+    as JSON, which reports a config that does not parse)."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    yield from file_references(document, ctx, "config.json")
 
 
 def _looks_plain(head: bytes, ctx: ScanContext) -> bool:
