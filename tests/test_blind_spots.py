@@ -488,3 +488,49 @@ def test_keras_tfsm_layer_is_error(tmp_path: Path) -> None:
         out.writestr("model.weights.h5", b"")
     found = file_references(scan(path))
     assert found and found[0][0] == "error", found
+
+
+# --- hostile shipped Python: the analysis stays bounded and fails closed ---------------
+
+def test_python_format_width_bomb_is_not_built(tmp_path: Path) -> None:
+    import time
+
+    code = ("import os\ngetattr(os, '{:>999999999}'.format('a'))('true')\n"
+            "getattr(os, '%999999999s' % 'a')('true')\n")
+    started = time.perf_counter()
+    result = scan_python(tmp_path, code)
+    assert time.perf_counter() - started < 5  # a 1 GB string would take longer and OOM
+    # not folded, so a computed member of os is called: still flagged
+    assert any(f.rule_id == "PYS005" and f.severity is Severity.ERROR
+               for f in result.findings), result.findings
+
+
+def test_python_doubling_variables_stay_bounded(tmp_path: Path) -> None:
+    import time
+
+    chain = "import os\na0 = 'e'\n" + "".join(f"a{i + 1} = a{i} + a{i}\n" for i in range(60))
+    started = time.perf_counter()
+    result = scan_python(tmp_path, chain + "getattr(os, a60)('true')\n")
+    assert time.perf_counter() - started < 5
+    assert any(f.rule_id == "PYS005" for f in result.findings), result.findings
+
+
+def test_python_alias_chain_beyond_the_hop_limit_is_not_clean(tmp_path: Path) -> None:
+    code = ("import os\nv0 = os\n" + "".join(f"v{i + 1} = v{i}\n" for i in range(300))
+            + "v300.system('true')\n")
+    result = scan_python(tmp_path, code)
+    assert "PYS004" in rule_ids(result) and result.error is not None, result
+
+
+def test_python_short_alias_chain_is_resolved(tmp_path: Path) -> None:
+    code = ("import os\nv0 = os\n" + "".join(f"v{i + 1} = v{i}\n" for i in range(30))
+            + "v30.system('true')\n")
+    result = scan_python(tmp_path, code)
+    assert any(f.rule_id == "PYS001" and "os.system" in f.message
+               and f.severity is Severity.ERROR for f in result.findings), result.findings
+
+
+def test_python_assignment_cycles_terminate(tmp_path: Path) -> None:
+    code = "import os\na = b\nb = a\ngetattr(os, a)('x')\nc = getattr(d, 'x')\nd = c\nd.y()\n"
+    result = scan_python(tmp_path, code)
+    assert any(f.rule_id == "PYS005" for f in result.findings), result.findings

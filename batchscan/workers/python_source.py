@@ -38,6 +38,7 @@ Rules
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -57,7 +58,9 @@ RULES: tuple[Rule, ...] = (PROCESS, NETWORK, FILES, UNPARSABLE, COMPUTED)
 
 _MAX_BYTES = 4 * 1024 * 1024
 _MAX_FOLD = 4096  # characters of a folded key; longer is no attribute name
-_MAX_HOPS = 16  # alias and variable hops while resolving one reference
+_MAX_HOPS = 64  # alias and variable hops while resolving one reference
+_PERCENT_SPEC = re.compile(r"%(?!s)")  # any directive but a plain %s
+_BRACE_SPEC = re.compile(r"\{[^{}]*[:!][^{}]*\}")
 
 # Every way the standard library starts a process or evaluates code. Matched exactly, or
 # as a whole module (an entry without a dot covers all its members).
@@ -110,27 +113,35 @@ def sniff(head: bytes, name: str) -> bool:
     return name.lower().endswith(".py") and b"\x00" not in head[:4096]
 
 
-def fold(node: ast.AST, variables: dict[str, ast.expr] | None = None) -> str | None:
+def fold(node: ast.AST, variables: dict[str, ast.expr] | None = None,
+         memo: dict[int, str | None] | None = None) -> str | None:
     """The string a literal expression evaluates to: constants joined by `+`, `join`,
     `format`, `%`, f-strings, slices such as `[::-1]`, `str()`, and variables assigned
-    once to such an expression. None for anything else, or beyond the folding budget."""
-    return _Folder(variables or {}).fold(node, 0)
+    once to such an expression. None for anything else, or beyond the folding budget.
+    `memo` (by node) is shared by the folds of one file: each expression is folded once."""
+    return _Folder(variables or {}, {} if memo is None else memo).fold(node, 0)
 
 
 class _Folder:
     """One folding, bounded in steps and in the length of every intermediate string (a
     chain `a = b + b; b = c + c; ...` doubles at each step)."""
 
-    def __init__(self, variables: dict[str, ast.expr]):
+    def __init__(self, variables: dict[str, ast.expr], memo: dict[int, str | None]):
         self.variables = variables
+        self.memo = memo
         self.steps = 0
 
     def fold(self, node: ast.AST, depth: int) -> str | None:
+        if id(node) in self.memo:
+            return self.memo[id(node)]
         self.steps += 1
         if depth > 32 or self.steps > _MAX_FOLD:
-            return None
+            return None  # not memoised: a fresh budget may fold it
         value = self._fold(node, depth + 1)
-        return value if value is not None and len(value) <= _MAX_FOLD else None
+        if value is not None and len(value) > _MAX_FOLD:
+            value = None
+        self.memo[id(node)] = value
+        return value
 
     def _fold(self, node: ast.AST, depth: int) -> str | None:
         if isinstance(node, ast.Name) and node.id in self.variables:
@@ -142,6 +153,8 @@ class _Folder:
             return left + right if left is not None and right is not None else None
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
             template = self.fold(node.left, depth)
+            if template is None or _PERCENT_SPEC.search(template.replace("%%", "")):
+                return None  # only plain %s: a width or precision can build gigabytes
             items = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
             args = [self.fold(item, depth) for item in items]
             if template is None or any(a is None for a in args):
@@ -204,6 +217,8 @@ class _Folder:
             texts = [p for p in pieces if p is not None]
             return base.join(texts) if len(texts) == len(pieces) else None
         if func.attr == "format":
+            if _BRACE_SPEC.search(base):
+                return None  # only {}, {0}: a format spec can build gigabytes
             args = [self.fold(arg, depth) for arg in node.args]
             if any(a is None for a in args):
                 return None
@@ -222,8 +237,15 @@ class _Resolver:
     def __init__(self, tree: ast.Module):
         self.aliases: dict[str, str] = {}
         assigned: dict[str, list[ast.expr]] = {}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
+        self.calls: list[ast.Call] = []
+        self.subscripts: list[ast.Subscript] = []
+        self.truncated = False  # a reference chain longer than _MAX_HOPS was cut
+        for node in ast.walk(tree):  # the file's only walk: calls and subscripts kept
+            if isinstance(node, ast.Call):
+                self.calls.append(node)
+            elif isinstance(node, ast.Subscript):
+                self.subscripts.append(node)
+            elif isinstance(node, ast.Import):
                 for alias in node.names:
                     self.aliases[alias.asname or alias.name.split(".")[0]] = (
                         alias.name if alias.asname else alias.name.split(".")[0])
@@ -238,9 +260,26 @@ class _Resolver:
         # A variable assigned once is a name for its value; reassigned ones are not.
         self.variables = {name: values[0] for name, values in assigned.items()
                           if len(values) == 1 and name not in self.aliases}
+        self._folded: dict[int, str | None] = {}
+        self._refs: dict[int, _Ref | None] = {}
+        self._variable_refs: dict[str, _Ref | None] = {}
+
+    def fold(self, node: ast.AST) -> str | None:
+        return fold(node, self.variables, self._folded)
 
     def ref(self, node: ast.AST, hops: int = 0) -> _Ref | None:
+        """What `node` refers to. Top-level answers are kept per node; inner ones are not
+        (an answer cut short by the hop limit must not stand for the node's own)."""
+        if hops:
+            return self._ref(node, hops)
+        key = id(node)
+        if key not in self._refs:
+            self._refs[key] = self._ref(node, 0)
+        return self._refs[key]
+
+    def _ref(self, node: ast.AST, hops: int) -> _Ref | None:
         if hops > _MAX_HOPS:
+            self.truncated = True
             return None
         if isinstance(node, ast.Name):
             return self._name(node.id, hops)
@@ -257,7 +296,7 @@ class _Resolver:
             base = self.ref(node.value, hops + 1)
             if base is None or not _namespace(base):
                 return None
-            key = fold(node.slice, self.variables)
+            key = self.fold(node.slice)
             return self._member(base, key, hops)
         if isinstance(node, ast.Call):
             return self._call(node, hops)
@@ -279,7 +318,12 @@ class _Resolver:
         if name in self.aliases:
             return _Ref(_canonical(self.aliases[name]))
         if name in self.variables:
-            return self.ref(self.variables[name], hops + 1)
+            # flow-insensitive, so one answer per variable (None while it is being
+            # resolved: a cycle of assignments refers to nothing)
+            if name not in self._variable_refs:
+                self._variable_refs[name] = None
+                self._variable_refs[name] = self.ref(self.variables[name], hops + 1)
+            return self._variable_refs[name]
         if name in _BUILTIN_NAMES:
             return _Ref(f"builtins.{name}")
         return _Ref(name)
@@ -293,7 +337,7 @@ class _Resolver:
             base = self.ref(args[0], hops + 1)
             if base is None:
                 return None
-            return self._member(base, fold(args[1], self.variables), hops)
+            return self._member(base, self.fold(args[1]), hops)
         if func.name in ("vars", "builtins.vars") and len(args) == 1:
             base = self.ref(args[0], hops + 1)
             return _Ref(base.name, True) if base is not None else None
@@ -302,7 +346,7 @@ class _Resolver:
             return _Ref(_GLOBALS, True)
         if func.name in ("builtins.__import__", "importlib.import_module",
                          "importlib.__import__") and args:
-            key = fold(args[0], self.variables)
+            key = self.fold(args[0])
             if key is None:
                 return None
             # __import__('a.b') returns package `a`; import_module returns `a.b`
@@ -343,12 +387,14 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     seen: set[tuple[str, str]] = set()
     called: set[int] = set()
     try:
-        found = list(_calls(tree, resolver, called)) + list(
-            _accesses(tree, resolver, called))
+        found = list(_calls(resolver, called)) + list(_accesses(resolver, called))
     except RecursionError:
-        yield UNPARSABLE.finding("Python nests too deeply to analyse", member=ctx.member)
-        ctx.note_incomplete("Python nests too deeply to analyse")
-        return
+        resolver.truncated = True
+        found = []
+    if resolver.truncated:
+        reason = f"Python references chain through more than {_MAX_HOPS} names or nest too deeply"
+        yield UNPARSABLE.finding(f"{reason} to analyse", member=ctx.member)
+        ctx.note_incomplete(f"{reason} to analyse")
     for rule, severity, what, node in sorted(found, key=lambda f: f[3].lineno):
         if (rule.rule_id, what) in seen:
             continue
@@ -362,16 +408,13 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
 _Hit = tuple[Rule, Severity | None, str, ast.expr]
 
 
-def _calls(tree: ast.Module, resolver: _Resolver, called: set[int]) -> Iterator[_Hit]:
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
+def _calls(resolver: _Resolver, called: set[int]) -> Iterator[_Hit]:
+    for node in resolver.calls:
         called.add(id(node.func))
         ref = resolver.ref(node.func)
         if ref is None:
             continue
         name = ref.name
-        literal = bool(node.args) and all(_literal(a, resolver) for a in node.args)
         how = "reached indirectly: " if ref.indirect else ""
         if _COMPUTED in name.split("."):
             base = name.split(f".{_COMPUTED}")[0]
@@ -380,12 +423,16 @@ def _calls(tree: ast.Module, resolver: _Resolver, called: set[int]) -> Iterator[
                        f"calls a member of `{base}` chosen by a computed name", node)
             continue
         if _matches(name, PROCESS_NAMES):
+            literal = bool(node.args) and all(_literal(a, resolver) for a in node.args)
             severity = None if literal or ref.indirect else Severity.WARNING
             yield PROCESS, severity, f"calls `{name}`{_how(how)}", node
         elif _matches(name, _NETWORK):
-            module = (fold(node.args[0], resolver.variables) if node.args and name in _IMPORTERS
+            module = (resolver.fold(node.args[0]) if node.args and name in _IMPORTERS
                       else None)
-            what = f"calls `{name}`" + (f" for `{module}`" if module else "")
+            # the module only when it is one of the dangerous ones ('o'+'s'): one finding
+            # per importer otherwise, whatever it imports
+            dangerous = module is not None and module.split(".")[0] in _DANGEROUS
+            what = f"calls `{name}`" + (f" for `{module}`" if dangerous else "")
             yield NETWORK, None, f"{what}{_how(how)}", node
         elif _matches(name, _FILES):
             yield FILES, None, f"calls `{name}`{_how(how)}", node
@@ -394,7 +441,7 @@ def _calls(tree: ast.Module, resolver: _Resolver, called: set[int]) -> Iterator[
 def _literal(node: ast.expr, resolver: _Resolver) -> bool:
     """An argument fixed in the file: a constant, a folded string, a container of such,
     or a module constant (`os.P_WAIT`, `subprocess.PIPE`)."""
-    if isinstance(node, ast.Constant) or fold(node, resolver.variables) is not None:
+    if isinstance(node, ast.Constant) or resolver.fold(node) is not None:
         return True
     if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
         return all(_literal(item, resolver) for item in node.elts)
@@ -408,9 +455,10 @@ def _how(how: str) -> str:
     return f" ({how.rstrip(': ')})" if how else ""
 
 
-def _accesses(tree: ast.Module, resolver: _Resolver, called: set[int]) -> Iterator[_Hit]:
+def _accesses(resolver: _Resolver, called: set[int]) -> Iterator[_Hit]:
     """Members of dangerous namespaces fetched by a name that cannot be folded."""
-    for node in ast.walk(tree):
+    node: ast.expr
+    for node in (*resolver.subscripts, *resolver.calls):
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
             base = resolver.ref(node.value)
             key = node.slice
@@ -420,7 +468,7 @@ def _accesses(tree: ast.Module, resolver: _Resolver, called: set[int]) -> Iterat
             key = node.args[1]
         else:
             continue
-        if base is None or isinstance(key, ast.Slice) or fold(key, resolver.variables) is not None:
+        if base is None or isinstance(key, ast.Slice) or resolver.fold(key) is not None:
             continue
         # sys.modules[name] only holds what is imported already: library code looks its own
         # modules up that way; sys.modules['os'] is resolved like any other reference.
