@@ -534,3 +534,27 @@ def test_python_assignment_cycles_terminate(tmp_path: Path) -> None:
     code = "import os\na = b\nb = a\ngetattr(os, a)('x')\nc = getattr(d, 'x')\nd = c\nd.y()\n"
     result = scan_python(tmp_path, code)
     assert any(f.rule_id == "PYS005" for f in result.findings), result.findings
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("config.json.gz", '{"architectures": ["X"], "pad": "' + "x" * 100_000 + '"}'),
+    ("params.yaml.gz", "a: " + "x" * 100_000 + "\n"),
+])
+def test_compressed_config_of_unknown_length_is_not_over_a_placeholder_limit(
+        tmp_path: Path, name: str, text: str) -> None:
+    # A gzip payload over the 64 KiB sniff has no known length: the size limits are checked
+    # on what is read, not against 2^62 (which made these files "limit exceeded").
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text.encode()))
+    result = scan(path)
+    assert is_clean(result), result
+
+
+def test_compressed_config_with_a_payload_stays_flagged(tmp_path: Path) -> None:
+    text = ("defaults: []\nmodel:\n  _target_: os.system\n  command: 'true'\npad: '"
+            + "x" * 100_000 + "'\n")
+    path = tmp_path / "params.yaml.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    result = scan(path)
+    assert any(f.rule_id == "CFG003" and f.severity is Severity.ERROR
+               for f in result.findings), result

@@ -56,9 +56,11 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("JSON bytes", _MAX_BYTES, source.size, ctx.member)
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("JSON bytes", _MAX_BYTES, source.known_size, ctx.member)
     raw = source.read_at(0, _MAX_BYTES + 1)
+    if len(raw) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("JSON bytes", _MAX_BYTES, len(raw), ctx.member)
     text = raw.decode("utf-8", "replace")
     try:
         documents = [json.loads(text)]

@@ -90,9 +90,12 @@ def _plain(node: yaml.Node, findings: list[Finding], ctx: ScanContext,
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("YAML bytes", _MAX_BYTES, source.size, ctx.member)
-    text = source.read_at(0, _MAX_BYTES).decode("utf-8", "replace")
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("YAML bytes", _MAX_BYTES, source.known_size, ctx.member)
+    raw = source.read_at(0, _MAX_BYTES + 1)
+    if len(raw) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("YAML bytes", _MAX_BYTES, len(raw), ctx.member)
+    text = raw.decode("utf-8", "replace")
     findings: list[Finding] = []
     try:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
