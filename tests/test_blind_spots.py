@@ -558,3 +558,8 @@ def test_compressed_config_with_a_payload_stays_flagged(tmp_path: Path) -> None:
     result = scan(path)
     assert any(f.rule_id == "CFG003" and f.severity is Severity.ERROR
                for f in result.findings), result
+
+
+def test_nested_computed_module_lookup_is_flagged(tmp_path: Path) -> None:
+    result = scan_python(tmp_path, "import sys\ngetattr(sys.modules[a], b)('x')\n")
+    assert any(f.rule_id == "PYS005" for f in result.findings), result.findings

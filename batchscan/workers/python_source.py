@@ -20,10 +20,14 @@ variables assigned once, `getattr`, subscripts of namespace dictionaries (`__bui
 builtins or the OS and what it yields is called. Remote code that only builds a model
 produces no finding.
 
+Bounds: one AST walk; folds memoised per node, at most 4096 steps and characters each, and
+never through a format width or precision (`'{:>999999999}'`); references chained through
+more than 64 names make the file PYS004 and not clean.
+
 Not checked: data flow beyond single assignments (a key built in a loop, a namespace passed
-through a function argument), `globals()[name]` with a computed name (the module's own
-registry pattern, common in benign code) unless what it yields is indexed by a computed key
-again.
+through a function argument); `globals()[name]` and `sys.modules[name]` with a computed
+name (a module's registry and library code looking up its own modules, common in benign
+code) unless what they yield is indexed by a computed key again.
 
 Rules
 | id     | name                      | severity | CWE     |
@@ -308,8 +312,7 @@ class _Resolver:
             named = self._name(key, hops + 1) if key is not None else _Ref(_COMPUTED)
             return _Ref(named.name, True) if named is not None else None
         if base.name == "sys.modules":
-            return _Ref(_canonical(key) if key is not None else f"sys.modules.{_COMPUTED}",
-                        True)
+            return _Ref(_canonical(key) if key is not None else _COMPUTED, True)
         return base.member(key)
 
     def _name(self, name: str, hops: int) -> _Ref | None:
@@ -476,5 +479,6 @@ def _accesses(resolver: _Resolver, called: set[int]) -> Iterator[_Hit]:
                 base.indirect and base.name.split(".")[0] == _COMPUTED):
             if id(node) in called and base.name in _CORE:
                 continue  # the call is reported by _calls, at ERROR
-            what = base.name if base.name.split(".")[0] != _COMPUTED else "a computed global"
+            what = (base.name if base.name.split(".")[0] != _COMPUTED
+                    else "a global or module chosen by a computed name")
             yield (COMPUTED, None, f"fetches a member of `{what}` by a computed name", node)
