@@ -628,12 +628,25 @@ CFG009 = Rule(
 CFG010 = Rule(
     "CFG010",
     "encoded-pickle",
-    Severity.WARNING,
+    Severity.INFO,
     "CWE-502",
-    "A base64/hex string decodes to a pickle; it was analysed.",
+    "A base64/hex string (or a stable-baselines3 `:serialized:` value) decodes to a pickle; "
+    "it was decoded and scanned as a member, whose own findings grade what it contains.",
     fix=(
         "The config carries a base64 pickle: decoding and loading it runs code. Store the "
         "object in a data format instead, or scan the decoded blob."
+    ),
+)
+CFG011 = Rule(
+    "CFG011",
+    "unknown-callable-target",
+    Severity.WARNING,
+    "CWE-94",
+    "A Hydra/OmegaConf `_target_` names a function that is not on the allow-list: "
+    "instantiate() calls it with the config's arguments (`sympy.sympify` evaluates them).",
+    fix=(
+        "Check what the named function does with its arguments before instantiating the "
+        "config; replace it with the intended class or a reviewed function."
     ),
 )
 
@@ -967,6 +980,7 @@ CATALOGUE: tuple[Rule, ...] = (
     CFG008,
     CFG009,
     CFG010,
+    CFG011,
     JSN001,
     YML001,
     YML002,
