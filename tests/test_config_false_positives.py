@@ -74,13 +74,23 @@ def test_sb3_serialized_os_system_is_error(tmp_path: Path, payload: bytes) -> No
     assert any("os.system" in (f.message + (f.evidence or "")) for f in dangerous)
 
 
+def test_sb3_serialized_is_decoded_like_the_loader_decodes_it(tmp_path: Path) -> None:
+    """b64decode(validate=False) drops characters outside the alphabet: so must we."""
+    encoded = base64.b64encode(SYSTEM_P0).decode()
+    noisy = "!".join(encoded[i:i + 4] for i in range(0, len(encoded), 4))
+    assert base64.b64decode(noisy.encode()) == SYSTEM_P0
+    result = scan(_sb3_with(tmp_path, "observation_space", noisy))
+    assert any(f.severity is Severity.ERROR and f.member == "data!/observation_space/:serialized:"
+               for f in result.findings), result.findings
+
+
 def test_sb3_serialized_benign_data_pickle_is_quiet(tmp_path: Path) -> None:
     blob = pickle.dumps({"shape": (4,), "low": [0.0, 1.5]}, protocol=5)
     result = scan(_sb3_with(tmp_path, "observation_space", base64.b64encode(blob).decode()))
     assert result.error is None and not loud(result)
 
 
-@pytest.mark.parametrize("value", ["not base64 at all!", base64.b64encode(b"\x00" * 40).decode()],
+@pytest.mark.parametrize("value", ["not base64 at all", base64.b64encode(b"\x00" * 40).decode()],
                          ids=["bad-base64", "not-a-pickle"])
 def test_sb3_serialized_that_cannot_be_analysed_fails_closed(tmp_path: Path, value: str) -> None:
     result = scan(_sb3_with(tmp_path, "observation_space", value))
@@ -243,3 +253,25 @@ def test_real_mlflow_metadata_stays_clean(name: str) -> None:
     for folder in folders:
         result = scan(folder / name)
         assert result.error is None and not result.findings, (folder.name, result.findings)
+
+
+def test_mlmodel_models_from_code_path_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "MLmodel"
+    path.write_text("flavors:\n  python_function:\n    loader_module: "
+                    "mlflow.pyfunc.loaders.code_model\n    model_code_path: code/model.py\n")
+    result = scan(path)
+    assert rules_at(result, Severity.WARNING) == {"MLF002"}, result.findings
+
+
+@pytest.mark.parametrize("padding", [400, 70_000])
+def test_sb3_data_padded_with_whitespace_is_still_json(tmp_path: Path, padding: int) -> None:
+    """json.loads (and so stable-baselines3's load) skips leading whitespace of any length."""
+    twin = _sb3_with(tmp_path, "observation_space", base64.b64encode(SYSTEM_P0).decode())
+    padded = tmp_path / "padded.zip"
+    with zipfile.ZipFile(twin) as src, zipfile.ZipFile(padded, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, b" \n" * padding + data if info.filename == "data" else data)
+    result = scan(padded)
+    assert any(f.severity is Severity.ERROR and f.member == "data!/observation_space/:serialized:"
+               for f in result.findings), result.findings

@@ -4,7 +4,8 @@
 Layout. An MLflow model is a folder: `MLmodel` (YAML, no extension) names the flavors the
 model can be loaded with; `flavors.python_function.loader_module` is the module that
 `mlflow.pyfunc.load_model` imports and whose `_load_pyfunc` it calls, and `code` (in any
-flavor) lists paths shipped with the model that are put on `sys.path` first. The
+flavor) lists paths shipped with the model that are put on `sys.path` first;
+`model_code_path` (models from code) names a Python file the loader executes. The
 environment files say what `mlflow models serve`/`predict`, `mlflow.pyfunc.spark_udf` and
 `mlflow.models.build_docker` install (`pip install -r requirements.txt`, `conda env create`,
 virtualenv from `python_env.yaml`). `MLmodel`, `conda.yaml` and `python_env.yaml` are parsed
@@ -56,10 +57,10 @@ _MAX_LINES = 100_000
 # are MLflow's own loaders.
 _FLAVORS = frozenset({
     "sklearn", "pytorch", "tensorflow", "keras", "xgboost", "lightgbm", "catboost", "onnx",
-    "spark", "pyspark.ml", "statsmodels", "prophet", "h2o", "spacy", "fastai", "gluon",
+    "spark", "statsmodels", "prophet", "h2o", "spacy", "fastai", "gluon", "mleap", "diffusers",
     "transformers", "sentence_transformers", "langchain", "openai", "pmdarima", "diviner",
-    "paddle", "johnsnowlabs", "llama_index", "dspy", "mleap", "shap", "promptflow",
-    "pyfunc.model", "pyfunc", "tensorflow.keras", "keras.load", "models",
+    "paddle", "johnsnowlabs", "llama_index", "dspy", "shap", "promptflow", "pyfunc.model",
+    "prompt.promptlab_model",
 })
 _FLAVOR_PREFIXES = ("pyfunc.loaders.",)
 # pip options in requirement lists that change nothing about where code comes from.
@@ -183,9 +184,14 @@ def mlmodel_findings(document: Any, ctx: ScanContext) -> Iterator[Finding]:
                 f"python_function loader_module {loader!r} is not an MLflow flavor: "
                 "mlflow.pyfunc.load_model imports it and calls its _load_pyfunc",
                 member=ctx.member, evidence=loader[:300])
-        code = conf.get("code")
-        paths = [code] if isinstance(code, str) else code if isinstance(code, list) else []
-        paths = [path for path in paths if isinstance(path, str) and path]
+        paths: list[str] = []
+        # `code`: put on sys.path; `model_code_path`: models from code, a .py file the loader
+        # executes to build the model.
+        for key in ("code", "model_code_path"):
+            value = conf.get(key)
+            values = [value] if isinstance(value, str) else value if isinstance(value,
+                                                                                list) else []
+            paths.extend(path for path in values if isinstance(path, str) and path)
         if paths:
             yield CODE_PATHS.finding(
                 f"flavor {flavor!s} ships code paths {paths[:8]!r}: the loader puts them on "
