@@ -229,6 +229,7 @@ def test_mlmodel_loader_and_code_paths_are_warnings(
     "./vendor/mypkg",
     "mypkg-1.0-py3-none-any.whl",
     "-r https://example.invalid/more.txt",
+    "mypkg==1.0 --config-settings=--build-option=x",
 ])
 def test_environment_files_installing_from_elsewhere_are_warnings(tmp_path: Path,
                                                                  line: str) -> None:

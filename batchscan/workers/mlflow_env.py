@@ -71,6 +71,7 @@ _URL = re.compile(r"(?:\A|[\s@=])(?:[a-z][a-z0-9+.-]*\+)?(?:https?|ftp|file|ssh)
                   r"svn|bzr)\+", re.IGNORECASE)
 _LOCAL = re.compile(r"\A(?:\.{1,2}[/\\]|[/\\~]|[A-Za-z]:[/\\])|\.(?:whl|zip|tar\.gz|tgz|tar\.bz2|"
                     r"tar|egg)\Z", re.IGNORECASE)
+_LINE_OPTION = re.compile(r"\s(--?[A-Za-z][\w-]*)")
 _NAME = re.compile(r"\Arequirements[\w.-]*\.txt\Z", re.IGNORECASE)
 
 
@@ -134,8 +135,11 @@ def _elsewhere(line: str) -> str | None:
     if _URL.search(text):
         return "installs from a URL or version-control repository instead of the index"
     requirement = text.split(";", 1)[0].strip()
-    if _LOCAL.search(requirement):
+    if _LOCAL.search(requirement.split()[0]):
         return "installs from a local path or archive"
+    for option in _LINE_OPTION.findall(text):
+        if option not in _QUIET_OPTIONS:  # --config-settings, --global-option: build arguments
+            return f"per-requirement pip option {option} changes how it is built or installed"
     return None
 
 
