@@ -180,6 +180,9 @@ DANGEROUS_MODULES: dict[str, str] = {
     "_aix_support": "runs shell commands",
     "uuid": "runs commands (uuid._get_command_stdout)",
     "ensurepip._bundled": "installs packages",
+    # Tk() runs `~/.<className>.py` (exec) and `.tcl` profiles on init; Tcl evaluates code.
+    "tkinter": "Tk() executes profile files; Tcl evaluates code",
+    "_tkinter": "Tcl evaluates code",
 }
 
 # Individual dangerous callables inside modules that are otherwise allowed or unknown.
@@ -355,6 +358,12 @@ DANGEROUS_CALLABLES: dict[str, dict[str, str]] = {
     "sklearn.utils._testing": {_ALL: "test helpers that run code"},
     "IPython": {_ALL: "interactive shell"},
     "fickling": {_ALL: "pickle tooling"},
+    # sympify/parse_expr evaluate their string argument with eval().
+    "sympy": {"sympify": "evaluates code (eval of its string argument)",
+              "parse_expr": "evaluates code (eval of its string argument)"},
+    "sympy.core.sympify": {"sympify": "evaluates code (eval of its string argument)"},
+    "sympy.parsing.sympy_parser": {"parse_expr": "evaluates code (eval of its string argument)",
+                                   "eval_expr": "evaluates code"},
 }
 
 # Python-level names whose presence anywhere in a dotted path means introspection escapes.
