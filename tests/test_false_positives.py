@@ -255,3 +255,73 @@ def test_code_run_on_load_stays_error(tmp_path: Path, body: bytes) -> None:
     result = scan_pickle(tmp_path, body)
     assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
                                                     for f in result.findings]
+
+
+# --- dill functions: graded by use (module namespace as globals, closure cells) ---------------
+@pytest.mark.parametrize("name", ["dill_lambda_p4.pkl", "dill_function_with_closure_p2.pkl",
+                                  "dill_function_with_closure_p4.pkl"])
+def test_dill_function_rebuild_is_warning_not_error(name: str) -> None:
+    result = scan(CODE / name)
+    assert max_severity(result) is Severity.WARNING, loud(result)
+    assert any("only to rebuild a pickled function" in f.message for f in result.findings)
+
+
+def _dill_function(globals_: bytes) -> bytes:
+    return call(glob("dill._dill", "_create_function"), text("code"), globals_, text("f"))
+
+
+_SETATTR_LOOKUP = call(glob("builtins", "getattr"), glob("dill", "_dill"), text("_setattr"),
+                       glob("builtins", "setattr"))
+_CELL = call(glob("dill._dill", "_create_cell"), b"N")
+NS = glob("somepkg.models", "__dict__")
+HOOK = glob("somepkg.models", "hook")  # unknown: INFO on its own
+DILL_TWINS = {
+    # a module namespace handed to a getter, not to a function builder
+    "os_dict_to_getter": call(glob("builtins", "dict.get"), glob("os", "__dict__"),
+                              text("system")),
+    "namespace_to_getter": call(glob("builtins", "dict.get"), NS, text("system")),
+    # the same namespace both as a function's globals and (from the memo) handed to a getter
+    "namespace_shared_with_getter": (
+        b"(" + _dill_function(NS + b"p0\n") + call(glob("builtins", "dict.get"), b"g0\n",
+                                                    text("system")) + b"t"),
+    # a namespace nested in a container handed to a getter
+    "namespace_in_list_to_getitem": call(glob("operator", "getitem"),
+                                         b"(l" + NS + b"a", b"I0\n"),
+    # a denied module's namespace stays ERROR even as a function's globals
+    "os_dict_as_globals": _dill_function(glob("os", "__dict__")),
+    # setattr of anything but a cell's contents
+    "setattr_reduce_on_object": call(_SETATTR_LOOKUP, call(glob("collections", "OrderedDict")),
+                                     text("__reduce__"), HOOK),
+    "setattr_setstate_on_cell": call(glob("builtins", "setattr"), _CELL, text("__setstate__"),
+                                     HOOK),
+    "setattr_class_on_object": call(glob("builtins", "setattr"),
+                                    call(glob("collections", "OrderedDict")), text("__class__"),
+                                    glob("builtins", "type")),
+    "setattr_cell_contents_of_non_cell": call(_SETATTR_LOOKUP,
+                                              call(glob("collections", "OrderedDict")),
+                                              text("cell_contents"), b"I3\n"),
+    # the lookup reused from the memo for another attribute
+    "setattr_lookup_reused": (
+        b"(" + call(_SETATTR_LOOKUP + b"p0\n", _CELL, text("cell_contents"), b"I3\n")
+        + call(b"g0\n", call(glob("collections", "OrderedDict")), text("__reduce__"),
+               HOOK) + b"t"),
+    # a dill function rebuilt and called while loading
+    "dill_function_called_on_load": call(_dill_function(NS), text("true")),
+}
+
+
+@pytest.mark.parametrize("body", DILL_TWINS.values(), ids=DILL_TWINS.keys())
+def test_dill_rebuild_twin_stays_error(tmp_path: Path, body: bytes) -> None:
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
+                                                    for f in result.findings]
+
+
+def test_dill_rebuild_shapes_built_by_hand_are_warning(tmp_path: Path) -> None:
+    """The twins' benign halves: without them the twins above would prove nothing."""
+    fills = call(_SETATTR_LOOKUP, _CELL, text("cell_contents"), b"I3\n")
+    for i, body in enumerate([_dill_function(NS), fills,
+                              call(glob("builtins", "setattr"), _CELL, text("cell_contents"),
+                                   b"I3\n")]):
+        result = scan_pickle(tmp_path, body, f"benign{i}.pkl")
+        assert max_severity(result) is Severity.WARNING, loud(result)

@@ -64,7 +64,7 @@ import contextlib
 import io
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from batchscan import rules
@@ -221,6 +221,16 @@ class _Use:
     evidence: str | None = None
     calls: int = 0
     vetted_calls: int = 0  # calls whose arguments make them data-building (`_vetted_call`)
+    # Function rebuild (`_rebuild_part`): the imports (Ref ids) and calls of this global that
+    # only serve to rebuild a pickled function, and whether it was also used any other way.
+    rebuild_refs: set[int] = field(default_factory=set)
+    rebuild_calls: int = 0
+    other_use: bool = False
+
+    def only_rebuilds(self) -> bool:
+        """Every import and every call of this global rebuilds a function: WARNING, not ERROR."""
+        return (not self.other_use and self.rebuild_calls == self.calls
+                and len(self.rebuild_refs) >= self.count and bool(self.rebuild_refs))
 
 
 @dataclass(slots=True)
@@ -239,6 +249,7 @@ class _Walk:
     damage: int | None = None  # where the stream broke (the loader stops there)
     damage_reason: str = ""
     appended_zip: int | None = None  # a zip archive follows the last STOP here
+    denied: bool = False  # some import so far is denied (function-rebuild accounting needed)
 
 
 Walk = _Walk  # what callers pass to `findings` to learn what the walk saw
@@ -447,6 +458,12 @@ class _Walker:
         self.lenient = False  # ignore FRAME lengths that overrun the data (salvage pass)
         self.sniffing = False  # reject names no importer accepts (content sniffing)
         self.binary_text = False  # sniffing met a text argument with control characters
+        # Function rebuild bookkeeping (`account`): `getattr(dill._dill, '_setattr', setattr)`
+        # results waiting to be seen filling a cell, and module `__dict__` imports handed to
+        # a function builder as its globals (they must not also sit in the memo or be DUP'd).
+        self.pending_setattr: dict[int, tuple[Call, list[Ref]]] = {}
+        self.namespaces: list[Ref] = []
+        self.duplicated: set[int] = set()
 
     # classification bookkeeping ---------------------------------------------------------
     def use(self, module: str, name: str, offset: int) -> Ref:
@@ -455,6 +472,8 @@ class _Walker:
         if entry is None:
             entry = _Use(module, name, _classify(module, name), offset)
             self.walk.uses[key] = entry
+            if entry.verdict.verdict is policy.Verdict.DENY:
+                self.walk.denied = True
         entry.count += 1
         return Ref(module, name, offset)
 
@@ -464,6 +483,8 @@ class _Walker:
         resolved = func
         if isinstance(resolved, Call):
             resolved = fold(resolved)
+        if self.walk.denied:
+            self.account(func, resolved, args, call)
         if isinstance(resolved, Call) and isinstance(args, tuple):
             # attrgetter('system')(os) and methodcaller('system', cmd)(os) call os.system
             getter = resolved.func
@@ -536,6 +557,98 @@ class _Walker:
                       evidence=render(call)[:_EVIDENCE_CHARS])
         return call
 
+    # function rebuild: graded by use ----------------------------------------------------
+    def account(self, func: object, resolved: object, args: object, call: Call) -> None:
+        """Note which denied imports this call uses, and whether only to rebuild a function.
+
+        dill rebuilds a function as `_create_function(code, <module>.__dict__, ...)` and fills
+        its closure with `getattr(dill._dill, '_setattr', builtins.setattr)(_create_cell(..),
+        'cell_contents', value)`. Those imports are denied for what they can do elsewhere (a
+        module namespace handed to a getter, `setattr` of `__reduce__` on an object); used
+        only this way they build a function that runs when called, which is WARNING by the
+        severity contract. Any other use of the same global keeps it ERROR (`_Use.other_use`).
+        """
+        fargs = args if isinstance(args, tuple) else ()
+        uses = self.walk.uses
+        pending = self.pending_setattr.pop(id(func), None) if isinstance(func, Call) else None
+        if pending is not None and pending[0] is not func:
+            pending = None
+        if _function_builder(resolved) and len(fargs) > 1 and _module_namespace(fargs[1]):
+            namespace = fargs[1]
+            assert isinstance(namespace, Ref)
+            self._excuse(namespace)
+            self.namespaces.append(namespace)
+            self._note_other(fargs[:1] + fargs[2:])
+            return
+        if _setattr_lookup(func, fargs):
+            refs = [item for item in (func, *fargs) if isinstance(item, Ref)]
+            self.pending_setattr[id(call)] = (call, refs)
+            return
+        if _fills_cell(fargs):
+            if pending is not None:
+                for ref in pending[1]:
+                    self._excuse(ref)
+                getattr_use = uses.get(("builtins", "getattr"))
+                if getattr_use is not None:
+                    getattr_use.rebuild_calls += 1
+                if isinstance(resolved, Ref):  # the `_setattr` the lookup resolved to
+                    entry = uses.get((resolved.module, resolved.name))
+                    if entry is None:
+                        entry = _Use(resolved.module, resolved.name,
+                                     _classify(resolved.module, resolved.name), call.offset,
+                                     count=1)
+                        uses[(resolved.module, resolved.name)] = entry
+                    entry.rebuild_calls += 1
+                    entry.rebuild_refs.add(id(call))
+                self._note_other(fargs[2:])
+                return
+            if isinstance(func, Ref) and (func.module, func.name) in _CELL_SETTERS:
+                self._excuse(func)
+                entry = uses.get((func.module, func.name))
+                if entry is not None:
+                    entry.rebuild_calls += 1
+                self._note_other(fargs[2:])
+                return
+        if pending is not None:
+            self._note_other(pending[1])
+        self._note_other((func, *fargs))
+
+    def _excuse(self, ref: Ref) -> None:
+        entry = self.walk.uses.get((ref.module, ref.name))
+        if entry is not None:
+            entry.rebuild_refs.add(id(ref))
+            if id(ref) in self.duplicated:
+                entry.other_use = True
+
+    def _note_other(self, values: Sequence[object], depth: int = 0) -> None:
+        """Denied imports used as anything but a function rebuild part (containers too)."""
+        uses = self.walk.uses
+        for value in values:
+            if isinstance(value, Ref):
+                entry = uses.get((value.module, value.name))
+                if entry is not None and entry.verdict.verdict is policy.Verdict.DENY:
+                    entry.other_use = True
+            elif isinstance(value, (tuple, PList, PDict)) and depth < _REBUILD_SCAN_DEPTH:
+                self._note_other(value, depth + 1)
+            elif isinstance(value, Call) and depth < _REBUILD_SCAN_DEPTH:
+                inner = value.args if isinstance(value.args, tuple) else ()
+                pend = self.pending_setattr.get(id(value))
+                if pend is not None and pend[0] is value:
+                    self._note_other(pend[1], depth + 1)
+                self._note_other((value.func, *inner), depth + 1)
+
+    def settle(self, memo: dict[int, object]) -> None:
+        """End of one pickle: a module namespace kept in the memo may have been used again."""
+        if not self.namespaces:
+            return
+        held = {id(value) for value in memo.values()}
+        for ref in self.namespaces:
+            if id(ref) in held:
+                entry = self.walk.uses.get((ref.module, ref.name))
+                if entry is not None:
+                    entry.other_use = True
+        self.namespaces.clear()
+
     def second_stage(self, args: object, offset: int, loader: str) -> None:
         if not isinstance(args, tuple) or not args:
             return
@@ -582,7 +695,11 @@ class _Walker:
     # the opcode loop --------------------------------------------------------------------
     def run(self, start: int) -> int:
         """Walk one pickle from `start`; return the offset after its STOP."""
-        return _Machine(self, start).run()
+        machine = _Machine(self, start)
+        try:
+            return machine.run()
+        finally:
+            self.settle(machine.memo)
 
     # helpers of the loop ----------------------------------------------------------------
     def text_line(self, text: bytes, offset: int) -> bytes:
@@ -640,6 +757,8 @@ class _Walker:
                       f"BUILD sets attributes on the imported object {render(inst)}",
                       offset, evidence=render(state)[:_EVIDENCE_CHARS])
             return None
+        if self.walk.denied and not _rebuilt_code(inst):
+            self._note_other((state,))  # a denied import handed to `__setstate__`
         if isinstance(inst, Call) and inst.setstate is not None:
             self.called(inst.setstate, (state,), offset, "setstate")
             return None
@@ -1299,7 +1418,10 @@ class _Machine:
 
     def op_dup(self, offset: int) -> None:
         """DUP: push the top item again."""
-        self.stack.append(self.top(offset))
+        top = self.top(offset)
+        if isinstance(top, Ref):
+            self.w.duplicated.add(id(top))
+        self.stack.append(top)
 
     def op_mark(self, offset: int) -> None:
         """MARK: remember the stack height; it becomes the fence."""
@@ -1938,6 +2060,58 @@ def _vetted_call(func: Ref, call: Call) -> bool:
 
 _CLASS_BUILDERS = frozenset({"_make_skeleton_class", "_make_skeleton_enum", "_create_type"})
 
+# Function rebuild parts (`_Walker.account`). Functions are built by these from (code, globals,
+# ...); cells by these; a cell's value is set by `setattr(cell, 'cell_contents', value)`.
+_FUNCTION_BUILDERS = frozenset(
+    {("dill._dill", "_create_function"), ("cloudpickle.cloudpickle", "_make_function"),
+     ("cloudpickle.cloudpickle_fast", "_make_function"), ("types", "FunctionType"),
+     ("types", "LambdaType")})
+_CELL_MAKERS = frozenset(
+    {("dill._dill", "_create_cell"), ("cloudpickle.cloudpickle", "_make_cell"),
+     ("cloudpickle.cloudpickle", "_make_empty_cell"),
+     ("cloudpickle.cloudpickle_fast", "_make_cell"),
+     ("cloudpickle.cloudpickle_fast", "_make_empty_cell")})
+_CELL_SETTERS = frozenset({("builtins", "setattr"), ("dill._dill", "_setattr")})
+_REBUILD_SCAN_DEPTH = 4
+
+
+def _function_builder(value: object) -> bool:
+    if isinstance(value, Ref):
+        return (value.module, value.name) in _FUNCTION_BUILDERS
+    if isinstance(value, Call) and isinstance(value.func, Ref) and (
+            value.func.module, value.func.name) in policy.TYPE_LOADERS:
+        args = value.args if isinstance(value.args, tuple) else ()
+        return bool(args) and _literal(args[0]) in ("FunctionType", "LambdaType")
+    return False
+
+
+def _module_namespace(value: object) -> bool:
+    """`find_class(module, '__dict__')`: a module's namespace (not of a denied module)."""
+    return isinstance(value, Ref) and policy.module_namespace(value.module, value.name)
+
+
+def _setattr_lookup(func: object, args: tuple[object, ...]) -> bool:
+    """dill's `getattr(dill._dill, '_setattr', builtins.setattr)`, exactly."""
+    if not (isinstance(func, Ref) and (func.module, func.name) == ("builtins", "getattr")):
+        return False
+    if len(args) not in (2, 3) or args[1] != "_setattr":
+        return False
+    owner = args[0]
+    if not ((isinstance(owner, Ref) and (owner.module, owner.name) == ("dill", "_dill"))
+            or (isinstance(owner, ModuleRef) and owner.module == "dill._dill")):
+        return False
+    return len(args) == 2 or (isinstance(args[2], Ref)
+                              and (args[2].module, args[2].name) == ("builtins", "setattr"))
+
+
+def _fills_cell(args: tuple[object, ...]) -> bool:
+    """`(cell made by a cell maker, 'cell_contents', value)`."""
+    if len(args) != 3 or args[1] != "cell_contents":
+        return False
+    cell = args[0]
+    return (isinstance(cell, Call) and isinstance(cell.func, Ref)
+            and (cell.func.module, cell.func.name) in _CELL_MAKERS)
+
 
 def _rebuilt_code(value: object) -> str | None:
     """The helper that built `value`, when it is a function or class rebuilt from code
@@ -1981,6 +2155,13 @@ def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
                 member=ctx.member, offset=where, evidence=use.evidence or qual))
             continue
         verdict = use.verdict.verdict
+        if verdict is policy.Verdict.DENY and use.only_rebuilds():
+            how = "calls" if use.called else "imports"
+            out.append(DANGEROUS_GLOBAL.finding(
+                f"{how} `{qual}` only to rebuild a pickled function (it runs when called): "
+                f"{use.verdict.reason} elsewhere", severity=Severity.WARNING,
+                member=ctx.member, offset=where, evidence=use.evidence or qual))
+            continue
         if verdict is policy.Verdict.DENY:
             how = "calls" if use.called else ("constructs" if use.constructed else "imports")
             out.append(DANGEROUS_GLOBAL.finding(

@@ -959,6 +959,13 @@ def resolve_reexport(module: str, name: str) -> tuple[str, str] | None:
     return None
 
 
+def module_namespace(module: str, name: str) -> bool:
+    """`find_class(module, '__dict__')` of a module the deny-list does not name: the globals
+    dill hands to a rebuilt function. Denied for any other use (`dict.get(ns, 'system')`)."""
+    module, name = _normalise(module, name)
+    return name == "__dict__" and _deny_match(module, name) is None
+
+
 _CYTHON_RECONSTRUCTOR = "__pyx_unpickle_"
 
 
