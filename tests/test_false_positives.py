@@ -325,3 +325,60 @@ def test_dill_rebuild_shapes_built_by_hand_are_warning(tmp_path: Path) -> None:
                                    b"I3\n")]):
         result = scan_pickle(tmp_path, body, f"benign{i}.pkl")
         assert max_severity(result) is Severity.WARNING, loud(result)
+
+
+# --- fastai Learner.export: bound methods, signatures, copied class attributes ----------------
+def test_fastai_export_is_clean() -> None:
+    result = scan(CORPUS / "fastai/tabular_export.pkl")
+    assert loud(result) == []
+    # the bound method's function is judged as the global it resolves to (INFO, unknown)
+    assert any("fastai.data.core.FilteredBase.dataloaders" in f.message
+               for f in result.findings)
+
+
+def _build(obj: bytes, key: str, value: bytes) -> bytes:
+    return obj + b"(d" + text(key) + value + b"sb"
+
+
+_OBJ = call(glob("collections", "OrderedDict"))
+FASTAI_TWINS = {
+    # getattr of a dunder, of a denied module's attribute, of inspect's introspection
+    "getattr_class_globals": call(glob("builtins", "getattr"), glob("somepkg.models", "Net"),
+                                  text("__globals__")),
+    "getattr_class_init": call(glob("builtins", "getattr"), glob("somepkg.models", "Net"),
+                               text("__init__")),
+    "getattr_os_path_join": call(glob("builtins", "getattr"), glob("os", "path"), text("join")),
+    "getattr_signature_from_callable": call(glob("builtins", "getattr"),
+                                            glob("inspect", "Signature"),
+                                            text("from_callable")),
+    "getattr_of_computed_object": call(glob("builtins", "getattr"), _OBJ, text("update")),
+    "getattr_stdlib_class_method": call(glob("builtins", "getattr"),
+                                        glob("collections", "ChainMap"), text("new_child")),
+    "inspect_getsource": call(glob("inspect", "getsource"), glob("somepkg.models", "Net")),
+    "inspect_currentframe": call(glob("inspect", "currentframe")),
+    "inspect_getmembers": call(glob("inspect", "getmembers"), glob("somepkg.models", "Net")),
+    # BUILD installing a callable as a hook stays a gadget
+    "build_setstate_callable": _build(_OBJ, "__setstate__", glob("somepkg.models", "hook")),
+    "build_class_callable": _build(_OBJ, "__class__", glob("somepkg.models", "Evil")),
+    "build_reduce_computed": _build(_OBJ, "__reduce__", call(glob("somepkg.models", "make"))),
+}
+
+
+@pytest.mark.parametrize("body", FASTAI_TWINS.values(), ids=FASTAI_TWINS.keys())
+def test_fastai_twin_stays_error(tmp_path: Path, body: bytes) -> None:
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
+                                                    for f in result.findings]
+
+
+def test_fastai_shapes_built_by_hand(tmp_path: Path) -> None:
+    """The twins' benign halves, and an unknown method that is called is still WARNING."""
+    method = call(glob("builtins", "getattr"), glob("somepkg.models", "Net"), text("fit"))
+    strings = _build(_OBJ, "__module__", text("torch.nn.modules.loss"))
+    signature = call(glob("inspect", "Signature"), b"(" + call(
+        glob("inspect", "Parameter"), text("x"), call(glob("inspect", "_ParameterKind"),
+                                                       b"I1\n")) + b"t")
+    for i, body in enumerate([method, strings, signature]):
+        assert loud(scan_pickle(tmp_path, body, f"benign{i}.pkl")) == []
+    called = call(method, text("x"))
+    assert max_severity(scan_pickle(tmp_path, called, "called.pkl")) is Severity.WARNING

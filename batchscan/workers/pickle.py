@@ -64,6 +64,7 @@ import contextlib
 import io
 import re
 import struct
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -515,6 +516,11 @@ class _Walker:
             entry.calls += 1
             if _vetted_call(resolved, call):
                 entry.vetted_calls += 1
+                if qual_is_getattr(resolved):
+                    # `getattr(<global>, 'name')` imports `<global>.name`: judged as that
+                    attribute = fold(call)
+                    if isinstance(attribute, Ref):
+                        self.use(attribute.module, attribute.name, offset)
             if entry.verdict.code and resolved.name in ("_class_setstate", "_make_skeleton_class"):
                 cargs = args if isinstance(args, tuple) else ()
                 hooks = _load_time_hooks(tuple(_literal(a) for a in cargs[1:]))
@@ -774,11 +780,17 @@ class _Walker:
             dicts.extend(part for part in state if isinstance(part, PDict))
         for d in dicts:
             for key, value in d.pairs():
+                # Only a value that can be called is a hook: a string `__module__` or
+                # `__doc__` (fastai's losses copy them from the wrapped class) is inert.
+                if not isinstance(value, (Ref, ModuleRef, Call, Opaque)):
+                    continue
                 if key == "__setstate__" or (isinstance(key, str) and key in
                                              policy.DANGEROUS_ATTRIBUTES - {"__dict__"}):
+                    later = ("a later BUILD calls it" if key == "__setstate__"
+                             else "Python calls it on later use of the object")
                     self.flag(MUTATION_GADGET,
                               f"BUILD installs `{key}` = {render(value)[:150]} on an object; "
-                              "a later BUILD calls it", offset)
+                              f"{later}", offset)
                     if isinstance(inst, Call) and key == "__setstate__":
                         inst.setstate = value
         return None
@@ -2054,8 +2066,26 @@ def _vetted_call(func: Ref, call: Call) -> bool:
     if key == ("dill._dill", "_eval_repr"):
         return isinstance(first, str) and _RANGE_REPR.match(first) is not None
     target = fold(call) if key == ("builtins", "getattr") else first
-    return isinstance(target, Ref) and (
-        _classify(target.module, target.name).verdict is policy.Verdict.ALLOW)
+    if not isinstance(target, Ref):
+        return False
+    verdict = _classify(target.module, target.name).verdict
+    if verdict is policy.Verdict.ALLOW:
+        return True
+    # `getattr(<class of a third-party library>, 'method')` (fastai binds methods this way) is
+    # the dotted global `module.Class.method`: not denied, it is graded like any unknown
+    # global (INFO when only referenced, WARNING when called). Dunders never pass, nor
+    # standard-library owners (`str.format` reads attributes; their safe methods are listed
+    # in the policy's SAFE_ATTRIBUTES).
+    if key != ("builtins", "getattr") or verdict is not policy.Verdict.UNKNOWN:
+        return False
+    owner = first
+    return (isinstance(owner, Ref) and policy.looks_like_class(owner.name)
+            and owner.module.split(".", 1)[0] not in sys.stdlib_module_names
+            and not target.name.rsplit(".", 1)[-1].startswith("__"))
+
+
+def qual_is_getattr(func: Ref) -> bool:
+    return func.module == "builtins" and func.name == "getattr"
 
 
 _CLASS_BUILDERS = frozenset({"_make_skeleton_class", "_make_skeleton_enum", "_create_type"})

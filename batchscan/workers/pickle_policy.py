@@ -584,6 +584,10 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "array": frozenset({"array", "_array_reconstructor"}),
     "random": frozenset({"Random"}),
     "zoneinfo": frozenset({"ZoneInfo"}),
+    # fastai's Learner.export pickles function signatures: data objects with inert
+    # constructors (a name, a kind enum, a default, an annotation). The rest of `inspect`
+    # (frames, getsource, getmembers, Signature.from_callable) stays denied.
+    "inspect": frozenset({"Signature", "Parameter", "_ParameterKind", "_empty"}),
     # pandas 3 stores strings (and every string column name) as pyarrow arrays
     "pyarrow.lib": frozenset({"_restore_array", "type_for_alias", "py_buffer",
                               "_reconstruct_record_batch", "_reconstruct_table",
