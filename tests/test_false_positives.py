@@ -382,3 +382,58 @@ def test_fastai_shapes_built_by_hand(tmp_path: Path) -> None:
         assert loud(scan_pickle(tmp_path, body, f"benign{i}.pkl")) == []
     called = call(method, text("x"))
     assert max_severity(scan_pickle(tmp_path, called, "called.pkl")) is Severity.WARNING
+
+
+# --- torch.distributed.checkpoint .distcp: zip archives back to back, not nested ---------------
+DCP = ["torch-dcp/transformer_dcp/__0_0.distcp", "torch-dcp/mlp_dcp/__0_0.distcp"]
+
+
+@pytest.mark.parametrize("name", DCP)
+def test_distcp_archives_back_to_back_are_scanned_at_one_depth(name: str) -> None:
+    result = scan(CORPUS / name)
+    assert result.error is None, result.error
+    assert loud(result) == []
+    assert any("written back to back" in f.message for f in result.findings)
+
+
+def _archive(pickle_bytes: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", pickle_bytes)
+        z.writestr("archive/version", "3\n")
+    return buf.getvalue()
+
+
+_EVIL_PICKLE = b"cos\nsystem\n(Vtrue\ntR."
+_BENIGN_PICKLE = b"\x80\x02K\x07."
+
+
+def test_distcp_twin_payload_in_a_middle_archive_is_error(tmp_path: Path) -> None:
+    data = _archive(_BENIGN_PICKLE) * 12 + _archive(_EVIL_PICKLE) + _archive(_BENIGN_PICKLE) * 3
+    result = scan_pickle(tmp_path, data[:-1], "twin.distcp")  # scan_pickle appends one byte
+    assert errors(result, "PKL001"), loud(result)
+    assert result.error is None
+
+
+def test_distcp_twin_zip_in_zip_nine_deep_stays_a_depth_error(tmp_path: Path) -> None:
+    data = _archive(_EVIL_PICKLE)
+    for level in range(9):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(f"level{level}.zip", data)
+        data = buf.getvalue()
+    result = scan_pickle(tmp_path, data[:-1], "deep.distcp")
+    assert result.error is not None and "nesting depth" in result.error
+
+
+def test_distcp_twin_many_empty_archives_hit_the_member_budget(tmp_path: Path) -> None:
+    empty = b"PK\x05\x06" + b"\0" * 18
+    data = _archive(_BENIGN_PICKLE) + empty * 11_000 + _archive(_BENIGN_PICKLE)
+    result = scan_pickle(tmp_path, data[:-1], "many.distcp")
+    assert result.error is not None and "members" in result.error
+
+
+def test_distcp_twin_garbage_before_the_archives_is_still_a_prefix(tmp_path: Path) -> None:
+    data = _EVIL_PICKLE + _archive(_BENIGN_PICKLE) + _archive(_BENIGN_PICKLE)
+    result = scan_pickle(tmp_path, data[:-1], "prefixed.distcp")
+    assert errors(result, "PKL001"), loud(result)
