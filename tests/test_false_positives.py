@@ -437,3 +437,35 @@ def test_distcp_twin_garbage_before_the_archives_is_still_a_prefix(tmp_path: Pat
     data = _EVIL_PICKLE + _archive(_BENIGN_PICKLE) + _archive(_BENIGN_PICKLE)
     result = scan_pickle(tmp_path, data[:-1], "prefixed.distcp")
     assert errors(result, "PKL001"), loud(result)
+
+
+# --- shipped .py that CPython cannot compile: inert only when no Python version can -----------
+def test_joblib_func_code_of_a_ufunc_is_info() -> None:
+    result = scan(CORPUS / "joblib/cachedir/joblib/numpy/sqrt/func_code.py")
+    assert loud(result) == []
+    assert [f.rule_id for f in result.findings] == ["PYS004"]
+
+
+NEWER_PYTHON_TWINS = {
+    "pep695_generic_def": "import os\ndef f[T](x: T) -> T:\n    os.system('true')\n",
+    "pep695_type_alias": "import os\ntype Alias = int\nos.system('true')\n",
+    # PEP 701: a 3.12 f-string whose nested string spans a line starting with `<`
+    "pep701_nested_quotes": "import os\nx = f\"{'''\n<'''}\"\nos.system('true')\n",
+    "pep758_except_no_parens": "import os\ntry:\n    pass\nexcept ValueError, TypeError:\n"
+                                "    os.system('true')\n",
+    "t_string": "import os\nx = t'{os.system(\"true\")}'\n",
+}
+
+
+@pytest.mark.parametrize("code", NEWER_PYTHON_TWINS.values(), ids=NEWER_PYTHON_TWINS.keys())
+def test_code_this_python_cannot_parse_is_not_silently_clean(tmp_path: Path, code: str) -> None:
+    path = tmp_path / "modeling_x.py"
+    path.write_text(code)
+    result = scan(path)
+    assert max_severity(result) is Severity.WARNING, loud(result)
+
+
+def test_text_no_python_can_compile_is_info(tmp_path: Path) -> None:
+    path = tmp_path / "func_code.py"
+    path.write_text("# first line: 3\n<built-in function open>\n")
+    assert max_severity(scan(path)) is Severity.INFO
