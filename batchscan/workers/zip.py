@@ -17,15 +17,15 @@ extension/magic dispatch; nested zips; duplicate names (torch uses the last); zi
 symlink members; encrypted members; decompression bombs.
 
 What is checked. The central directory is parsed directly (zip64 included; data prepended to
-the archive is detected and compensated like zipfile does; when it is itself a whole
-archive - torch.distributed.checkpoint's `.distcp` writes one `torch.save` zip per item back
-to back - each archive is scanned in turn at the same depth, not one level deeper each).
-Every entry is visited, none can abort the loop. Each member is sniffed by content and
-scanned by the matching format module (pickles wherever they are, nested archives recursively, within the shared budgets). Tensor
-storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC mismatches
-(checked for members that are read whole), flag bits, unsupported methods, encrypted members
-(a member merely *flagged* encrypted but stored in the clear is scanned and reported), path
-traversal and absolute names, symlinks that escape, duplicate names, declared compression
+the archive is detected and compensated like zipfile does; when it is itself a whole archive -
+torch.distributed.checkpoint's `.distcp` writes one `torch.save` zip per item back to back -
+each archive is scanned in turn at the same depth, not one level deeper each). Every entry is
+visited, none can abort the loop. Each member is sniffed by content and scanned by the matching
+format module (pickles wherever they are, nested archives recursively, within the shared
+budgets). Tensor storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC
+mismatches (checked for members that are read whole), flag bits, unsupported methods, encrypted
+members (a member merely *flagged* encrypted but stored in the clear is scanned and reported),
+path traversal and absolute names, symlinks that escape, duplicate names, declared compression
 ratios beyond the limit, and TorchScript sources that reach Python or the OS.
 
 Not checked: split/multi-disk archives (reported as not scanned).
