@@ -469,3 +469,15 @@ def test_text_no_python_can_compile_is_info(tmp_path: Path) -> None:
     path = tmp_path / "func_code.py"
     path.write_text("# first line: 3\n<built-in function open>\n")
     assert max_severity(scan(path)) is Severity.INFO
+
+
+def test_dill_rebuild_grading_gives_up_on_structures_too_large_to_follow(tmp_path: Path) -> None:
+    """Following every argument costs time: past a fixed number of containers the walk stops
+    following and grades nothing down (the namespace stays ERROR), in bounded time."""
+    inner = b"(l" + b"I1\n\x85a" * 5  # a list of five fresh tuples
+    big = b"(l" + (inner + b"a") * 60
+    body = b"(" + _dill_function(NS) + call(glob("collections", "OrderedDict"), big) + b"t"
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, loud(result)
+    small = b"(" + _dill_function(NS) + call(glob("collections", "OrderedDict"), inner) + b"t"
+    assert max_severity(scan_pickle(tmp_path, small, "small.pkl")) is Severity.WARNING

@@ -251,6 +251,7 @@ class _Walk:
     damage_reason: str = ""
     appended_zip: int | None = None  # a zip archive follows the last STOP here
     denied: bool = False  # some import so far is denied (function-rebuild accounting needed)
+    rebuild_unsure: bool = False  # a structure too large to follow: no use is downgraded
 
 
 Walk = _Walk  # what callers pass to `findings` to learn what the walk saw
@@ -626,22 +627,35 @@ class _Walker:
             if id(ref) in self.duplicated:
                 entry.other_use = True
 
-    def _note_other(self, values: Sequence[object], depth: int = 0) -> None:
-        """Denied imports used as anything but a function rebuild part (containers too)."""
+    def _note_other(self, values: Sequence[object]) -> None:
+        """Denied imports used as anything but a function rebuild part (containers and call
+        arguments too, `_REBUILD_SCAN_DEPTH` deep). Each shared object is visited once, and a
+        structure beyond `_REBUILD_SCAN_NODES` gives up the grading: nothing is downgraded."""
         uses = self.walk.uses
-        for value in values:
+        seen: set[int] = set()
+        todo: list[tuple[object, int]] = [(value, 0) for value in values]
+        while todo:
+            value, depth = todo.pop()
             if isinstance(value, Ref):
                 entry = uses.get((value.module, value.name))
                 if entry is not None and entry.verdict.verdict is policy.Verdict.DENY:
                     entry.other_use = True
-            elif isinstance(value, (tuple, PList, PDict)) and depth < _REBUILD_SCAN_DEPTH:
-                self._note_other(value, depth + 1)
-            elif isinstance(value, Call) and depth < _REBUILD_SCAN_DEPTH:
+                continue
+            if depth >= _REBUILD_SCAN_DEPTH or id(value) in seen:
+                continue
+            if isinstance(value, (tuple, PList, PDict)):
+                items: Sequence[object] = value
+            elif isinstance(value, Call):
                 inner = value.args if isinstance(value.args, tuple) else ()
                 pend = self.pending_setattr.get(id(value))
-                if pend is not None and pend[0] is value:
-                    self._note_other(pend[1], depth + 1)
-                self._note_other((value.func, *inner), depth + 1)
+                items = (value.func, *inner, *(pend[1] if pend and pend[0] is value else ()))
+            else:
+                continue
+            seen.add(id(value))
+            if len(seen) > _REBUILD_SCAN_NODES:
+                self.walk.rebuild_unsure = True
+                return
+            todo.extend((item, depth + 1) for item in items)
 
     def settle(self, memo: dict[int, object]) -> None:
         """End of one pickle: a module namespace kept in the memo may have been used again."""
@@ -2103,6 +2117,7 @@ _CELL_MAKERS = frozenset(
      ("cloudpickle.cloudpickle_fast", "_make_empty_cell")})
 _CELL_SETTERS = frozenset({("builtins", "setattr"), ("dill._dill", "_setattr")})
 _REBUILD_SCAN_DEPTH = 4
+_REBUILD_SCAN_NODES = 256  # containers and calls visited per call; beyond, grading gives up
 
 
 def _function_builder(value: object) -> bool:
@@ -2185,7 +2200,7 @@ def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
                 member=ctx.member, offset=where, evidence=use.evidence or qual))
             continue
         verdict = use.verdict.verdict
-        if verdict is policy.Verdict.DENY and use.only_rebuilds():
+        if verdict is policy.Verdict.DENY and not walk.rebuild_unsure and use.only_rebuilds():
             how = "calls" if use.called else "imports"
             out.append(DANGEROUS_GLOBAL.finding(
                 f"{how} `{qual}` only to rebuild a pickled function (it runs when called): "
