@@ -947,7 +947,10 @@ PYS004 = Rule(
     "unparsable",
     Severity.WARNING,
     "CWE-20",
-    "The file is not valid Python; it could not be analysed.",
+    "The file is not valid Python for the scanner's interpreter, so it was not analysed "
+        "(it may use newer syntax that a newer Python runs). INFO when no Python version "
+        "can compile it (a logical line opens with a token no statement opens with, such "
+        "as joblib.Memory's `func_code.py` of a ufunc): it cannot run.",
     fix=(
         "The Python file could not be parsed, so it could not be checked; fix it or review it"
         " by hand."

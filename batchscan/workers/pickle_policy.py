@@ -593,6 +593,10 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "array": frozenset({"array", "_array_reconstructor"}),
     "random": frozenset({"Random"}),
     "zoneinfo": frozenset({"ZoneInfo"}),
+    # fastai's Learner.export pickles function signatures: data objects with inert
+    # constructors (a name, a kind enum, a default, an annotation). The rest of `inspect`
+    # (frames, getsource, getmembers, Signature.from_callable) stays denied.
+    "inspect": frozenset({"Signature", "Parameter", "_ParameterKind", "_empty"}),
     # pandas 3 stores strings (and every string column name) as pyarrow arrays
     "pyarrow.lib": frozenset({"_restore_array", "type_for_alias", "py_buffer",
                               "_reconstruct_record_batch", "_reconstruct_table",
@@ -966,6 +970,13 @@ def resolve_reexport(module: str, name: str) -> tuple[str, str] | None:
     if origin is not None and module != origin and not module.startswith(origin + "."):
         return origin, name
     return None
+
+
+def module_namespace(module: str, name: str) -> bool:
+    """`find_class(module, '__dict__')` of a module the deny-list does not name: the globals
+    dill hands to a rebuilt function. Denied for any other use (`dict.get(ns, 'system')`)."""
+    module, name = _normalise(module, name)
+    return name == "__dict__" and _deny_match(module, name) is None
 
 
 _CYTHON_RECONSTRUCTOR = "__pyx_unpickle_"
