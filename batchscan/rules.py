@@ -628,12 +628,61 @@ CFG009 = Rule(
 CFG010 = Rule(
     "CFG010",
     "encoded-pickle",
-    Severity.WARNING,
+    Severity.INFO,
     "CWE-502",
-    "A base64/hex string decodes to a pickle; it was analysed.",
+    "A base64/hex string (or a stable-baselines3 `:serialized:` value) decodes to a pickle; "
+    "it was decoded and scanned as a member, whose own findings grade what it contains.",
     fix=(
         "The config carries a base64 pickle: decoding and loading it runs code. Store the "
         "object in a data format instead, or scan the decoded blob."
+    ),
+)
+CFG011 = Rule(
+    "CFG011",
+    "unknown-callable-target",
+    Severity.WARNING,
+    "CWE-94",
+    "A Hydra/OmegaConf `_target_` names a function that is not on the allow-list: "
+    "instantiate() calls it with the config's arguments (`sympy.sympify` evaluates them).",
+    fix=(
+        "Check what the named function does with its arguments before instantiating the "
+        "config; replace it with the intended class or a reviewed function."
+    ),
+)
+
+# --- batchscan/workers/mlflow_env.py ----------------------------------------
+MLF001 = Rule(
+    "MLF001",
+    "pyfunc-loader-module",
+    Severity.WARNING,
+    "CWE-94",
+    "An MLflow `python_function` flavor names a `loader_module` outside MLflow's own flavors: "
+    "mlflow.pyfunc.load_model imports it and calls its `_load_pyfunc`.",
+    fix=(
+        "Read the loader module (usually shipped under the model's code paths) before loading "
+        "the model with mlflow.pyfunc.load_model, or use a built-in MLflow flavor."
+    ),
+)
+MLF002 = Rule(
+    "MLF002",
+    "shipped-code-paths",
+    Severity.WARNING,
+    "CWE-94",
+    "An MLflow flavor ships `code` paths: the loader puts them on sys.path and imports the "
+    "Python in them.",
+    fix="Review the Python files under the listed code paths before loading the model.",
+)
+MLF003 = Rule(
+    "MLF003",
+    "install-from-elsewhere",
+    Severity.WARNING,
+    "CWE-829",
+    "A model's environment installs packages from another index, a URL, a version-control "
+    "repository or a local path, or passes pip options (dependency confusion, code from "
+    "elsewhere at install time).",
+    fix=(
+        "Install only pinned packages from your own index: drop --extra-index-url/--index-url/"
+        "--find-links and URL or path requirements, or review what they install."
     ),
 )
 
@@ -684,6 +733,15 @@ YML003 = Rule(
         "Fix or regenerate the YAML file; loaders may read a damaged file differently from "
         "this scanner."
     ),
+)
+YML004 = Rule(
+    "YML004",
+    "python-data-tag",
+    Severity.INFO,
+    "CWE-502",
+    "A `!!python/tuple`-style tag (tuple, complex, bytes, ...) builds plain data only; it "
+    "imports and calls nothing, but yaml.safe_load rejects it.",
+    fix="Nothing to fix for safety; use plain YAML types if the file must load with safe_load.",
 )
 
 # --- batchscan/workers/keras_h5.py ------------------------------------------
@@ -918,7 +976,10 @@ PYS004 = Rule(
     "unparsable",
     Severity.WARNING,
     "CWE-20",
-    "The file is not valid Python; it could not be analysed.",
+    "The file is not valid Python for the scanner's interpreter, so it was not analysed "
+        "(it may use newer syntax that a newer Python runs). INFO when no Python version "
+        "can compile it (a logical line opens with a token no statement opens with, such "
+        "as joblib.Memory's `func_code.py` of a ufunc): it cannot run.",
     fix=(
         "The Python file could not be parsed, so it could not be checked; fix it or review it"
         " by hand."
@@ -1009,10 +1070,15 @@ CATALOGUE: tuple[Rule, ...] = (
     CFG008,
     CFG009,
     CFG010,
+    CFG011,
+    MLF001,
+    MLF002,
+    MLF003,
     JSN001,
     YML001,
     YML002,
     YML003,
+    YML004,
     HDF001,
     HDF002,
     KRS001,

@@ -539,6 +539,7 @@ def test_python_assignment_cycles_terminate(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("name", "text"), [
     ("config.json.gz", '{"architectures": ["X"], "pad": "' + "x" * 100_000 + '"}'),
     ("params.yaml.gz", "a: " + "x" * 100_000 + "\n"),
+    ("requirements.txt.gz", "numpy==2.0\n# " + "x" * 100_000 + "\n"),
 ])
 def test_compressed_config_of_unknown_length_is_not_over_a_placeholder_limit(
         tmp_path: Path, name: str, text: str) -> None:

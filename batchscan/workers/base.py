@@ -180,6 +180,15 @@ class ScanContext:
         ctx._matchers = self._matchers
         return ctx
 
+    def sibling(self, label: str) -> ScanContext:
+        """Context for a part that sits beside the current input's other parts, not inside
+        them (one of several zip archives written back to back): the same depth, its own
+        member label. Its members still count against the shared budget."""
+        ctx = ScanContext(self.limits, self.blacklist, self.where(label), self.depth,
+                          self.budget, self.incomplete, self.dispatch, self.detect)
+        ctx._matchers = self._matchers
+        return ctx
+
     def note_incomplete(self, reason: str) -> None:
         if len(self.incomplete) < 20:
             self.incomplete.append(reason)

@@ -42,7 +42,10 @@ Rules
 from __future__ import annotations
 
 import ast
+import io
 import re
+import sys
+import tokenize
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -115,6 +118,52 @@ class _Ref:
 
 def sniff(head: bytes, name: str) -> bool:
     return name.lower().endswith(".py") and b"\x00" not in head[:4096]
+
+
+# Tokens no statement of any Python grammar begins with (binary, comparison, augmented
+# assignment operators and closing brackets). New syntax is added by soft keywords and new
+# expression forms, never by statements that open with these.
+_NEVER_STARTS = frozenset({
+    "<", ">", "<=", ">=", "==", "!=", "<>", ")", "]", "}", ",", ":", ";", "=", "|", "&", "^",
+    "%", "/", "//", "->", "<<", ">>", "+=", "-=", "*=", "/=", "//=", "%=", "@=", "&=", "|=",
+    "^=", "<<=", ">>=", "**=", ":=",
+})
+
+
+def _never_python(text: str) -> bool:
+    """True when no Python version can compile `text`: one of its logical lines begins with
+    a token no statement begins with (joblib.Memory's `func_code.py` of a ufunc holds
+    `<ufunc 'sqrt'>`). Any token this Python cannot read (a newer f-string, an unterminated
+    string) leaves the question open: False."""
+    line_start = True
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind = token.type
+            if kind == tokenize.ERRORTOKEN:
+                return False
+            if kind in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+                line_start = True
+            elif kind in (tokenize.NL, tokenize.COMMENT, tokenize.ENCODING):
+                continue
+            else:
+                if line_start and kind == tokenize.OP and token.string in _NEVER_STARTS:
+                    return True
+                line_start = False
+    except (tokenize.TokenError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return False
+
+
+def _unparsable(text: str, exc: BaseException, ctx: ScanContext) -> Finding:
+    """PYS004. Code this Python cannot parse may be newer syntax that a newer interpreter
+    runs: WARNING, it was not analysed. Text no Python version can compile cannot run
+    (inert by the severity contract): INFO."""
+    if _never_python(text):
+        return UNPARSABLE.finding(f"not Python in any version, cannot run: {exc}"[:300],
+                                  severity=Severity.INFO, member=ctx.member)
+    return UNPARSABLE.finding(
+        f"not valid Python {sys.version_info.major}.{sys.version_info.minor} (newer syntax "
+        f"is not analysed): {exc}"[:300], member=ctx.member)
 
 
 def fold(node: ast.AST, variables: dict[str, ast.expr] | None = None,
@@ -383,7 +432,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        yield UNPARSABLE.finding(f"not valid Python: {exc}"[:300], member=ctx.member)
+        yield _unparsable(text, exc, ctx)
         return
     lines = text.splitlines()
     resolver = _Resolver(tree)

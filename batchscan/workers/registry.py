@@ -17,6 +17,7 @@ from batchscan.workers import (
     gguf,
     json_config,
     keras_h5,
+    mlflow_env,
     numpy,
     onnx,
     pickle,
@@ -49,6 +50,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     onnx,
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
+    mlflow_env,  # pip requirements files, by name and text content
     template,
     python_source,
 )

@@ -17,13 +17,15 @@ extension/magic dispatch; nested zips; duplicate names (torch uses the last); zi
 symlink members; encrypted members; decompression bombs.
 
 What is checked. The central directory is parsed directly (zip64 included; data prepended to
-the archive is detected and compensated like zipfile does). Every entry is visited, none can
-abort the loop. Each member is sniffed by content and scanned by the matching format module
-(pickles wherever they are, nested archives recursively, within the shared budgets). Tensor
-storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC mismatches
-(checked for members that are read whole), flag bits, unsupported methods, encrypted members
-(a member merely *flagged* encrypted but stored in the clear is scanned and reported), path
-traversal and absolute names, symlinks that escape, duplicate names, declared compression
+the archive is detected and compensated like zipfile does; when it is itself a whole archive -
+torch.distributed.checkpoint's `.distcp` writes one `torch.save` zip per item back to back -
+each archive is scanned in turn at the same depth, not one level deeper each). Every entry is
+visited, none can abort the loop. Each member is sniffed by content and scanned by the matching
+format module (pickles wherever they are, nested archives recursively, within the shared
+budgets). Tensor storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC
+mismatches (checked for members that are read whole), flag bits, unsupported methods, encrypted
+members (a member merely *flagged* encrypted but stored in the clear is scanned and reported),
+path traversal and absolute names, symlinks that escape, duplicate names, declared compression
 ratios beyond the limit, TorchScript sources that reach Python or the OS, and in a `.keras`
 archive, layer configs that name files the loader reads (workers/keras_files.py). A
 compressed member's size is the one the central directory and the local header (or data
@@ -58,7 +60,7 @@ import lzma
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from batchscan import rules
@@ -257,22 +259,62 @@ def _member_stream(source: Source, entry: Entry, data_start: int, ctx: ScanConte
     raise FormatError(f"compression method {entry.method}")
 
 
+def _ends_with_archive(source: Source, end: int) -> bool:
+    """The bytes before `end` finish with a zip end record (archives written back to back)."""
+    if end < 22:
+        return False
+    record = _read_at(source.stream, end - 22, 22)
+    return record[:4] == _EOCD and record[20:22] == b"\0\0"
+
+
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    """The archive at the end of the file, then each complete archive written before it.
+
+    torch.distributed.checkpoint's `.distcp` is one `torch.save` zip per item, back to back.
+    Those archives sit beside each other, not inside one another: they are scanned in this
+    loop at the same depth (each counts as a member of the shared budget), never as a prefix
+    nested one level deeper per archive. Prepended data that is not a whole archive is
+    scanned as a nested member, as before.
+    """
     if source.known_size is None:
         source = materialize(source, ctx)
+    end = source.size
+    part = ctx
+    archives = 0
+    while True:
+        view = source if end == source.size else Source(
+            SliceStream(source.stream, 0, end), end, source.name)
+        delta = yield from _scan_archive(view, part, top=archives == 0)
+        if not delta:
+            break
+        if not _ends_with_archive(source, delta):
+            yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
+                                    offset=0)
+            head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
+            yield from ctx.scan_member(head, "<prefix>")
+            break
+        archives += 1
+        ctx.count_member()
+        end = delta
+        part = ctx.sibling(f"<archive ending at {end}>")
+    if archives:
+        yield PREPENDED.finding(
+            f"{archives + 1} zip archives written back to back (torch.distributed.checkpoint "
+            "writes one per item); each is scanned", severity=Severity.INFO,
+            member=ctx.member, offset=0)
+
+
+def _scan_archive(source: Source, ctx: ScanContext, *,
+                  top: bool) -> Generator[Finding, None, int]:
+    """Scan one archive ending where `source` ends; return how many bytes precede it."""
     entries, delta, notes = read_directory(source)
     for note in notes:
         yield CORRUPT.finding(note, member=ctx.member)
         ctx.note_incomplete(note)
     names = [e.name for e in entries]
     kind = archive_kind(names)
-    if ctx.depth == 0:
+    if ctx.depth == 0 and top:
         ctx.format_hint = kind
-    if delta:
-        yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
-                                offset=0)
-        head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
-        yield from ctx.scan_member(head, "<prefix>")
     seen: dict[str, int] = {}
     for entry in entries:
         seen[entry.name] = seen.get(entry.name, 0) + 1
@@ -289,6 +331,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             reason = f"member {entry.name!r}: {exc}"
             yield CORRUPT.finding(reason, member=ctx.where(entry.name))
             ctx.note_incomplete(reason)
+    return delta
 
 
 def _scan_entry(source: Source, entry: Entry, index: int, ctx: ScanContext,
