@@ -251,6 +251,7 @@ class _Walk:
     damage_reason: str = ""
     appended_zip: int | None = None  # a zip archive follows the last STOP here
     denied: bool = False  # some import so far is denied (function-rebuild accounting needed)
+    code_built: bool = False  # some call so far rebuilt code (`_Walker.code_consumer` checks)
     rebuild_unsure: bool = False  # a structure too large to follow: no use is downgraded
 
 
@@ -487,6 +488,8 @@ class _Walker:
             resolved = fold(resolved)
         if self.walk.denied:
             self.account(func, resolved, args, call)
+        if self.walk.code_built and isinstance(args, tuple) and args:
+            self.code_consumer(resolved, args, call)
         if isinstance(resolved, Call) and isinstance(args, tuple):
             # attrgetter('system')(os) and methodcaller('system', cmd)(os) call os.system
             getter = resolved.func
@@ -522,6 +525,8 @@ class _Walker:
                     attribute = fold(call)
                     if isinstance(attribute, Ref):
                         self.use(attribute.module, attribute.name, offset)
+            if entry.verdict.code:
+                self.walk.code_built = True
             if entry.verdict.code and resolved.name in ("_class_setstate", "_make_skeleton_class"):
                 cargs = args if isinstance(args, tuple) else ()
                 hooks = _load_time_hooks(tuple(_literal(a) for a in cargs[1:]))
@@ -557,12 +562,46 @@ class _Walker:
             resolved.func.module, resolved.func.name) in policy.TYPE_LOADERS and _vetted_call(
                 resolved.func, resolved):
             pass  # `_load_type('bytes')()`: constructs a known type
+        elif self.walk.code_built and _rebuilt_code(resolved) is None and (
+            builder := _code_within((resolved,))
+        ) is not None:
+            # `partial(<rebuilt function>, ...)()`: the rebuilt code runs now.
+            self.flag(DANGEROUS_GLOBAL, f"calls a value holding code rebuilt from the pickle "
+                      f"(by `{builder}`) while loading", offset,
+                      evidence=render(call)[:_EVIDENCE_CHARS])
         elif not isinstance(resolved, Opaque):
             # Calling something that is not an import: a value produced at load time.
             self.flag(COMPUTED_CALLABLE, f"calls a value computed at load time: "
                       f"{render(resolved)[:200]}", offset,
                       evidence=render(call)[:_EVIDENCE_CHARS])
         return call
+
+    def code_consumer(self, resolved: object, args: tuple[object, ...], call: Call) -> None:
+        """A function or class rebuilt from pickled code, handed to a call while loading.
+
+        Rebuilt code runs when called (WARNING by the severity contract), and nothing in the
+        pickle calls it as long as it only goes to the rebuild helpers themselves, into
+        containers, or into `functools.partial`. Handed to anything else, the callee may call
+        it right away: `functools.reduce(f, [1, 2])`, `iter(f, None)` consumed by `tuple`,
+        `itertools.accumulate`, `cmp_to_key(f)` objects then sorted, a library function that
+        applies its argument. Which callees call their arguments is not knowable by name, so
+        every other consumer is ERROR.
+        """
+        if isinstance(resolved, Ref):
+            qual = (resolved.module, resolved.name)
+            if qual in _CODE_HOLDERS or _classify(resolved.module, resolved.name).code:
+                return
+            if qual in _CELL_SETTERS and _fills_cell(args):
+                return
+        builder = _code_within(args)
+        if builder is None or (
+            call.kind in ("newobj", "newobj_ex") and _rebuilt_code(resolved) is not None
+        ):
+            return
+        target = resolved.qualname if isinstance(resolved, Ref) else render(resolved)[:120]
+        self.flag(DANGEROUS_GLOBAL, f"passes code rebuilt from the pickle (by `{builder}`) to "
+                  f"`{target}`, which can call it while loading", call.offset,
+                  evidence=render(call)[:_EVIDENCE_CHARS])
 
     # function rebuild: graded by use ----------------------------------------------------
     def account(self, func: object, resolved: object, args: object, call: Call) -> None:
@@ -645,6 +684,8 @@ class _Walker:
                 continue
             if isinstance(value, (tuple, PList, PDict)):
                 items: Sequence[object] = value
+            elif isinstance(value, Call) and _rebuilt_code(value) is not None:
+                continue  # a rebuilt function or cell: its parts were judged at its own call
             elif isinstance(value, Call):
                 inner = value.args if isinstance(value.args, tuple) else ()
                 pend = self.pending_setattr.get(id(value))
@@ -2156,6 +2197,46 @@ def _fills_cell(args: tuple[object, ...]) -> bool:
     cell = args[0]
     return (isinstance(cell, Call) and isinstance(cell.func, Ref)
             and (cell.func.module, cell.func.name) in _CELL_MAKERS)
+
+
+# Callees that keep a rebuilt function or class without calling it (`code_consumer`).
+_CODE_HOLDERS = frozenset({
+    ("builtins", "list"), ("builtins", "tuple"), ("builtins", "dict"), ("builtins", "set"),
+    ("builtins", "frozenset"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
+    ("functools", "partial"), ("_functools", "partial"),
+})
+_CODE_SCAN_DEPTH = 3
+_CODE_SCAN_NODES = 64
+
+
+def _code_within(values: tuple[object, ...]) -> str | None:
+    """The helper that rebuilt a function or class found in `values` (containers and call
+    arguments `_CODE_SCAN_DEPTH` deep, at most `_CODE_SCAN_NODES` of them), else None."""
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [(value, 0) for value in values]
+    while todo:
+        value, depth = todo.pop()
+        builder = _rebuilt_code(value)
+        if builder is not None and not _is_cell(value):
+            return builder
+        if depth >= _CODE_SCAN_DEPTH or id(value) in seen or len(seen) >= _CODE_SCAN_NODES:
+            continue
+        if isinstance(value, (tuple, PList, PDict)):
+            items: Sequence[object] = value
+        elif isinstance(value, Call):
+            items = value.args if isinstance(value.args, tuple) else ()
+        else:
+            continue
+        seen.add(id(value))
+        todo.extend((item, depth + 1) for item in items)
+    return None
+
+
+def _is_cell(value: object) -> bool:
+    """A closure cell (`_make_cell(...)`): holds a value, is not code (its contents are
+    looked at like any other argument)."""
+    return isinstance(value, Call) and isinstance(value.func, Ref) and (
+        value.func.module, value.func.name) in _CELL_MAKERS
 
 
 def _rebuilt_code(value: object) -> str | None:
