@@ -27,6 +27,11 @@ PINNED = {
     "ONX003": "error", "ONX004": "warning", "ONX005": "warning", "TFG001": "error",
     "TFG002": "error", "TFG003": "warning", "TFG004": "warning", "PYS001": "error",
     "PYS002": "warning", "PYS003": "info", "PYS004": "warning", "TST001": "info",
+    # fmt-tree (issue 20)
+    "XGB001": "info", "XGB002": "warning", "LGB001": "warning", "LGB002": "warning",
+    "SKO001": "warning", "SKO002": "error", "SKO003": "error", "SKO004": "error",
+    "SKO005": "info", "RDS001": "error", "RDS002": "error", "RDS003": "warning",
+    "FLX001": "info",
 }
 
 

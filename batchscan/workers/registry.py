@@ -17,6 +17,7 @@ from batchscan.workers import (
     gguf,
     json_config,
     keras_h5,
+    lightgbm,
     numpy,
     onnx,
     pickle,
@@ -24,10 +25,12 @@ from batchscan.workers import (
     pytorch_legacy,
     safetensors,
     sevenzip,
+    skops_schema,
     tar,
     template,
     tf_savedmodel,
     unknown,
+    xgboost,
     yaml_config,
     zip,
 )
@@ -40,6 +43,8 @@ SCANNERS: tuple[FormatModule, ...] = (
     tar,
     sevenzip,
     numpy,
+    xgboost,  # JSON/UBJSON with a `learner` first key: before pickle and json_config
+    lightgbm,  # text starting `tree\nversion=`
     pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
     pickle,
     keras_h5,
@@ -47,6 +52,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,
+    skops_schema,  # a JSON object tree of skops nodes: before json_config
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,
