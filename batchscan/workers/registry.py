@@ -14,6 +14,7 @@ from typing import Any
 from batchscan.records import Finding
 from batchscan.workers import (
     compressed,
+    flax_msgpack,
     gguf,
     json_config,
     keras_h5,
@@ -23,6 +24,7 @@ from batchscan.workers import (
     pickle,
     python_source,
     pytorch_legacy,
+    rds,
     safetensors,
     sevenzip,
     skops_schema,
@@ -49,9 +51,11 @@ SCANNERS: tuple[FormatModule, ...] = (
     pickle,
     keras_h5,
     gguf,
+    rds,  # R serialization (`X\n` + version, or an RDX2/RDX3 workspace)
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,
+    flax_msgpack,  # a msgpack map with flax's ndarray extension (or a .msgpack name)
     skops_schema,  # a JSON object tree of skops nodes: before json_config
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,

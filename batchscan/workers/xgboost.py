@@ -94,6 +94,13 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     yield from check_model(document, ctx)
 
 
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+
+
 def _mapping(value: Any, what: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FormatError(f"{what} is not an object")
@@ -115,10 +122,9 @@ def check_model(document: Any, ctx: ScanContext) -> Iterator[Finding]:
     yield from walk_config(attributes, ctx, "learner.attributes")
     meta = attributes.get("scikit_learn")
     if isinstance(meta, str):
-        try:
-            yield from walk_config(json.loads(meta), ctx, "learner.attributes.scikit_learn")
-        except (json.JSONDecodeError, RecursionError):
-            pass  # a plain string, already checked above
+        parsed = _loads(meta)
+        if parsed is not None:  # else a plain string, already checked above
+            yield from walk_config(parsed, ctx, "learner.attributes.scikit_learn")
     for key in ("feature_names", "feature_types"):
         names = learner.get(key, [])
         if not isinstance(names, list):
