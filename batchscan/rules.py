@@ -919,7 +919,10 @@ XGB001 = Rule(
     "CWE-20",
     "The XGBoost model names an objective or booster that XGBoost does not register; its loader"
     " refuses the model (no code is stored in an XGBoost model).",
-    fix="Re-save the model with a released XGBoost; a custom objective is never stored in the file.",
+    fix=(
+        "Re-save the model with a released XGBoost; a custom objective is never stored in the"
+        " file."
+    ),
 )
 XGB002 = Rule(
     "XGB002",
@@ -928,7 +931,10 @@ XGB002 = Rule(
     "CWE-129",
     "An XGBoost tree's child, parent or split-feature index lies outside the tree or the"
     " feature count; prediction in native code indexes with it.",
-    fix="Re-train or re-export the model; out-of-range tree indices mean it was damaged or crafted.",
+    fix=(
+        "Re-train or re-export the model; out-of-range tree indices mean it was damaged or"
+        " crafted."
+    ),
 )
 
 # --- batchscan/workers/lightgbm.py (fmt-tree) -------------------------------
@@ -940,7 +946,10 @@ LGB001 = Rule(
     "The LightGBM model's saved parameters name a file that LightGBM reads or writes when the"
     " parameters are reused (refit, continued training, the CLI): an absolute or escaping path,"
     " or an output file.",
-    fix="Clear the file parameters (data, valid, output_model, *_filename...) before sharing.",
+    fix=(
+        "Clear the file parameters (data, valid, output_model, *_filename...) before"
+        " sharing."
+    ),
 )
 LGB002 = Rule(
     "LGB002",
@@ -948,7 +957,10 @@ LGB002 = Rule(
     Severity.WARNING,
     "CWE-129",
     "A LightGBM tree's child or split-feature index lies outside the tree or the feature count.",
-    fix="Re-train or re-export the model; out-of-range tree indices mean it was damaged or crafted.",
+    fix=(
+        "Re-train or re-export the model; out-of-range tree indices mean it was damaged or"
+        " crafted."
+    ),
 )
 
 # --- batchscan/workers/skops_schema.py (fmt-tree) ---------------------------

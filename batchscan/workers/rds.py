@@ -154,14 +154,14 @@ class _Reader:
             if step == 1 << 20:
                 self.buf, self.at = self.buf[self.at :], 0
 
-    def int(self) -> int:
+    def word(self) -> int:
         value: int = struct.unpack(self.fmt, self.take(4))[0]
         return value
 
     def length(self) -> int:
-        n = self.int()
+        n = self.word()
         if n == -1:  # long vector: two more words
-            upper, lower = self.int(), self.int()
+            upper, lower = self.word(), self.word()
             n = (upper << 32) + (lower & 0xFFFFFFFF)
         if n < 0:
             raise FormatError(f"negative length {n} at offset {self.pos}")
@@ -173,7 +173,7 @@ class _Reader:
             raise LimitExceeded("R serialized items", MAX_ITEMS, self.items)
 
     def item(self, depth: int) -> _Item:
-        return self.body(self.int(), depth)
+        return self.body(self.word(), depth)
 
     def body(self, flags: int, depth: int) -> _Item:
         if depth > MAX_DEPTH:
@@ -184,7 +184,7 @@ class _Reader:
         if kind in _SINGLETONS:
             return _Item(kind)
         if kind == REFSXP:
-            index = flags >> 8 or self.int()
+            index = flags >> 8 or self.word()
             if not 1 <= index <= len(self.refs):
                 raise FormatError(f"reference {index} to an entry not read yet")
             return self.refs[index - 1]
@@ -210,7 +210,7 @@ class _Reader:
         if kind == ENVSXP:
             item = _Item(ENVSXP)
             self.refs.append(item)
-            self.int()  # locked
+            self.word()  # locked
             for _ in range(4):  # enclosure, frame, hash table, attributes
                 self.item(depth + 1)
             return item
@@ -226,7 +226,7 @@ class _Reader:
         if kind in (SPECIALSXP, BUILTINSXP):
             item.name = self.take(self.length_bounded(1)).decode("latin-1")
         elif kind == CHARSXP:
-            n = self.int()
+            n = self.word()
             if n != -1:
                 if n < 0:
                     raise FormatError(f"string length {n}")
@@ -264,7 +264,7 @@ class _Reader:
         return n
 
     def strings(self, depth: int) -> list[str]:
-        if self.int() != 0:
+        if self.word() != 0:
             raise FormatError("malformed name vector")
         n = self.length_bounded(4)
         return [self.item(depth + 1).name or "" for _ in range(n)]
@@ -292,7 +292,7 @@ class _Reader:
                 report.hooks.append(name or "?")
             if kind == LANGSXP and car.kind == SYMSXP and car.name:
                 report.calls[car.name] = report.calls.get(car.name, 0) + 1
-            flags = self.int()
+            flags = self.word()
             if flags & 0xFF not in _PAIRLISTS:
                 self.body(flags, depth + 1)
                 return first
@@ -303,7 +303,7 @@ class _Reader:
             raise FormatError(f"byte code nests deeper than {MAX_DEPTH}")
         self.item(depth + 1)  # the code (an integer vector)
         for _ in range(self.length_bounded(4)):
-            kind = self.int()
+            kind = self.word()
             if kind == BCODESXP:
                 self.bc1(reps, depth + 1)
             elif kind in _BC_LANG:
@@ -317,16 +317,16 @@ class _Reader:
                 raise FormatError(f"byte code nests deeper than {MAX_DEPTH}")
             self.count()
             if kind == BCREPREF:
-                if not 0 <= self.int() < reps:
+                if not 0 <= self.word() < reps:
                     raise FormatError("byte code reference outside its table")
                 return
             if kind not in _BC_LANG:
                 self.item(depth + 1)
                 return
             if kind == BCREPDEF:
-                if not 0 <= self.int() < reps:
+                if not 0 <= self.word() < reps:
                     raise FormatError("byte code definition outside its table")
-                kind = self.int()
+                kind = self.word()
             if kind in (ATTRLANGSXP, ATTRLISTSXP):
                 self.item(depth + 1)
             elif kind not in (LANGSXP, LISTSXP):
@@ -334,14 +334,14 @@ class _Reader:
             if kind in (LANGSXP, ATTRLANGSXP):
                 self.report.language += 1
             self.item(depth + 1)  # tag
-            car_kind = self.int()
+            car_kind = self.word()
             if car_kind == 0:
                 car = self.item(depth + 1)
                 if kind in (LANGSXP, ATTRLANGSXP) and car.kind == SYMSXP and car.name:
                     self.report.calls[car.name] = self.report.calls.get(car.name, 0) + 1
             else:
                 self.bc_lang(car_kind, reps, depth + 1)
-            kind = self.int()  # the CDR, iteratively
+            kind = self.word()  # the CDR, iteratively
             depth += 1
 
 
@@ -353,11 +353,11 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     if marker == b"A\n":
         raise FormatError("ASCII R serialization is recognised but not scanned")
     reader = _Reader(source, offset + 2, little=marker == b"B\n")
-    version = reader.int()
-    reader.int()  # writer R version
-    reader.int()  # minimal reader R version
+    version = reader.word()
+    reader.word()  # writer R version
+    reader.word()  # minimal reader R version
     if version == 3:
-        n = reader.int()
+        n = reader.word()
         if not 0 <= n <= 64:
             raise FormatError(f"native encoding name of {n} bytes")
         reader.take(n)
