@@ -1,5 +1,5 @@
-"""Formats III (fmt-tree): XGBoost JSON/UBJSON, LightGBM text, skops, R serialization, Flax
-msgpack; legacy XGBoost binary and CatBoost recognised and failed closed.
+"""Formats III (fmt-tree): XGBoost JSON/UBJSON, LightGBM text, CatBoost, skops, R
+serialization, Flax msgpack; legacy XGBoost binary recognised and failed closed.
 
 Benign fixtures are REAL library output committed under tests/fixtures/formats3/<format>/
 (generator: tests/fixtures/formats3/make_real_tree.py; versions in each VERSIONS file), except
@@ -46,6 +46,7 @@ BENIGN = tree.benign_files()
 FORMATS = {
     "xgb/classifier.json": "xgboost", "xgb/booster.ubj": "xgboost", "lgb/model.txt": "lightgbm",
     "skops/pipeline.skops": "skops", "flax/state.msgpack": "flax_msgpack",
+    "cbm/model.cbm": "catboost",
     "rds/frame.rds": "rds", "rds/frame.RData": "rds", "rds/model.rds": "compressed",
     "rds/workspace.RData": "compressed",
 }
@@ -105,9 +106,26 @@ def test_xgboost_legacy_binary_is_recognised_not_clean(tmp_path: Path) -> None:
     assert result.format == "xgboost_binary" and result.error is not None
 
 
-def test_catboost_is_recognised_not_clean(tmp_path: Path) -> None:
-    result = scan(tmp_path, "model.cbm", b"CBM1" + b"\x10\x00\x00\x00" + b"\x00" * 64)
-    assert result.format == "catboost" and result.error is not None
+# --- CatBoost -------------------------------------------------------------------------------
+def test_catboost_infomap_template_and_encoded_pickle(tmp_path: Path) -> None:
+    files = tree.catboost_malicious()
+    assert rules(scan(tmp_path, "ssti.cbm", files["ssti.cbm"]))["CFG005"] is Severity.ERROR
+    found = rules(scan(tmp_path, "pickle.cbm", files["pickle.cbm"]))
+    assert "CFG010" in found and found["PKL001"] is Severity.ERROR
+
+
+def test_catboost_truncated_and_bad_offsets_are_errors(tmp_path: Path) -> None:
+    cut = scan(tmp_path, "t.cbm", tree.catboost_malicious()["truncated.cbm"])
+    assert cut.error is not None and "past the end" in cut.error
+    raw = bytearray(BENIGN["cbm/model.cbm"])
+    raw[8:12] = (10**6).to_bytes(4, "little")  # root table offset outside the core
+    bad = scan(tmp_path, "b.cbm", bytes(raw))
+    assert bad.error is not None and "outside" in bad.error
+
+
+def test_catboost_parts_after_the_core_are_not_called_clean(tmp_path: Path) -> None:
+    result = scan(tmp_path, "p.cbm", BENIGN["cbm/model.cbm"] + b"\x00" * 64)
+    assert result.error is not None and "not parsed" in result.error
 
 
 # --- LightGBM -------------------------------------------------------------------------------
@@ -247,7 +265,8 @@ def test_flax_truncated_is_an_error(tmp_path: Path) -> None:
 
 # --- fuzzing --------------------------------------------------------------------------------
 SEEDS = {**BENIGN, **tree.rds_malicious(), **tree.skops_malicious(),
-         **tree.xgboost_malicious(), **tree.lightgbm_malicious(), **tree.flax_malicious()}
+         **tree.xgboost_malicious(), **tree.lightgbm_malicious(), **tree.flax_malicious(),
+         **tree.catboost_malicious()}
 SEEDS["rds/raw.rds"] = gzip.decompress(tree.rds_malicious()["bytecode.rds"])
 
 

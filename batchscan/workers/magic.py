@@ -64,7 +64,6 @@ RECOGNISERS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("ggml", lambda h, n: h[:4] in (b"lmgg", b"fmgg", b"tjgg", b"algg", b"ggml", b"ggjt")),
     ("tflite", lambda h, n: h[4:8] == b"TFL3"),
     ("xgboost_binary", lambda h, n: h[:4] == b"binf"),  # legacy XGBoost < 2 binary model
-    ("catboost", lambda h, n: h[:4] == b"CBM1"),  # flatbuffer core model: not scanned yet
     ("safetensors", _safetensors),
     ("coreml", _coreml),
     ("onnx", _suffix(".onnx")),

@@ -13,6 +13,7 @@ from typing import Any
 
 from batchscan.records import Finding
 from batchscan.workers import (
+    catboost,
     compressed,
     flax_msgpack,
     gguf,
@@ -51,6 +52,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     pickle,
     keras_h5,
     gguf,
+    catboost,  # `CBM1` + a FlatBuffers core
     rds,  # R serialization (`X\n` + version, or an RDX2/RDX3 workspace)
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
-from fixtures.formats3.tree import benign_files  # noqa: E402
+from fixtures.formats3.tree import benign_files
 
 
 def write(folder: Path, copies: int = 1) -> list[Path]:
