@@ -1053,6 +1053,26 @@ FLX001 = Rule(
     fix="Re-save the checkpoint with flax.serialization.to_bytes.",
 )
 
+# --- batchscan/workers/orbax.py (fmt-tree) ----------------------------------
+ORB001 = Rule(
+    "ORB001",
+    "path-escape",
+    Severity.ERROR,
+    "CWE-22",
+    "An Orbax leaf key is absolute or has `..` components: without OCDBT a restore opens"
+    " `os.path.join(checkpoint, key)`, a file outside the checkpoint.",
+    fix="Do not restore the checkpoint without an explicit target; re-save it with plain keys.",
+)
+ORB002 = Rule(
+    "ORB002",
+    "unknown-type",
+    Severity.INFO,
+    "CWE-20",
+    "An Orbax handler or value type string that Orbax does not register: the loader refuses"
+    " it unless the application registered such a type itself.",
+    fix="Check which handler the checkpoint expects before restoring it.",
+)
+
 CATALOGUE: tuple[Rule, ...] = (
     ENG002,
     ENG003,
@@ -1147,6 +1167,8 @@ CATALOGUE: tuple[Rule, ...] = (
     RDS002,
     RDS003,
     FLX001,
+    ORB001,
+    ORB002,
 )
 BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}
 

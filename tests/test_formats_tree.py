@@ -49,6 +49,7 @@ FORMATS = {
     "cbm/model.cbm": "catboost",
     "rds/frame.rds": "rds", "rds/frame.RData": "rds", "rds/model.rds": "compressed",
     "rds/workspace.RData": "compressed",
+    "orbax/_METADATA": "orbax", "orbax/_CHECKPOINT_METADATA": "orbax",
 }
 
 
@@ -263,10 +264,44 @@ def test_flax_truncated_is_an_error(tmp_path: Path) -> None:
     assert result.error is not None and "past the end" in result.error
 
 
+# --- Orbax ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["ocdbt", "zarr"])
+def test_orbax_real_checkpoint_metadata_is_clean_and_ocdbt_fails_closed(
+        tmp_path: Path, kind: str) -> None:
+    for name, data in tree.orbax_files(kind).items():
+        result = scan(tmp_path / kind, name, data)
+        if name.endswith("METADATA"):
+            assert result.format == "orbax"
+            assert_benign(result)
+            assert result.findings == ()
+        elif data[:4] in (b"\x0c\xdb\x3a\x2a", b"\x0c\xdb\x20\xde"):
+            assert result.format == "ocdbt" and result.error is not None  # never clean
+        else:
+            assert all(f.severity.rank < Severity.WARNING.rank for f in result.findings)
+
+
+def test_orbax_escaping_leaf_keys_handler_and_custom_metadata(tmp_path: Path) -> None:
+    files = tree.orbax_malicious()
+    zarr = scan(tmp_path / "z", "_METADATA", files["zarr/_METADATA"])
+    assert rules(zarr)["ORB001"] is Severity.ERROR  # restore opens /etc/passwd
+    ocdbt = scan(tmp_path / "o", "_METADATA", files["ocdbt/_METADATA"])
+    assert rules(ocdbt)["ORB001"] is Severity.INFO  # a key inside the database
+    meta = rules(scan(tmp_path / "m", "_CHECKPOINT_METADATA",
+                      files["meta/_CHECKPOINT_METADATA"]))
+    assert meta["ORB002"] is Severity.INFO and meta["CFG005"] is Severity.ERROR
+
+
+def test_orbax_names_on_other_json_keep_the_json_checks(tmp_path: Path) -> None:
+    result = scan(tmp_path, "_METADATA", b'{"auto_map": {"AutoModel": "a/b--m.M"}}')
+    assert result.format == "json" and "CFG002" in rules(result)
+    broken = scan(tmp_path / "b", "_METADATA", b'{"tree_metadata": {"a": ')
+    assert broken.error is not None and "not valid JSON" in broken.error
+
+
 # --- fuzzing --------------------------------------------------------------------------------
 SEEDS = {**BENIGN, **tree.rds_malicious(), **tree.skops_malicious(),
          **tree.xgboost_malicious(), **tree.lightgbm_malicious(), **tree.flax_malicious(),
-         **tree.catboost_malicious()}
+         **tree.catboost_malicious(), **tree.orbax_malicious()}
 SEEDS["rds/raw.rds"] = gzip.decompress(tree.rds_malicious()["bytecode.rds"])
 
 

@@ -31,7 +31,7 @@ PINNED = {
     "XGB001": "info", "XGB002": "warning", "LGB001": "warning", "LGB002": "warning",
     "SKO001": "warning", "SKO002": "error", "SKO003": "error", "SKO004": "error",
     "SKO005": "info", "RDS001": "error", "RDS002": "error", "RDS003": "warning",
-    "FLX001": "info",
+    "FLX001": "info", "ORB001": "error", "ORB002": "info",
 }
 
 

@@ -70,7 +70,8 @@ def sniff(head: bytes, name: str) -> bool:
     key = head[key_at : key_at + 1]
     if not key or not (0xA0 <= key[0] <= 0xBF or key[0] in (0xD9, 0xDA)):
         return False
-    if name.lower().endswith((".msgpack", ".flax")):
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    if base.endswith((".msgpack", ".flax")) or base == "checkpoint":  # Orbax's legacy file
         return True
     return _ARRAY_EXT.search(head) is not None
 

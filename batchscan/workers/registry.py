@@ -22,6 +22,7 @@ from batchscan.workers import (
     lightgbm,
     numpy,
     onnx,
+    orbax,
     pickle,
     python_source,
     pytorch_legacy,
@@ -59,6 +60,7 @@ SCANNERS: tuple[FormatModule, ...] = (
     onnx,
     flax_msgpack,  # a msgpack map with flax's ndarray extension (or a .msgpack name)
     skops_schema,  # a JSON object tree of skops nodes: before json_config
+    orbax,  # Orbax _METADATA/_CHECKPOINT_METADATA JSON: before json_config
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,
