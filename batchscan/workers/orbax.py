@@ -107,7 +107,7 @@ def _tree(document: dict[str, Any], ctx: ScanContext) -> Iterator[Finding]:
             raise FormatError(f"key_metadata of {keystr[:80]!r} is not a list")
         parts = [str(k.get("key")) if isinstance(k, dict) else str(k) for k in keys]
         name = ".".join(parts)
-        why = unsafe_path(name) or next((unsafe_path(p) for p in parts if unsafe_path(p)), None)
+        why = unsafe_path(name)  # the joined name is what os.path.join receives
         if why is not None:
             escapes += 1
             if escapes <= MAX_FINDINGS:
