@@ -147,6 +147,17 @@ def test_lightgbm_relative_training_file_is_info_only(tmp_path: Path) -> None:
     assert rules(result) == {"LGB001": Severity.INFO}
 
 
+def test_lightgbm_hostile_tree_sizes_are_bounded(tmp_path: Path) -> None:
+    text = BENIGN["lgb/model.txt"].replace(b"num_leaves=4", b"num_leaves=999999", 1)
+    result = scan(tmp_path, "m.txt", text)
+    assert result.error is not None and "999999 leaves" in result.error
+    huge = BENIGN["lgb/model.txt"].replace(b"left_child=1 -1 -2",
+                                           b"left_child=" + b"1 " * 3_000_000 + b"1", 1)
+    started = time.monotonic()
+    assert "LGB002" in rules(scan(tmp_path, "h.txt", huge))
+    assert time.monotonic() - started < 5
+
+
 def test_lightgbm_pandas_categorical_must_be_json(tmp_path: Path) -> None:
     text = BENIGN["lgb/model.txt"].replace(b'pandas_categorical:[["hi", "lo"]]',
                                             b"pandas_categorical:[[\"hi\", ")

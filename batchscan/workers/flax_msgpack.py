@@ -81,7 +81,7 @@ class _Blob(int):
 
 
 class _Reader:
-    """Sequential bounded reads from the source (an 8 MiB window, refilled as needed);
+    """Sequential bounded reads from the source (a 64 KiB window, refilled as needed);
     binaries over 64 KiB (tensor bytes) are skipped, never read."""
 
     def __init__(self, source: Source):
@@ -99,7 +99,8 @@ class _Reader:
         rel = self.pos - self.base
         if rel < 0 or rel + n > len(self.buf):
             self.base = self.pos
-            self.buf = self.source.read_at(self.pos, max(n, 8 * 1024 * 1024))
+            # A small window: after a skipped tensor the next refill must not read it.
+            self.buf = self.source.read_at(self.pos, max(n, 64 * 1024))
             rel = 0
             if len(self.buf) < n:
                 raise FormatError(f"truncated at offset {self.pos}")

@@ -52,6 +52,7 @@ RULES: tuple[Rule, ...] = (FILE_PARAMETER, TREE_BOUNDS, *CONFIG_RULES)
 MAX_BYTES = 1024**3
 MAX_LINE = 64 * 1024 * 1024
 MAX_TREE_FINDINGS = 20
+MAX_LEAVES = 131072  # LightGBM's num_leaves upper bound
 
 # LightGBM's file-valued parameters (docs: Parameters, "IO Parameters" and friends).
 INPUT_FILES = frozenset({
@@ -195,8 +196,15 @@ def _tree_problems(block: dict[str, str], features: int) -> Iterator[str]:
     if len(leaves) != 1 or leaves[0] < 1:
         raise FormatError("tree without a num_leaves count")
     count = leaves[0]
+    if count > MAX_LEAVES:
+        raise FormatError(f"tree with {count} leaves (LightGBM allows {MAX_LEAVES})")
     if count == 1:
         return
+    for key in ("left_child", "right_child", "split_feature"):
+        # count the entries before converting them: a 64 MiB line is not a 16 M-int list
+        if block.get(key, "").count(" ") + 1 != count - 1:
+            yield f"{count} leaves but {key} has another number of entries"
+            return
     left = _ints(block.get("left_child", ""), "left_child")
     right = _ints(block.get("right_child", ""), "right_child")
     split = _ints(block.get("split_feature", ""), "split_feature")
