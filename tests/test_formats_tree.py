@@ -107,6 +107,17 @@ def test_xgboost_legacy_binary_is_recognised_not_clean(tmp_path: Path) -> None:
     assert result.format == "xgboost_binary" and result.error is not None
 
 
+def test_xgboost_multi_target_vector_leaves_are_not_bounds_errors(tmp_path: Path) -> None:
+    """Real multi_output_tree model: a leaf is left -1, right = its slot in leaf_weights."""
+    data = tree.real("xgboost", "multi_target.ubj")
+    assert_benign(scan(tmp_path, "multi.ubj", data))
+    raw = bytearray(data)
+    key = b"right_children[$l#L" + (7).to_bytes(8, "big")
+    at = raw.index(key) + len(key) + 3 * 4  # node 3 is a leaf: its slot 0 -> 40
+    raw[at : at + 4] = (40).to_bytes(4, "big")
+    assert "XGB002" in rules(scan(tmp_path, "bad.ubj", bytes(raw)))
+
+
 # --- CatBoost -------------------------------------------------------------------------------
 def test_catboost_infomap_template_and_encoded_pickle(tmp_path: Path) -> None:
     files = tree.catboost_malicious()

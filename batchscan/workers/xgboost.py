@@ -171,12 +171,20 @@ def _tree_problems(tree: dict[str, Any], num_feature: int) -> Iterator[str]:
             return
         arrays[key] = values
     left, right = arrays["left_children"], arrays["right_children"]
+    # Multi-target trees (size_leaf_vector > 1) store a leaf as left -1 and right = the
+    # leaf's slot in leaf_weights (size_leaf_vector values each).
+    vector = _int(param.get("size_leaf_vector", 1) or 1, "tree_param.size_leaf_vector")
+    weights = tree.get("leaf_weights", [])
+    slots = len(weights) // vector if vector > 1 and isinstance(weights, (list, tuple)) else 0
     for node in range(nodes):
         lo, hi = left[node], right[node]
         if not isinstance(lo, int) or not isinstance(hi, int):
             raise FormatError("tree child index is not an integer")
-        if lo == -1 and hi == -1:
+        if lo == -1 and (hi == -1 or (slots and 0 <= hi < slots)):
             continue  # a leaf
+        if lo == -1:
+            yield f"leaf {node} names weight slot {hi} of {slots}"
+            return
         if not (0 < lo < nodes and 0 < hi < nodes) or lo == node or hi == node:
             yield f"node {node} has children ({lo}, {hi}) outside 1..{nodes - 1}"
             return
