@@ -199,6 +199,16 @@ def test_skops_untrusted_nodes_and_the_2025_cves(tmp_path: Path, name: str, rule
     assert "SKO001" in rules(result)  # each of them is untrusted by default too
 
 
+def test_skops_forest_tree_type_is_reported_as_info(tmp_path: Path) -> None:
+    """Real RandomForest: skops itself leaves sklearn.tree._tree.Tree untrusted (same list
+    as skops.io.get_untrusted_types); the type is known-safe to construct: INFO. Its
+    malicious twin (custom.skops, an unknown class) stays a WARNING."""
+    result = scan(tmp_path, "forest.skops", tree.real("skops", "forest.skops"))
+    assert_benign(result)
+    assert {f.evidence for f in result.findings} == {"sklearn.tree._tree.Tree"}
+    assert rules(result) == {"SKO001": Severity.INFO}
+
+
 def test_skops_schema_key_order_does_not_hide_nodes(tmp_path: Path) -> None:
     """skops reads schema.json whatever its key order: so does the scanner (name hint)."""
     payload = json.dumps({"content": {"x": 1} | {"pad": "p" * 70_000},

@@ -25,7 +25,9 @@ a pickle is caught by content dispatch.)
 
 What is checked. The schema is JSON (<= 64 MiB, depth-bounded walk, <= 2 M nodes); every
 node's `<module>.<class>` against skops' default trusted list of its loader (generated from
-the installed skops into workers/skops_trusted.py) -> SKO001; callables and classes the pickle
+the installed skops into workers/skops_trusted.py) -> SKO001 (warning; info for a type the
+pickle policy knows as safe to construct, e.g. sklearn's Tree, which skops leaves untrusted
+because of unchecked indices); callables and classes the pickle
 policy denies (os.system, builtins.eval, subprocess...) -> SKO002; OperatorFuncNodes other
 than attrgetter/itemgetter, or naming a module other than `operator`, or getting dunder
 attributes -> SKO003; MethodNodes with dotted or dunder method names, or whose type differs
@@ -46,11 +48,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from batchscan import rules
-from batchscan.records import Finding
+from batchscan.records import Finding, Severity
 from batchscan.rules import Rule
 from batchscan.workers import json_config
 from batchscan.workers import pickle_policy as policy
@@ -83,6 +85,8 @@ LOADERS = frozenset({
 })
 # Loaders that hold no type of their own to audit.
 _NO_TYPE = frozenset({"CachedNode"})
+# Loaders that call something with the type (a bound method, an operator function).
+_CALLS = frozenset({"MethodNode", "OperatorFuncNode", "PartialNode"})
 # Operator functions that only read attributes or items of their argument.
 _GETTERS = frozenset({"attrgetter", "itemgetter"})
 
@@ -180,17 +184,29 @@ def _node(node: dict[str, Any], path: str, ctx: ScanContext) -> Iterator[Finding
                                  f"{path}.__reduce__.constructor", member)
     if loader == "JsonNode":
         return  # skops always accepts JSON primitives
-    yield from _callable(module, name, path, member)
+    denied = yield from _callable(module, name, path, member)
     if full not in DEFAULT_TRUSTED.get(loader, frozenset()):
-        yield UNTRUSTED.finding(f"{path}: {loader} {full} is not trusted by default",
-                                member=member, evidence=full[:200])
+        # skops also refuses types it trusts nobody with by default (sklearn's Tree and
+        # TreePredictor: their arrays are indexed unchecked); a type the pickle policy knows
+        # as safe to construct is reported, but as INFO - unless the node calls a method or
+        # an operator with it.
+        known = (not denied and loader not in _CALLS
+                 and policy.classify(module or "builtins", name).verdict is policy.Verdict.ALLOW)
+        yield UNTRUSTED.finding(
+            f"{path}: {loader} {full} is not trusted by default"
+            + (" (a known-safe type to the pickle policy)" if known else ""),
+            severity=Severity.INFO if known else None, member=member, evidence=full[:200])
 
 
-def _callable(module: str, name: str, path: str, member: str | None) -> Iterator[Finding]:
+def _callable(module: str, name: str, path: str,
+              member: str | None) -> Generator[Finding, None, bool]:
+    """SKO002 when the pickle policy denies the callable; returns whether it did."""
     verdict = policy.classify(module or "builtins", name)
     if verdict.verdict is policy.Verdict.DENY:
         yield DANGEROUS.finding(f"{path}: {module}.{name}: {verdict.reason}", member=member,
                                 evidence=f"{module}.{name}"[:200])
+        return True
+    return False
 
 
 def _operator(module: str, name: str, path: str, member: str | None) -> Iterator[Finding]:
