@@ -1014,6 +1014,168 @@ TST001 = Rule(
 # 2: loader agreement (issue 13): damaged streams, sniffing, status `unsupported`.
 ANALYSIS_REVISION = 2
 
+# --- batchscan/workers/xgboost.py (fmt-tree) --------------------------------
+XGB001 = Rule(
+    "XGB001",
+    "unknown-objective",
+    Severity.INFO,
+    "CWE-20",
+    "The XGBoost model names an objective or booster that XGBoost does not register; its loader"
+    " refuses the model (no code is stored in an XGBoost model).",
+    fix=(
+        "Re-save the model with a released XGBoost; a custom objective is never stored in the"
+        " file."
+    ),
+)
+XGB002 = Rule(
+    "XGB002",
+    "tree-bounds",
+    Severity.WARNING,
+    "CWE-129",
+    "An XGBoost tree's child, parent or split-feature index lies outside the tree or the"
+    " feature count; prediction in native code indexes with it.",
+    fix=(
+        "Re-train or re-export the model; out-of-range tree indices mean it was damaged or"
+        " crafted."
+    ),
+)
+
+# --- batchscan/workers/lightgbm.py (fmt-tree) -------------------------------
+LGB001 = Rule(
+    "LGB001",
+    "file-parameter",
+    Severity.WARNING,
+    "CWE-73",
+    "The LightGBM model's saved parameters name a file that LightGBM reads or writes when the"
+    " parameters are reused (refit, continued training, the CLI): an absolute or escaping path,"
+    " or an output file.",
+    fix=(
+        "Clear the file parameters (data, valid, output_model, *_filename...) before"
+        " sharing."
+    ),
+)
+LGB002 = Rule(
+    "LGB002",
+    "tree-bounds",
+    Severity.WARNING,
+    "CWE-129",
+    "A LightGBM tree's child or split-feature index lies outside the tree or the feature count.",
+    fix=(
+        "Re-train or re-export the model; out-of-range tree indices mean it was damaged or"
+        " crafted."
+    ),
+)
+
+# --- batchscan/workers/skops_schema.py (fmt-tree) ---------------------------
+SKO001 = Rule(
+    "SKO001",
+    "untrusted-type",
+    Severity.WARNING,
+    "CWE-502",
+    "A skops node names a type outside skops' default trusted list: skops.io.load refuses it"
+    " unless the user trusts it, and trusting it imports and calls it.",
+    fix="Review each listed type before passing it to `trusted=`; never trust"
+    " get_untrusted_types() output blindly.",
+)
+SKO002 = Rule(
+    "SKO002",
+    "dangerous-callable",
+    Severity.ERROR,
+    "CWE-502",
+    "A skops node imports or calls a callable that runs commands, evaluates code or opens files"
+    " (os.system, builtins.eval...): approving the file's untrusted types runs it on load.",
+    fix="Do not load the file; it is built to run code once its types are trusted.",
+)
+SKO003 = Rule(
+    "SKO003",
+    "hidden-operator",
+    Severity.ERROR,
+    "CWE-351",
+    "An OperatorFuncNode that calls an `operator` function other than the attribute/item"
+    " getters, or that names a module other than `operator` so that skops <= 0.11 audited a"
+    " harmless-looking type while calling operator.<name> (CVE-2025-54412).",
+    fix="Do not load the file; upgrade skops to >= 0.12.",
+)
+SKO004 = Rule(
+    "SKO004",
+    "method-attribute-chain",
+    Severity.ERROR,
+    "CWE-915",
+    "A MethodNode whose method name is a dotted chain or a dunder, or whose owner type differs"
+    " from its object's: skops <= 0.11 resolved it with getattr through arbitrary attributes"
+    " (CVE-2025-54413).",
+    fix="Do not load the file; upgrade skops to >= 0.12.",
+)
+SKO005 = Rule(
+    "SKO005",
+    "unknown-loader",
+    Severity.INFO,
+    "CWE-20",
+    "A skops node names a loader that this skops protocol does not define; skops refuses it.",
+    fix="Re-save the model with a released skops.",
+)
+
+# --- batchscan/workers/rds.py (fmt-tree) ------------------------------------
+RDS001 = Rule(
+    "RDS001",
+    "promise",
+    Severity.ERROR,
+    "CWE-502",
+    "An R promise (lazy expression) in a serialized object: R < 4.4.0 evaluates an unbound"
+    " promise when the loaded value is first used (CVE-2024-27322), and any promise runs its"
+    " expression when forced.",
+    fix="Do not load the file with readRDS/load; upgrade R to >= 4.4.0 and treat it as code.",
+)
+RDS002 = Rule(
+    "RDS002",
+    "active-binding-or-hook",
+    Severity.ERROR,
+    "CWE-94",
+    "An environment with an active binding (a function that runs whenever the variable is"
+    " read), or a workspace that defines .First/.Last or similar hooks that R calls itself.",
+    fix="Do not load the workspace; inspect it in a sandboxed R session.",
+)
+RDS003 = Rule(
+    "RDS003",
+    "closure",
+    Severity.WARNING,
+    "CWE-94",
+    "An R function (closure, byte code or language object) is serialized in the file: it runs"
+    " when the model is used (predict methods, callbacks).",
+    fix="Review the function bodies (the evidence lists the calls they make) before use.",
+)
+
+# --- batchscan/workers/flax_msgpack.py (fmt-tree) ---------------------------
+FLX001 = Rule(
+    "FLX001",
+    "unexpected-ext-type",
+    Severity.INFO,
+    "CWE-20",
+    "A Flax msgpack checkpoint holds a msgpack extension type or array dtype that"
+    " flax.serialization does not write (it restores it as an opaque value or refuses it).",
+    fix="Re-save the checkpoint with flax.serialization.to_bytes.",
+)
+
+# --- batchscan/workers/orbax.py (fmt-tree) ----------------------------------
+ORB001 = Rule(
+    "ORB001",
+    "path-escape",
+    Severity.ERROR,
+    "CWE-22",
+    "An Orbax leaf key is absolute or has `..` components: without OCDBT a restore opens"
+    " `os.path.join(checkpoint, key)`, a file outside the checkpoint.",
+    fix="Do not restore the checkpoint without an explicit target; re-save it with plain keys.",
+)
+ORB002 = Rule(
+    "ORB002",
+    "unknown-type",
+    Severity.INFO,
+    "CWE-20",
+    "An Orbax handler or value type string that Orbax does not register: the loader refuses"
+    " it unless the application registered such a type itself.",
+    fix="Check which handler the checkpoint expects before restoring it.",
+)
+
 CATALOGUE: tuple[Rule, ...] = (
     ENG002,
     ENG003,
@@ -1103,6 +1265,21 @@ CATALOGUE: tuple[Rule, ...] = (
     PYS004,
     PYS005,
     TST001,
+    XGB001,
+    XGB002,
+    LGB001,
+    LGB002,
+    SKO001,
+    SKO002,
+    SKO003,
+    SKO004,
+    SKO005,
+    RDS001,
+    RDS002,
+    RDS003,
+    FLX001,
+    ORB001,
+    ORB002,
 )
 BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}
 

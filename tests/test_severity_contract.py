@@ -31,6 +31,11 @@ PINNED = {
     "TFG002": "error", "TFG003": "warning", "TFG004": "warning", "PYS001": "error",
     "PYS002": "warning", "PYS003": "info", "PYS004": "warning", "PYS005": "warning",
     "TST001": "info",
+    # fmt-tree (issue 20)
+    "XGB001": "info", "XGB002": "warning", "LGB001": "warning", "LGB002": "warning",
+    "SKO001": "warning", "SKO002": "error", "SKO003": "error", "SKO004": "error",
+    "SKO005": "info", "RDS001": "error", "RDS002": "error", "RDS003": "warning",
+    "FLX001": "info", "ORB001": "error", "ORB002": "info",
 }
 
 

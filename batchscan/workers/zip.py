@@ -226,6 +226,8 @@ def archive_kind(names: list[str]) -> str:
         return "keras_zip"
     if "MAR-INF/MANIFEST.json" in names:
         return "torchserve_mar"
+    if "schema.json" in names:
+        return "skops"  # skops.io.dump: schema.json and its arrays
     return "zip"
 
 
