@@ -27,6 +27,12 @@ PINNED = {
     "ONX003": "error", "ONX004": "warning", "ONX005": "warning", "TFG001": "error",
     "TFG002": "error", "TFG003": "warning", "TFG004": "warning", "PYS001": "error",
     "PYS002": "warning", "PYS003": "info", "PYS004": "warning", "TST001": "info",
+    "XML001": "error", "XML002": "error", "XML003": "warning", "PMM001": "warning",
+    "PMM002": "info", "OVN001": "warning", "OVN002": "warning", "OVN003": "warning",
+    "MAR001": "warning", "MAR002": "warning", "MAR003": "warning", "MAR004": "warning",
+    "RAR001": "info", "RAR002": "error", "RAR003": "error", "RAR004": "warning",
+    "RAR005": "info", "EXE001": "warning", "TRT001": "warning", "TRT002": "info",
+    "TAR007": "warning", "TAR008": "info",
 }
 
 

@@ -19,7 +19,9 @@ from batchscan.workers import (
     keras_h5,
     numpy,
     onnx,
+    openvino,
     pickle,
+    pmml,
     python_source,
     pytorch_legacy,
     safetensors,
@@ -47,6 +49,8 @@ SCANNERS: tuple[FormatModule, ...] = (
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,
+    pmml,  # XML with a <PMML> root
+    openvino,  # XML with a <net version=...> root
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     template,

@@ -1,0 +1,106 @@
+"""PMML (Predictive Model Markup Language, DMG 3.x/4.x): an XML document with root `<PMML>`.
+
+Layout. `<PMML version=...>` with a `<Header>`, a `<DataDictionary>`, one or more model
+elements (TreeModel, RegressionModel, NeuralNetwork, ...). Every element may contain
+`<Extension>` children, whose content PMML leaves to vendors (anything goes).
+
+Attack surface. PMML is data by design: scoring engines (JPMML, pypmml, Nyoka's readers)
+interpret it, nothing in the standard runs code. What a file can steer is (1) the XML parser:
+a DOCTYPE with external entities or an external DTD makes a resolving parser open files or
+URLs while loading (XXE; JAXB-based loaders have resolved entities by default), nested
+entities make it expand exponentially; (2) vendor `<Extension>` content, which some engines
+interpret (embedded scripts, expressions, class names); (3) references to external tables or
+resources.
+
+What is checked. The document is parsed with `safexml` (nothing is resolved or fetched,
+entities are recorded not expanded). XXE/DTD/entity declarations (XML001-003), `<Extension>`
+content and attributes that look like code or commands (PMM001), URLs and file references
+in extensions and attributes (PMM002). The root must be `<PMML>`; malformed XML is an error
+with expat's message.
+
+Rules
+| id     | name               | severity | CWE     |
+|--------|--------------------|----------|---------|
+| XML001 | external-entity    | error    | CWE-611 |
+| XML002 | external-dtd       | error    | CWE-611 |
+| XML003 | entity-declaration | warning  | CWE-776 |
+| PMM001 | extension-code     | warning  | CWE-94  |
+| PMM002 | external-reference | info     | CWE-829 |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from batchscan import rules
+from batchscan.records import Finding
+from batchscan.rules import Rule
+from batchscan.workers import safexml, textscan
+from batchscan.workers.base import FormatError, ScanContext, Source
+
+FORMAT = "pmml"
+
+EXTENSION_CODE = rules.PMM001
+EXTERNAL = rules.PMM002
+RULES: tuple[Rule, ...] = (safexml.EXTERNAL_ENTITY, safexml.EXTERNAL_DTD,
+                           safexml.ENTITY_DECLARATION, EXTENSION_CODE, EXTERNAL)
+
+_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?PMML[\s>]")
+_MAX_BYTES = 256 * 1024 * 1024
+_REFERENCE = re.compile(r"\A\s*(?:(?:https?|ftp|file|jar)://|/(?:etc|proc|home|root|tmp)/)",
+                        re.IGNORECASE)
+
+
+def _xml_start(head: bytes) -> bytes:
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")
+
+
+def sniff(head: bytes, name: str) -> bool:
+    start = _xml_start(head)
+    if not start.startswith(b"<"):
+        return False
+    return _ROOT.search(start[:4096]) is not None
+
+
+def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    root: safexml.Element | None = None
+    for item in safexml.read(source, "PMML", min(_MAX_BYTES, ctx.limits.max_member_bytes),
+                             ctx):
+        if isinstance(item, safexml.Document):
+            root = item.root
+        else:
+            yield item
+    assert root is not None
+    if root.tag != "PMML":
+        raise FormatError(f"not a PMML document: the root element is <{root.tag}>")
+    reported = 0
+    for extension in root.iter("Extension"):
+        if reported >= 20:
+            break
+        for node in extension.iter():
+            texts = [node.text, *node.attrs.values()]
+            for text in texts:
+                for kind, excerpt in textscan.code_like(text):
+                    if kind == "a network location":
+                        continue
+                    reported += 1
+                    yield EXTENSION_CODE.finding(
+                        f"<Extension> (line {extension.line}) holds {kind}",
+                        member=ctx.member, evidence=excerpt[:300])
+                    break
+    references = 0
+    for node in root.iter():
+        for key, value in node.attrs.items():
+            if references < 20 and _REFERENCE.match(value):
+                references += 1
+                yield EXTERNAL.finding(
+                    f"<{node.tag} {key}=...> (line {node.line}) refers to {value[:200]!r}",
+                    member=ctx.member, evidence=value[:300])
+        if node.tag == "Extension" and references < 20 and _REFERENCE.match(node.text):
+            references += 1
+            yield EXTERNAL.finding(f"<Extension> (line {node.line}) refers to "
+                                   f"{node.text.strip()[:200]!r}", member=ctx.member)
+
+
+__all__ = ["FORMAT", "RULES", "scan", "sniff"]
