@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from batchscan import rules
 from batchscan.records import Finding, Severity
 from batchscan.rules import Rule
+from batchscan.workers import mar
 from batchscan.workers import pickle as pickle_format
 from batchscan.workers import torchscript_code
 from batchscan.workers.base import (
@@ -268,6 +269,14 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         if count > 1:
             yield DUPLICATE.finding(f"{count} members are named {name!r}",
                                     member=ctx.where(name))
+    if mar.MANIFEST in seen:
+        by_name = {e.name: e for e in entries}
+
+        def read(name: str) -> bytes | None:
+            entry = by_name.get(name)
+            return None if entry is None else _small_member(source, entry, ctx)
+
+        yield from mar.check(names, read, ctx)
     for index, entry in enumerate(entries):
         try:
             yield from _scan_entry(source, entry, index, ctx)
@@ -277,6 +286,21 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             reason = f"member {entry.name!r}: {exc}"
             yield CORRUPT.finding(reason, member=ctx.where(entry.name))
             ctx.note_incomplete(reason)
+
+
+def _small_member(source: Source, entry: Entry, ctx: ScanContext) -> bytes | None:
+    """The first MiB of a member (manifests, requirements), or None when it cannot be read
+    (the member loop reports why)."""
+    try:
+        local = _read_at(source.stream, entry.local_offset, _LOCAL_FIXED.size)
+        if len(local) < _LOCAL_FIXED.size or local[:4] != _LOCAL or entry.flags & 0x1:
+            return None
+        fields = _LOCAL_FIXED.unpack_from(local)
+        start = entry.local_offset + _LOCAL_FIXED.size + fields[9] + fields[10]
+        stream, _ = _member_stream(source, entry, start, ctx)
+        return stream.read(1024 * 1024)
+    except (FormatError, OSError, struct.error, zlib.error, lzma.LZMAError):
+        return None
 
 
 def _scan_entry(source: Source, entry: Entry, index: int,
