@@ -14,6 +14,7 @@ from typing import Any
 from batchscan.records import Finding
 from batchscan.workers import (
     compressed,
+    executable,
     gguf,
     json_config,
     keras_h5,
@@ -24,10 +25,12 @@ from batchscan.workers import (
     pmml,
     python_source,
     pytorch_legacy,
+    rar,
     safetensors,
     sevenzip,
     tar,
     template,
+    tensorrt,
     tf_savedmodel,
     unknown,
     yaml_config,
@@ -41,6 +44,9 @@ SCANNERS: tuple[FormatModule, ...] = (
     compressed,
     tar,
     sevenzip,
+    rar,  # RAR4/RAR5 marker blocks
+    executable,  # ELF/PE/Mach-O/APE: a llamafile's zip part is scanned from here
+    tensorrt,  # `ftrt`, or Ultralytics' JSON prefix before it
     numpy,
     pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
     pickle,

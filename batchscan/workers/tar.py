@@ -12,6 +12,20 @@ What is checked. Members are read sequentially in streaming mode (`tarfile` "r|"
 sniffed by content and scanned by the matching format module within the shared budgets.
 Names that escape, links that escape, device/FIFO members and duplicate names are reported.
 
+NeMo (`.nemo`): a tar (often gzip) of `model_config.yaml` (Hydra config: `_target_` and
+friends are checked by the YAML module through the pickle policy), `model_weights.ckpt`
+(a torch zip: its pickle is analysed) and artifacts (tokenizers, nested `.nemo` files), all
+scanned by content like any member (CVE-2025-23249).
+
+OCI / Docker images (attacks: a model shipped as an image layer). An OCI image layout tar
+(`oci-layout`, `index.json`, `blobs/sha256/*`) or a `docker save` tar (`manifest.json`,
+`repositories`, `<id>/layer.tar`) is a tar of JSON and of layer tars (gzip or zstd); each
+layer is decompressed and read as a tar in turn, so traversal, links, devices, setuid/setgid
+members (TAR007: a runtime extracts them with their modes) and whiteouts (TAR008: `.wh.*`
+files delete lower-layer content) are reported for every layer's members, and every
+member file is scanned by content. Laid out as a directory, the same blobs are walked as
+files.
+
 Rules
 | id     | name             | severity | CWE     |
 |--------|------------------|----------|---------|
@@ -21,6 +35,8 @@ Rules
 | TAR004 | duplicate-name   | warning  | CWE-436 |
 | TAR005 | corrupt-archive  | warning  | CWE-20  |
 | TAR006 | blacklisted-member | error  | CWE-506 |
+| TAR007 | setuid-member    | warning  | CWE-250 |
+| TAR008 | whiteout         | info     | CWE-436 |
 """
 
 from __future__ import annotations
@@ -42,7 +58,14 @@ SPECIAL = rules.TAR003
 DUPLICATE = rules.TAR004
 CORRUPT = rules.TAR005
 BLACKLISTED = rules.TAR006
-RULES: tuple[Rule, ...] = (TRAVERSAL, LINK_ESCAPE, SPECIAL, DUPLICATE, CORRUPT, BLACKLISTED)
+SETUID = rules.TAR007
+WHITEOUT = rules.TAR008
+RULES: tuple[Rule, ...] = (TRAVERSAL, LINK_ESCAPE, SPECIAL, DUPLICATE, CORRUPT, BLACKLISTED,
+                           SETUID, WHITEOUT)
+
+# A top-level member that names what the tar is (the record's format).
+_HINTS = {"model_config.yaml": "nemo", "oci-layout": "oci_image",
+          "repositories": "docker_image"}
 
 
 
@@ -107,6 +130,21 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
             yield LINK_ESCAPE.finding(f"{kind} {member.name!r} -> {member.linkname!r} "
                                       f"({escape})", member=where)
         return
+    if member.mode & 0o6000 and member.isfile():
+        bits = " and ".join(b for b, m in (("setuid", 0o4000), ("setgid", 0o2000))
+                            if member.mode & m)
+        yield SETUID.finding(f"{member.name!r} has the {bits} bit (mode "
+                             f"{member.mode:o}, owner uid {member.uid})", member=where)
+    base = member.name.rstrip("/").rsplit("/", 1)[-1]
+    if base.startswith(".wh."):
+        removed = "the whole directory's lower-layer content" if base == ".wh..wh..opq" else (
+            repr(member.name.rstrip("/")[: -len(base)] + base[4:]))
+        yield WHITEOUT.finding(f"whiteout {member.name!r} deletes {removed} when the image "
+                               "layers are stacked", member=where)
+    if ctx.depth == 0:
+        hint = _HINTS.get(base) if member.name.count("/") <= 1 else None
+        if hint is not None:
+            ctx.format_hint = hint
     if member.ischr() or member.isblk() or member.isfifo():
         yield SPECIAL.finding(f"{member.name!r} is a device or FIFO member", member=where)
         return

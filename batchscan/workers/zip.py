@@ -247,7 +247,9 @@ def _member_stream(source: Source, entry: Entry, data_start: int,
     raise FormatError(f"compression method {entry.method}")
 
 
-def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+def scan(source: Source, ctx: ScanContext, *, prefix: bool = True) -> Iterator[Finding]:
+    """Every member; `prefix=False` when the caller has already scanned data prepended to
+    the archive (an executable that carries a zip: llamafiles, self-extractors)."""
     if source.size == UNKNOWN_SIZE:
         source = materialize(source, ctx)
     entries, delta, notes = read_directory(source)
@@ -257,7 +259,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     names = [e.name for e in entries]
     if ctx.depth == 0:
         ctx.format_hint = archive_kind(names)
-    if delta:
+    if delta and prefix:
         yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
                                 offset=0)
         head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
