@@ -46,7 +46,7 @@ EXTERNAL = rules.PMM002
 RULES: tuple[Rule, ...] = (safexml.EXTERNAL_ENTITY, safexml.EXTERNAL_DTD,
                            safexml.ENTITY_DECLARATION, EXTENSION_CODE, EXTERNAL)
 
-_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?PMML[\s>]")
+_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?PMML[\s/>]")
 _MAX_BYTES = 256 * 1024 * 1024
 _REFERENCE = re.compile(r"\A\s*(?:(?:https?|ftp|file|jar)://|/(?:etc|proc|home|root|tmp)/)",
                         re.IGNORECASE)

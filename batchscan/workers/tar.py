@@ -48,7 +48,14 @@ from typing import IO, cast
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
-from batchscan.workers.base import HEAD_BYTES, LimitExceeded, ScanContext, Source, unsafe_path
+from batchscan.workers.base import (
+    HEAD_BYTES,
+    LimitExceeded,
+    Readable,
+    ScanContext,
+    Source,
+    unsafe_path,
+)
 
 FORMAT = "tar"
 
@@ -97,16 +104,35 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     source.stream.seek(0)
     seen: set[str] = set()
     try:
-        stream = cast(IO[bytes], source.stream)  # tarfile's stream mode only reads
+        counted = _Counted(source.stream)
+        stream = cast(IO[bytes], counted)  # tarfile's stream mode only reads
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
                 yield from _member(archive, member, seen, ctx)
+            if counted.delivered < archive.offset + tarfile.BLOCKSIZE:
+                # tarfile ends the member loop quietly on a header cut short by the end
+                # of the input: members after it were never seen.
+                raise tarfile.ReadError(f"truncated at offset {counted.delivered}: no "
+                                        "end-of-archive block")
     except LimitExceeded:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
         reason = f"tar archive damaged: {exc}"
         yield CORRUPT.finding(reason, member=ctx.member)
         ctx.note_incomplete(reason)
+
+
+class _Counted:
+    """A read-only stream that counts the bytes it delivered."""
+
+    def __init__(self, stream: Readable):
+        self._stream = stream
+        self.delivered = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.delivered += len(data)
+        return data
 
 
 def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from collections.abc import Iterator
 
 from batchscan import rules
@@ -58,7 +57,7 @@ def _plan_offset(head: bytes) -> int | None:
     if head[:4] == MAGIC:
         return 0
     if len(head) >= 8:
-        (length,) = struct.unpack_from("<I", head)
+        length = int.from_bytes(head[:4], "little")
         if 2 <= length <= _MAX_METADATA and head[4:5] == b"{" and (
             head[4 + length : 8 + length] == MAGIC or len(head) < 8 + length
         ):

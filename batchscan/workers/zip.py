@@ -24,7 +24,9 @@ storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC mis
 (checked for members that are read whole), flag bits, unsupported methods, encrypted members
 (a member merely *flagged* encrypted but stored in the clear is scanned and reported), path
 traversal and absolute names, symlinks that escape, duplicate names, declared compression
-ratios beyond the limit, and TorchScript sources that reach Python or the OS.
+ratios beyond the limit, and TorchScript sources that reach Python or the OS. A TorchServe
+archive's manifest (`MAR-INF/MANIFEST.json`) goes to `mar.py`: handler and model-definition
+code, handlers outside the archive, requirements files.
 
 Not checked: split/multi-disk archives (reported as not scanned).
 
@@ -44,6 +46,10 @@ Rules
 | ZIP011 | prepended-data           | info     | CWE-436 |
 | ZIP012 | torchscript-code         | error    | CWE-94  |
 | ZIP013 | blacklisted-member       | error    | CWE-506 |
+| MAR001 | handler-code (mar.py)    | warning  | CWE-94  |
+| MAR002 | handler-outside-archive  | warning  | CWE-829 |
+| MAR003 | requirements             | warning  | CWE-829 |
+| MAR004 | bad-manifest             | warning  | CWE-20  |
 """
 
 from __future__ import annotations
@@ -58,9 +64,8 @@ from dataclasses import dataclass
 from batchscan import rules
 from batchscan.records import Finding, Severity
 from batchscan.rules import Rule
-from batchscan.workers import mar
+from batchscan.workers import mar, torchscript_code
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers import torchscript_code
 from batchscan.workers.base import (
     HEAD_BYTES,
     FormatError,
@@ -90,7 +95,7 @@ TORCHSCRIPT = rules.ZIP012
 BLACKLISTED = rules.ZIP013
 RULES: tuple[Rule, ...] = (TRAVERSAL, SYMLINK, NAME_MISMATCH, CRC_MISMATCH, ODD_FLAGS,
                            ENCRYPTED, DUPLICATE, UNSUPPORTED, CORRUPT, RATIO, PREPENDED,
-                           TORCHSCRIPT, BLACKLISTED)
+                           TORCHSCRIPT, BLACKLISTED, *mar.RULES)
 
 _EOCD = b"PK\x05\x06"
 _CENTRAL = b"PK\x01\x02"
