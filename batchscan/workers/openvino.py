@@ -48,15 +48,15 @@ METADATA = rules.OVN003
 RULES: tuple[Rule, ...] = (safexml.EXTERNAL_ENTITY, safexml.EXTERNAL_DTD,
                            safexml.ENTITY_DECLARATION, CUSTOM, LIBRARY, METADATA)
 
-_ROOT = re.compile(rb"<net\s[^>]*\bversion\s*=")
+_VERSION = re.compile(rb"\sversion\s*=")
 _STANDARD = re.compile(r"\Aopset\d+\Z")
 _LIBRARY = re.compile(r"[\w.+-]+\.(?:so(?:\.\d+)*|dll|dylib|py)\b", re.IGNORECASE)
 _MAX_BYTES = 256 * 1024 * 1024
 
 
 def sniff(head: bytes, name: str) -> bool:
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return start.startswith(b"<") and _ROOT.search(start[:4096]) is not None
+    root = safexml.root_tag(head)
+    return root is not None and root[0] == "net" and _VERSION.search(root[1]) is not None
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:

@@ -46,21 +46,14 @@ EXTERNAL = rules.PMM002
 RULES: tuple[Rule, ...] = (safexml.EXTERNAL_ENTITY, safexml.EXTERNAL_DTD,
                            safexml.ENTITY_DECLARATION, EXTENSION_CODE, EXTERNAL)
 
-_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?PMML[\s/>]")
 _MAX_BYTES = 256 * 1024 * 1024
 _REFERENCE = re.compile(r"\A\s*(?:(?:https?|ftp|file|jar)://|/(?:etc|proc|home|root|tmp)/)",
                         re.IGNORECASE)
 
 
-def _xml_start(head: bytes) -> bytes:
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n")
-
-
 def sniff(head: bytes, name: str) -> bool:
-    start = _xml_start(head)
-    if not start.startswith(b"<"):
-        return False
-    return _ROOT.search(start[:4096]) is not None
+    root = safexml.root_tag(head)
+    return root is not None and root[0] == "PMML"
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:

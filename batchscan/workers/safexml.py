@@ -25,6 +25,7 @@ Rules (raised by the modules that use this reader)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.parsers import expat
@@ -93,6 +94,66 @@ class XmlError(FormatError):
     def __init__(self, message: str, doc: Document):
         super().__init__(message)
         self.doc = doc
+
+
+_NAME = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def root_tag(head: bytes) -> tuple[str, bytes] | None:
+    """The root element's local name and its start tag (up to 2 KiB), skipping the XML
+    declaration, processing instructions, comments and a DOCTYPE (with an internal subset)
+    in `head`; None when `head` does not start like XML (sniffing, nothing is parsed)."""
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    for _ in range(64):
+        while pos < len(head) and head[pos] in b" \t\r\n":
+            pos += 1
+        if head.startswith(b"<?", pos):
+            end = head.find(b"?>", pos)
+            pos = -1 if end < 0 else end + 2
+        elif head.startswith(b"<!--", pos):
+            end = head.find(b"-->", pos)
+            pos = -1 if end < 0 else end + 3
+        elif head.startswith(b"<!DOCTYPE", pos):
+            bracket, close = head.find(b"[", pos), head.find(b">", pos)
+            if 0 <= bracket < close:
+                end = _subset_end(head, bracket + 1)
+                close = head.find(b">", end) if end >= 0 else -1
+            pos = -1 if close < 0 else close + 1
+        elif head.startswith((b"<!", b"]"), pos):
+            # a declaration of an internal subset that the DOCTYPE skip cut short
+            end = head.find(b">", pos)
+            pos = -1 if end < 0 else end + 1
+        else:
+            match = _NAME.match(head, pos)
+            if match is None:
+                return None
+            name = match.group(1).decode("ascii", "replace").rsplit(":", 1)[-1]
+            end = head.find(b">", pos, pos + 2048)
+            return name, head[pos : end if end >= 0 else pos + 2048]
+        if pos < 0:
+            return None
+    return None
+
+
+def _subset_end(head: bytes, pos: int) -> int:
+    """Where a DOCTYPE's internal subset ends (its `]`), quotes and comments respected."""
+    quote = 0
+    while pos < len(head):
+        byte = head[pos]
+        if quote:
+            if byte == quote:
+                quote = 0
+        elif byte in b"\"'":
+            quote = byte
+        elif head.startswith(b"<!--", pos):
+            end = head.find(b"-->", pos)
+            if end < 0:
+                return -1
+            pos = end + 2
+        elif byte == ord("]"):
+            return pos
+        pos += 1
+    return -1
 
 
 def _local(name: str) -> str:
@@ -224,4 +285,5 @@ def declaration_findings(doc: Document, ctx: ScanContext) -> Iterator[Finding]:
             member=ctx.member)
 
 
-__all__ = ["Document", "Element", "XmlError", "declaration_findings", "parse", "read"]
+__all__ = ["Document", "Element", "XmlError", "declaration_findings", "parse", "read",
+           "root_tag"]
