@@ -170,6 +170,14 @@ def test_rar4_encrypted_headers_fail_closed(tmp_path: Path) -> None:
     assert_format_error(scan(tmp_path, "e.rar", data), "encrypted")
 
 
+def test_rar_header_flood_is_bounded(tmp_path: Path) -> None:
+    data = b"Rar!\x1a\x07\x00" + pack._rar4_block(0x75, 0, b"") * 200_000
+    started = time.monotonic()
+    result = scan(tmp_path, "f.rar", data)
+    assert time.monotonic() - started < 10
+    assert_format_error(result, "more than 100000 headers")
+
+
 # --- OCI / Docker images ------------------------------------------------------------------------
 @pytest.mark.parametrize(("name", "fmt"), [("oci/image-oci.tar", "oci_image"),
                                            ("oci/image-docker.tar", "docker_image")])
@@ -257,6 +265,15 @@ def test_tensorrt_plugins_and_embedded_library(tmp_path: Path) -> None:
     messages = " ".join(f.message for f in result.findings if f.rule_id == "TRT001")
     assert "libcustom_nms_plugin.so" in messages and "MyNMS_TRT" in messages
     assert "embedded ELF" in messages
+
+
+def test_tensorrt_search_is_linear_on_long_letter_runs(tmp_path: Path) -> None:
+    # a name-first pattern would retry up to 120 bytes at every letter: quadratic
+    data = pack.engine(b"A" * 4_000_000 + b"Plugin" + b"B" * 4_000_000 + b".so\x00")
+    started = time.monotonic()
+    result = scan(tmp_path, "r.engine", data)
+    assert time.monotonic() - started < 5
+    assert result.error is not None
 
 
 def test_tensorrt_damaged_metadata_prefix_is_a_format_message(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ _RISKY_SUFFIXES = (".pkl", ".pickle", ".pt", ".pth", ".ckpt", ".bin", ".joblib",
                    ".npy", ".npz", ".h5", ".keras", ".py", ".pyc", ".sh", ".bat", ".cmd",
                    ".ps1", ".exe", ".dll", ".so", ".dylib", ".lnk", ".jar", ".mar", ".nemo")
 _UNIX_LINK = 0o120000
+_MAX_BLOCKS = 100_000  # headers walked (service and unknown blocks included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +143,11 @@ def _read(source: Source, offset: int, length: int) -> bytes:
 
 def _walk4(source: Source, ctx: ScanContext) -> Iterator[Member]:
     pos = len(RAR4)
+    blocks = 0
     while pos < source.size:
+        blocks += 1
+        if blocks > _MAX_BLOCKS:
+            raise RarDamaged(f"more than {_MAX_BLOCKS} headers")
         fixed = source.read_at(pos, 7)
         if len(fixed) < 7:
             raise RarDamaged(f"truncated block header at offset {pos} (no end-of-archive block)")
@@ -214,7 +219,11 @@ def _vint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _walk5(source: Source, ctx: ScanContext) -> Iterator[Member]:
     pos = len(RAR5)
+    blocks = 0
     while pos < source.size:
+        blocks += 1
+        if blocks > _MAX_BLOCKS:
+            raise RarDamaged(f"more than {_MAX_BLOCKS} headers")
         lead = source.read_at(pos, 4 + 3)
         if len(lead) < 5:
             raise RarDamaged(f"truncated block header at offset {pos} (no end-of-archive block)")

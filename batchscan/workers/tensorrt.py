@@ -46,10 +46,13 @@ MAGIC = b"ftrt"
 _MAX_METADATA = 1024 * 1024
 _CHUNK = 1024 * 1024
 _OVERLAP = 256
-_MAX_SEARCH = 1024 * 1024 * 1024  # bytes of plan searched; beyond it the scan says so
-_LIBRARY = re.compile(rb"[A-Za-z0-9_.+-]{1,120}\.(?:so(?:\.[0-9]+)*|dll|dylib)(?![A-Za-z0-9_])")
-_PLUGIN = re.compile(rb"[A-Za-z][A-Za-z0-9_]{2,80}(?:_TRT|Plugin(?:Dynamic|V[0-9]+)?|"
-                     rb"PluginCreator)(?![A-Za-z0-9_])")
+_MAX_SEARCH = 256 * 1024 * 1024  # bytes of plan searched (~10 s); beyond it the record says so
+# Suffix first, then the name before it (a name-first pattern backtracks up to its width at
+# every byte of a long run of letters: quadratic on hostile plans).
+_LIBRARY = re.compile(rb"\.(?:so(?:\.[0-9]+)*|dll|dylib)(?![A-Za-z0-9_])")
+_LIBRARY_NAME = re.compile(rb"[A-Za-z0-9_.+-]{1,120}\Z")
+_PLUGIN = re.compile(rb"(?:_TRT|PluginCreator|Plugin(?:Dynamic|V[0-9]+)?)(?![A-Za-z0-9_])")
+_PLUGIN_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]{2,80}\Z")
 _ELF = re.compile(rb"\x7fELF[\x01\x02][\x01\x02]\x01")
 
 
@@ -91,10 +94,12 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             break
         window = tail + chunk
         base = pos - len(tail)
-        for match in _LIBRARY.finditer(window):
-            libraries.add(match.group(0).decode("latin-1"))
-        for match in _PLUGIN.finditer(window):
-            plugins.add(match.group(0).decode("latin-1"))
+        for pattern, name_pattern, found in ((_LIBRARY, _LIBRARY_NAME, libraries),
+                                             (_PLUGIN, _PLUGIN_NAME, plugins)):
+            for match in pattern.finditer(window):
+                name = name_pattern.search(window, max(0, match.start() - 121), match.start())
+                if name is not None:
+                    found.add((name.group(0) + match.group(0)).decode("latin-1"))
         for match in _ELF.finditer(window):
             if base + match.start() not in executables:
                 executables.append(base + match.start())
