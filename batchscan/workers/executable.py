@@ -16,6 +16,9 @@ severity contract: shipped code). The zip part of an APE/llamafile, or any execu
 zip end record (self-extractors), is scanned by the zip module: every member (GGUF weights,
 `.args`, nested pickles) by content. The machine code itself is not analysed.
 
+References: System V ABI (ELF header), Microsoft PE/COFF specification (`e_lfanew`),
+Apple Mach-O header, cosmopolitan's APE format (justine.lol/ape.html), llamafile README.
+
 Rules
 | id     | name              | severity | CWE     |
 |--------|-------------------|----------|---------|

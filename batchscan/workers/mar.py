@@ -17,6 +17,9 @@ Custom handler / model-definition code (MAR001, its calls are graded by PYS rule
 handler module outside the archive (MAR002); a requirements file, with its URLs, VCS
 references and index options named (MAR003); a missing or malformed manifest (MAR004).
 
+References: pytorch/serve `model-archiver` README (manifest fields), TorchServe
+configuration `install_py_dep_per_model`, "Custom handlers" documentation.
+
 Rules
 | id     | name                    | severity | CWE     |
 |--------|-------------------------|----------|---------|

@@ -18,6 +18,9 @@ standard opset or whose type is a known escape hatch (OVN001); attribute values 
 that name a shared library or a Python file (OVN002); `<rt_info>`/`<meta_data>` strings that
 look like code or shell commands (OVN003). The root must be `<net>` with `<layers>`.
 
+References: OpenVINO "IR format" and "Operation sets" documentation (docs.openvino.ai);
+`ov::Core::add_extension` (custom operations in shared libraries).
+
 Rules
 | id     | name               | severity | CWE     |
 |--------|--------------------|----------|---------|

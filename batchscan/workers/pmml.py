@@ -18,6 +18,9 @@ content and attributes that look like code or commands (PMM001), URLs and file r
 in extensions and attributes (PMM002). The root must be `<PMML>`; malformed XML is an error
 with expat's message.
 
+References: DMG PMML 4.4.1 (dmg.org/pmml/v4-4-1, "Extension" elements); OWASP XML
+External Entity Prevention Cheat Sheet; CWE-611, CWE-776.
+
 Rules
 | id     | name               | severity | CWE     |
 |--------|--------------------|----------|---------|

@@ -24,6 +24,9 @@ names that say a member holds code or a pickle (RAR005), damaged or encrypted he
 (RAR004). Members are never decompressed, so a RAR archive is never reported clean: RAR001
 and an incomplete-scan error are always recorded (fail closed).
 
+References: rarlab "RAR 5.0 archive format" (rarlab.com/technote.htm); the RAR 4.x
+`technote.txt` shipped with unrar; CVE-2018-20250 (WinRAR ACE absolute paths).
+
 Rules
 | id     | name             | severity | CWE     |
 |--------|------------------|----------|---------|

@@ -15,6 +15,9 @@ element tree is built with bounds on element count, depth and kept text; a docum
 breaks a bound is not fully read and raises `LimitExceeded`. Malformed XML raises
 `FormatError` with expat's message and position.
 
+References: expat `XML_SetDefaultHandler` (no internal-entity expansion),
+`XML_SetParamEntityParsing`; OWASP XXE Prevention Cheat Sheet.
+
 Rules (raised by the modules that use this reader)
 | id     | name              | severity | CWE      |
 |--------|-------------------|----------|----------|

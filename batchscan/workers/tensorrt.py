@@ -18,6 +18,9 @@ WARNING: native code that runs when the engine is deserialised). Because the pla
 undocumented, an engine is never reported clean: TRT002 and an incomplete-scan note are
 always recorded (fail closed).
 
+References: NVIDIA TensorRT developer guide, "Extending TensorRT with custom layers"
+(plugin registry, `IPluginCreator`, `setPluginsToSerialize`, version-compatible engines).
+
 Rules
 | id     | name           | severity | CWE     |
 |--------|----------------|----------|---------|
