@@ -300,6 +300,17 @@ def test_openvino_malicious(tmp_path: Path, name: str, expected: dict[str, Sever
     assert rules(result) == expected, result.findings
 
 
+def test_openvino_model_optimizer_extensions_directory(tmp_path: Path) -> None:
+    xml = BENIGN["openvino/model.xml"].decode()
+    default = xml.replace("</net>", '<meta_data><cli_parameters><extensions value="DIR"/>'
+                          "</cli_parameters></meta_data></net>")
+    assert rules(scan(tmp_path, "d.xml", default.encode())) == {}
+    custom = default.replace('value="DIR"', 'value="/opt/ext/user_ops"')
+    found = scan(tmp_path, "c.xml", custom.encode())
+    assert rules(found) == {"OVN002": Severity.WARNING}
+    assert "/opt/ext/user_ops" in found.findings[0].message
+
+
 def test_openvino_truncated_is_a_format_message(tmp_path: Path) -> None:
     data = BENIGN["openvino/model.xml"]
     assert_format_error(scan(tmp_path, "t.xml", data[: len(data) // 2]),

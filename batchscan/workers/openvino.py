@@ -92,6 +92,11 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         for value in (*node.attrs.values(), node.text):
             for match in _LIBRARY.finditer(value):
                 libraries.add(match.group(0))
+        # Model Optimizer records its `--extensions` (a directory or library list) as
+        # <cli_parameters><extensions value="..."/>; "DIR" is its default.
+        value = node.attrs.get("value", "").strip()
+        if node.tag == "extensions" and value not in ("", "DIR", "None", "[]", "()"):
+            libraries.add(value[:200])
     if libraries:
         named = sorted(libraries)
         yield LIBRARY.finding(f"names native libraries or Python files: "
