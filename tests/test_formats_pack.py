@@ -14,6 +14,7 @@ import gzip
 import io
 import random
 import shutil
+import struct
 import tarfile
 import time
 from pathlib import Path
@@ -168,6 +169,22 @@ def test_rar_truncated_headers_are_a_format_message(tmp_path: Path, name: str) -
 def test_rar4_encrypted_headers_fail_closed(tmp_path: Path) -> None:
     data = b"Rar!\x1a\x07\x00" + pack._rar4_block(0x73, 0x0080, b"\x00" * 6)
     assert_format_error(scan(tmp_path, "e.rar", data), "encrypted")
+
+
+def test_rar4_unicode_name_wins_over_the_ascii_name(tmp_path: Path) -> None:
+    # flag 0x200: "safe.txt", NUL, then RAR's packed Unicode name (high byte 0, then groups
+    # of four 1-byte opcodes) which unrar extracts to: "../../evil.pkl"
+    target = b"../../evil.pkl"
+    packed = b"\x00"
+    for start in range(0, len(target), 4):
+        packed += b"\x00" + target[start : start + 4]
+    raw = b"safe.txt\x00" + packed
+    body = struct.pack("<IIBIIBBHI", 1, 1, 3, 0, 0, 29, 0x30, len(raw), 0o100644) + raw
+    data = (b"Rar!\x1a\x07\x00" + pack._rar4_block(0x73, 0, b"\x00" * 6)
+            + pack._rar4_block(0x74, 0x8000 | 0x200, body) + b"x" + pack._rar4_block(0x7B, 0, b""))
+    result = scan(tmp_path, "u.rar", data)
+    traversal = [f for f in result.findings if f.rule_id == "RAR002"]
+    assert traversal and "../../evil.pkl" in traversal[0].message
 
 
 def test_rar_header_flood_is_bounded(tmp_path: Path) -> None:

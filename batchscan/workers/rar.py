@@ -199,12 +199,62 @@ def _walk4(source: Source, ctx: ScanContext) -> Iterator[Member]:
 
 
 def _rar4_name(raw: bytes, flags: int) -> str:
+    """The name unrar extracts to: with flag 0x200 the field is an ASCII name, a NUL, then
+    RAR's packed Unicode name, and the Unicode one wins (the two can differ: a scanner that
+    reads only the ASCII part sees a harmless name)."""
     if flags & 0x200 and b"\x00" in raw:
-        raw = raw.split(b"\x00", 1)[0]  # the ASCII part before RAR's packed Unicode form
+        ascii_part, packed = raw.split(b"\x00", 1)
+        if packed:
+            return _unpack_unicode(ascii_part, packed)
+        raw = ascii_part
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return raw.decode("cp437", "replace")
+
+
+def _unpack_unicode(name: bytes, packed: bytes) -> str:
+    """unrar's DecodeFileName: 2-bit opcodes (a byte, a byte in the high page, a 16-bit unit,
+    or a run copied from the ASCII name with an optional correction)."""
+    out: list[int] = []
+    pos = 0
+    high = packed[pos] if pos < len(packed) else 0
+    pos += 1
+    flags = bits = 0
+    while pos < len(packed) and len(out) < 4096:
+        if bits == 0:
+            flags, bits = packed[pos], 8
+            pos += 1
+            if pos >= len(packed) and flags >> 6 != 3:
+                break
+        op = flags >> 6
+        if op == 0 and pos < len(packed):
+            out.append(packed[pos])
+            pos += 1
+        elif op == 1 and pos < len(packed):
+            out.append(packed[pos] + (high << 8))
+            pos += 1
+        elif op == 2 and pos + 1 < len(packed):
+            out.append(packed[pos] + (packed[pos + 1] << 8))
+            pos += 2
+        elif op == 3 and pos < len(packed):
+            length = packed[pos]
+            pos += 1
+            correction = None
+            if length & 0x80:
+                if pos >= len(packed):
+                    break
+                correction = packed[pos]
+                pos += 1
+            for _ in range((length & 0x7F) + 2):
+                base = name[len(out)] if len(out) < len(name) else 0
+                out.append(base if correction is None else ((base + correction) & 0xFF)
+                           + (high << 8))
+        else:
+            break
+        flags = (flags << 2) & 0xFF
+        bits -= 2
+    return "".join(chr(c) if c < 0xD800 or c > 0xDFFF else "\ufffd" for c in out)
 
 
 def _vint(data: bytes, pos: int) -> tuple[int, int]:
