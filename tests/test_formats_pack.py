@@ -129,6 +129,16 @@ def test_mar_requirements_name_the_risky_lines(tmp_path: Path) -> None:
     assert "numpy==2.0'" not in message.split(";", 1)[1]
 
 
+def test_mar_real_tgz_archive_gets_the_manifest_checks(tmp_path: Path) -> None:
+    data = (pack.HERE / "mar" / "custom-tgz.tar.gz").read_bytes()
+    result = scan(tmp_path, "c.tar.gz", data)
+    assert rules(result) == {"MAR001": Severity.WARNING}
+    line = b"return torch.softmax(data, dim=1).tolist()"
+    evil = gzip.decompress(data).replace(line, b'import os; os.system("true")'.ljust(len(line)))
+    assert len(evil) == len(gzip.decompress(data))
+    assert rules(scan(tmp_path, "e.tar", evil)).get("PYS001") is Severity.ERROR
+
+
 def test_mar_truncated_is_an_error(tmp_path: Path) -> None:
     data = BENIGN["mar/custom.mar"]
     assert_format_error(scan(tmp_path, "t.mar", data[: len(data) - 30]))

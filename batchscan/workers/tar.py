@@ -26,6 +26,9 @@ files delete lower-layer content) are reported for every layer's members, and ev
 member file is scanned by content. Laid out as a directory, the same blobs are walked as
 files.
 
+TorchServe archives written with `--archive-format tgz` are tars with `MAR-INF/MANIFEST.json`:
+the manifest checks of `mar.py` run on them as on a `.mar` zip.
+
 Rules
 | id     | name             | severity | CWE     |
 |--------|------------------|----------|---------|
@@ -37,6 +40,10 @@ Rules
 | TAR006 | blacklisted-member | error  | CWE-506 |
 | TAR007 | setuid-member    | warning  | CWE-250 |
 | TAR008 | whiteout         | info     | CWE-436 |
+| MAR001 | handler-code (mar.py, tgz archives) | warning | CWE-94 |
+| MAR002 | handler-outside-archive | warning | CWE-829 |
+| MAR003 | requirements     | warning  | CWE-829 |
+| MAR004 | bad-manifest     | warning  | CWE-20  |
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from typing import IO, cast
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
+from batchscan.workers import mar
 from batchscan.workers.base import (
     HEAD_BYTES,
     LimitExceeded,
@@ -68,7 +76,7 @@ BLACKLISTED = rules.TAR006
 SETUID = rules.TAR007
 WHITEOUT = rules.TAR008
 RULES: tuple[Rule, ...] = (TRAVERSAL, LINK_ESCAPE, SPECIAL, DUPLICATE, CORRUPT, BLACKLISTED,
-                           SETUID, WHITEOUT)
+                           SETUID, WHITEOUT, *mar.RULES)
 
 # A top-level member that names what the tar is (the record's format).
 _HINTS = {"model_config.yaml": "nemo", "oci-layout": "oci_image",
@@ -106,14 +114,16 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     try:
         counted = _Counted(source.stream)
         stream = cast(IO[bytes], counted)  # tarfile's stream mode only reads
+        small: dict[str, bytes] = {}
         with tarfile.open(fileobj=stream, mode="r|") as archive:
             for member in archive:
-                yield from _member(archive, member, seen, ctx)
+                yield from _member(archive, member, seen, ctx, small)
             if counted.delivered < archive.offset + tarfile.BLOCKSIZE:
                 # tarfile ends the member loop quietly on a header cut short by the end
                 # of the input: members after it were never seen.
                 raise tarfile.ReadError(f"truncated at offset {counted.delivered}: no "
                                         "end-of-archive block")
+        yield from _torchserve(seen, small, ctx)
     except LimitExceeded:
         raise
     except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
@@ -135,8 +145,28 @@ class _Counted:
         return data
 
 
+def _torchserve(seen: set[str], small: dict[str, bytes], ctx: ScanContext) -> Iterator[Finding]:
+    """torch-model-archiver --archive-format tgz writes `<model>/MAR-INF/MANIFEST.json` (the
+    server extracts it and uses that folder): the same manifest checks as a `.mar` zip."""
+    roots = [key[: -len(mar.MANIFEST)] for key in small if key.endswith(mar.MANIFEST)]
+    roots = [r for r in roots if r == "" or (r.endswith("/") and r.count("/") == 1)]
+    if not roots:
+        return
+    root = roots[0]
+    names = [_plain(n)[len(root):] for n in seen if _plain(n).startswith(root)]
+
+    def read(name: str) -> bytes | None:
+        return small.get(root + name)
+
+    yield from mar.check(names, read, ctx)
+
+
+def _plain(name: str) -> str:
+    return name[2:] if name.startswith("./") else name
+
+
 def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
-            ctx: ScanContext) -> Iterator[Finding]:
+            ctx: ScanContext, small: dict[str, bytes]) -> Iterator[Finding]:
     ctx.count_member()
     where = ctx.where(member.name)
     reason = unsafe_path(member.name)
@@ -169,6 +199,8 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
                                "layers are stacked", member=where)
     if ctx.depth == 0:
         hint = _HINTS.get(base) if member.name.count("/") <= 1 else None
+        if member.name.endswith(mar.MANIFEST) and member.name.count("/") <= 2:
+            hint = "torchserve_mar"
         if hint is not None:
             ctx.format_hint = hint
     if member.ischr() or member.isblk() or member.isfifo():
@@ -180,6 +212,10 @@ def _member(archive: tarfile.TarFile, member: tarfile.TarInfo, seen: set[str],
     if handle is None:
         return
     head = handle.read(HEAD_BYTES)
+    if member.size <= len(head) and len(small) < 64 and (
+        member.name.endswith((mar.MANIFEST, ".txt"))
+    ):
+        small[_plain(member.name)] = head  # a .mar manifest and its requirements file
     if ctx.format_of(head, member.name)[1] is None and len(head) < member.size:
         return  # not a scannable format: the rest of the member is never read
     limit = ctx.limits.max_member_bytes
