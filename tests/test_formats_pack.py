@@ -303,6 +303,13 @@ def test_tensorrt_search_is_linear_on_long_letter_runs(tmp_path: Path) -> None:
     assert result.error is not None
 
 
+def test_tensorrt_random_weights_name_no_plugin(tmp_path: Path) -> None:
+    # weights look random: short accidental "x.so" / "_TRT" runs must not become findings
+    body = random.Random(7).randbytes(64 * 1024 * 1024)
+    result = scan(tmp_path, "w.engine", pack.engine(body))
+    assert rules(result) == {"TRT002": Severity.INFO}, result.findings
+
+
 def test_tensorrt_damaged_metadata_prefix_is_a_format_message(tmp_path: Path) -> None:
     data = bytearray(BENIGN["trt/yolo.engine"])
     data[10] = ord("}")
@@ -325,6 +332,18 @@ def test_openvino_real_ir_is_clean(tmp_path: Path) -> None:
 def test_openvino_malicious(tmp_path: Path, name: str, expected: dict[str, Severity]) -> None:
     result = scan(tmp_path, name, pack.openvino_malicious()[name])
     assert rules(result) == expected, result.findings
+
+
+def test_openvino_custom_layer_inside_a_loop_body(tmp_path: Path) -> None:
+    xml = BENIGN["openvino/model.xml"].decode()
+    body = ('<layer id="9" name="loop" type="Loop" version="opset5"><body><layers>'
+            '<layer id="0" name="p" type="Parameter" version="opset1"/>'
+            '<layer id="1" name="e" type="EvilOp" version="my_extension"/>'
+            "</layers><edges/></body></layer>\n\t</layers>")
+    nested = xml.replace("</layers>", body, 1)
+    result = scan(tmp_path, "n.xml", nested.encode())
+    assert rules(result) == {"OVN001": Severity.WARNING}
+    assert "'EvilOp'" in result.findings[0].message
 
 
 def test_openvino_model_optimizer_extensions_directory(tmp_path: Path) -> None:

@@ -63,21 +63,32 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    libraries: set[str] = set()
+
+    def attributes(tag: str, attrs: dict[str, str], line: int) -> None:
+        for value in attrs.values():
+            if len(libraries) < 100:
+                libraries.update(m.group(0) for m in _LIBRARY.finditer(value))
+        # Model Optimizer records its `--extensions` (a directory or library list) as
+        # <cli_parameters><extensions value="..."/>; "DIR" is its default.
+        value = attrs.get("value", "").strip()
+        if tag == "extensions" and value not in ("", "DIR", "None", "[]", "()"):
+            libraries.add(value[:200])
+
     root: safexml.Element | None = None
     for item in safexml.read(source, "OpenVINO IR", min(_MAX_BYTES, ctx.limits.max_member_bytes),
-                             ctx):
+                             ctx, nodes=frozenset({"layers", "layer"}),
+                             subtrees=frozenset({"rt_info", "meta_data"}),
+                             on_element=attributes):
         if isinstance(item, safexml.Document):
             root = item.root
         else:
             yield item
     assert root is not None
-    layers = root.find("layers")
-    if root.tag != "net" or layers is None:
+    if root.tag != "net" or root.find("layers") is None:
         raise FormatError(f"not an OpenVINO IR: root <{root.tag}> without <layers>")
     custom: dict[tuple[str, str], int] = {}
-    for layer in layers.children:
-        if layer.tag != "layer":
-            continue
+    for layer in root.iter("layer"):  # sub-network bodies (Loop, TensorIterator) included
         version = layer.attrs.get("version", "")
         if not _STANDARD.match(version):
             key = (layer.attrs.get("type", "?"), version or "(none)")
@@ -87,35 +98,25 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
             f"{count} layer(s) of type {op_type!r} from operation set {version!r}: "
             "implemented by an extension library, not by OpenVINO", member=ctx.member,
             evidence=f'type="{op_type}" version="{version}"')
-    libraries: set[str] = set()
-    for node in root.iter():
-        for value in (*node.attrs.values(), node.text):
-            for match in _LIBRARY.finditer(value):
-                libraries.add(match.group(0))
-        # Model Optimizer records its `--extensions` (a directory or library list) as
-        # <cli_parameters><extensions value="..."/>; "DIR" is its default.
-        value = node.attrs.get("value", "").strip()
-        if node.tag == "extensions" and value not in ("", "DIR", "None", "[]", "()"):
-            libraries.add(value[:200])
+    reported = 0
+    for section in ("rt_info", "meta_data"):
+        for block in root.iter(section):
+            for node in block.iter():
+                libraries.update(m.group(0) for m in _LIBRARY.finditer(node.text))
+                for value in (*node.attrs.values(), node.text):
+                    hits = [h for h in textscan.code_like(value)
+                            if h[0] != "a network location"]
+                    if hits and reported < 10:
+                        reported += 1
+                        kind, excerpt = hits[0]
+                        yield METADATA.finding(f"<{section}> <{node.tag}> (line {node.line}) "
+                                               f"holds {kind}", member=ctx.member,
+                                               evidence=excerpt[:300])
     if libraries:
         named = sorted(libraries)
         yield LIBRARY.finding(f"names native libraries or Python files: "
                               f"{', '.join(repr(n) for n in named[:10])}", member=ctx.member,
                               evidence=named[0][:300])
-    reported = 0
-    for section in ("rt_info", "meta_data"):
-        block = root.find(section)
-        if block is None:
-            continue
-        for node in block.iter():
-            for value in (*node.attrs.values(), node.text):
-                hits = [h for h in textscan.code_like(value) if h[0] != "a network location"]
-                if hits and reported < 10:
-                    reported += 1
-                    kind, excerpt = hits[0]
-                    yield METADATA.finding(f"<{section}> <{node.tag}> (line {node.line}) "
-                                           f"holds {kind}", member=ctx.member,
-                                           evidence=excerpt[:300])
 
 
 __all__ = ["FORMAT", "RULES", "scan", "sniff"]

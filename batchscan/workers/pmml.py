@@ -60,9 +60,18 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+    references: list[Finding] = []
+
+    def attributes(tag: str, attrs: dict[str, str], line: int) -> None:
+        for key, value in attrs.items():
+            if len(references) < 20 and _REFERENCE.match(value):
+                references.append(EXTERNAL.finding(
+                    f"<{tag} {key}=...> (line {line}) refers to {value[:200]!r}",
+                    member=ctx.member, evidence=value[:300]))
+
     root: safexml.Element | None = None
     for item in safexml.read(source, "PMML", min(_MAX_BYTES, ctx.limits.max_member_bytes),
-                             ctx):
+                             ctx, subtrees=frozenset({"Extension"}), on_element=attributes):
         if isinstance(item, safexml.Document):
             root = item.root
         else:
@@ -70,33 +79,23 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     assert root is not None
     if root.tag != "PMML":
         raise FormatError(f"not a PMML document: the root element is <{root.tag}>")
+    yield from references
+    # the kept elements under the root are the outermost <Extension> subtrees
     reported = 0
-    for extension in root.iter("Extension"):
+    for extension in root.children:
         if reported >= 20:
             break
-        for node in extension.iter():
-            texts = [node.text, *node.attrs.values()]
-            for text in texts:
-                for kind, excerpt in textscan.code_like(text):
-                    if kind == "a network location":
-                        continue
-                    reported += 1
-                    yield EXTENSION_CODE.finding(
-                        f"<Extension> (line {extension.line}) holds {kind}",
-                        member=ctx.member, evidence=excerpt[:300])
-                    break
-    references = 0
-    for node in root.iter():
-        for key, value in node.attrs.items():
-            if references < 20 and _REFERENCE.match(value):
-                references += 1
-                yield EXTERNAL.finding(
-                    f"<{node.tag} {key}=...> (line {node.line}) refers to {value[:200]!r}",
-                    member=ctx.member, evidence=value[:300])
-        if node.tag == "Extension" and references < 20 and _REFERENCE.match(node.text):
-            references += 1
-            yield EXTERNAL.finding(f"<Extension> (line {node.line}) refers to "
-                                   f"{node.text.strip()[:200]!r}", member=ctx.member)
+        if _REFERENCE.match(extension.text):
+            yield EXTERNAL.finding(f"<Extension> (line {extension.line}) refers to "
+                                   f"{extension.text.strip()[:200]!r}", member=ctx.member)
+        hit = next(((kind, excerpt) for node in extension.iter()
+                    for text in (node.text, *node.attrs.values())
+                    for kind, excerpt in textscan.code_like(text)
+                    if kind != "a network location"), None)
+        if hit is not None:
+            reported += 1
+            yield EXTENSION_CODE.finding(f"<Extension> (line {extension.line}) holds {hit[0]}",
+                                         member=ctx.member, evidence=hit[1][:300])
 
 
 __all__ = ["FORMAT", "RULES", "scan", "sniff"]

@@ -29,7 +29,7 @@ Rules (raised by the modules that use this reader)
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
@@ -164,14 +164,28 @@ def _local(name: str) -> str:
     return name.rsplit(" ", 1)[-1]
 
 
-def parse(source: Source, kind: str, max_bytes: int) -> Document:
-    """The whole document from `source`, resolving nothing. `kind` names the format in
-    messages ("PMML", "OpenVINO IR")."""
+OnElement = Callable[[str, dict[str, str], int], None]
+
+
+def parse(source: Source, kind: str, max_bytes: int, *, nodes: frozenset[str] = frozenset(),
+          subtrees: frozenset[str] = frozenset(),
+          on_element: OnElement | None = None) -> Document:
+    """The document from `source`, resolving nothing. `kind` names the format in messages
+    ("PMML", "OpenVINO IR").
+
+    Only what the caller asks for becomes a tree (a 30 MB PMML forest is 600k elements): the
+    root, elements whose tag is in `nodes` (attached to their nearest kept ancestor, without
+    their descendants) and whole `subtrees`. `on_element(tag, attrs, line)` sees every
+    element's attributes. Every element counts against the element and depth limits."""
     doc = Document()
     parser = expat.ParserCreate(namespace_separator=" ")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    stack: list[Element] = []
+    parser.buffer_text = True
+    # one entry per open element: the kept Element, or None; `inside` counts open subtrees
+    stack: list[Element | None] = []
+    anchors: list[Element] = []  # the kept elements among the open ones
     kept: list[int] = []
+    inside = [0]
 
     def start(name: str, attrs: dict[str, str]) -> None:
         doc.elements += 1
@@ -179,23 +193,38 @@ def parse(source: Source, kind: str, max_bytes: int) -> Document:
             raise LimitExceeded(f"{kind} XML elements", MAX_ELEMENTS, doc.elements)
         if len(stack) >= MAX_DEPTH:
             raise LimitExceeded(f"{kind} XML nesting depth", MAX_DEPTH, len(stack) + 1)
-        node = Element(_local(name), {_local(k): v for k, v in attrs.items()},
-                       parser.CurrentLineNumber)
-        if stack:
-            stack[-1].children.append(node)
-        elif doc.root is None:
-            doc.root = node
+        if any(" " in key for key in attrs):  # namespaced attributes are rare
+            attrs = {_local(k): v for k, v in attrs.items()}
+        tag = name if " " not in name else _local(name)
+        line = parser.CurrentLineNumber
+        if on_element is not None:
+            on_element(tag, attrs, line)
+        node: Element | None = None
+        if doc.root is None:
+            node = doc.root = Element(tag, attrs, line)
+        elif inside[0] or tag in nodes or tag in subtrees:
+            node = Element(tag, attrs, line)
+            anchors[-1].children.append(node)
+        if tag in subtrees:
+            inside[0] += 1
         stack.append(node)
+        if node is not None:
+            anchors.append(node)
         kept.append(0)
 
     def end(name: str) -> None:
-        stack.pop()
+        node = stack.pop()
         kept.pop()
+        if node is not None:
+            anchors.pop()
+            if node.tag in subtrees:
+                inside[0] -= 1
 
     def chars(data: str) -> None:
-        if stack and kept[-1] < MAX_TEXT:
+        node = stack[-1] if stack else None
+        if node is not None and kept[-1] < MAX_TEXT:
             piece = data[: MAX_TEXT - kept[-1]]
-            stack[-1].text += piece
+            node.text += piece
             kept[-1] += len(piece)
 
     def doctype(name: str, system_id: str | None, public_id: str | None,
@@ -248,12 +277,14 @@ def parse(source: Source, kind: str, max_bytes: int) -> Document:
     return doc
 
 
-def read(source: Source, kind: str, max_bytes: int,
-         ctx: ScanContext) -> Iterator[Finding | Document]:
+def read(source: Source, kind: str, max_bytes: int, ctx: ScanContext, *,
+         nodes: frozenset[str] = frozenset(), subtrees: frozenset[str] = frozenset(),
+         on_element: OnElement | None = None) -> Iterator[Finding | Document]:
     """`parse`, then the declaration findings; the findings are yielded before a parse
     error is raised (an XXE that also breaks the document is still reported)."""
     try:
-        doc = parse(source, kind, max_bytes)
+        doc = parse(source, kind, max_bytes, nodes=nodes, subtrees=subtrees,
+                    on_element=on_element)
     except XmlError as exc:
         yield from declaration_findings(exc.doc, ctx)
         raise

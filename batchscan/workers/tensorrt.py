@@ -53,7 +53,9 @@ _MAX_SEARCH = 256 * 1024 * 1024  # bytes of plan searched (~10 s); beyond it the
 # Suffix first, then the name before it (a name-first pattern backtracks up to its width at
 # every byte of a long run of letters: quadratic on hostile plans).
 _LIBRARY = re.compile(rb"\.(?:so(?:\.[0-9]+)*|dll|dylib)(?![A-Za-z0-9_])")
-_LIBRARY_NAME = re.compile(rb"[A-Za-z0-9_.+-]{1,120}\Z")
+# At least four name bytes, starting with a letter, after a non-name byte: weights are
+# random-looking bytes, where a short "x.so" turns up about once per 100 MB.
+_LIBRARY_NAME = re.compile(rb"(?<![A-Za-z0-9_.+-])[A-Za-z][A-Za-z0-9_.+-]{3,119}\Z")
 _PLUGIN = re.compile(rb"(?:_TRT|PluginCreator|Plugin(?:Dynamic|V[0-9]+)?)(?![A-Za-z0-9_])")
 _PLUGIN_NAME = re.compile(rb"[A-Za-z][A-Za-z0-9_]{2,80}\Z")
 _ELF = re.compile(rb"\x7fELF[\x01\x02][\x01\x02]\x01")
