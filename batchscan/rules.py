@@ -999,6 +999,215 @@ PYS005 = Rule(
     ),
 )
 
+# --- XML model formats (batchscan/workers/safexml.py, pmml.py, openvino.py) ------------
+XML001 = Rule(
+    "XML001",
+    "external-entity",
+    Severity.ERROR,
+    "CWE-611",
+    "The XML declares an external entity (XXE): a loader that resolves entities opens a file "
+    "or URL while loading.",
+    fix=(
+        "Remove the DOCTYPE's SYSTEM/PUBLIC entity declarations; a model file never needs "
+        "them. Load XML only with a parser that resolves no entities."
+    ),
+)
+XML002 = Rule(
+    "XML002",
+    "external-dtd",
+    Severity.ERROR,
+    "CWE-611",
+    "The DOCTYPE names an external DTD that a validating loader fetches.",
+    fix="Remove the external DTD reference from the DOCTYPE before loading the file.",
+)
+XML003 = Rule(
+    "XML003",
+    "entity-declaration",
+    Severity.WARNING,
+    "CWE-776",
+    "The XML declares internal entities (nested ones expand exponentially: billion laughs).",
+    fix="Remove the entity declarations; model XML does not use entities.",
+)
+PMM001 = Rule(
+    "PMM001",
+    "extension-code",
+    Severity.WARNING,
+    "CWE-94",
+    "A PMML <Extension> element carries code or commands that a vendor's scoring engine may "
+    "run.",
+    fix="Review the <Extension> content and which scoring engine interprets it before use.",
+)
+PMM002 = Rule(
+    "PMM002",
+    "external-reference",
+    Severity.INFO,
+    "CWE-829",
+    "A PMML element or attribute refers to a URL or file outside the document.",
+    fix="Check that the referenced location is expected; scoring should not fetch anything.",
+)
+OVN001 = Rule(
+    "OVN001",
+    "custom-operation",
+    Severity.WARNING,
+    "CWE-829",
+    "An OpenVINO IR layer uses an operation from outside the standard opsets: native "
+    "extension code runs when the model is compiled and inferred.",
+    fix=(
+        "Find the extension library that implements the operation and review it before "
+        "loading it with core.add_extension."
+    ),
+)
+OVN002 = Rule(
+    "OVN002",
+    "library-reference",
+    Severity.WARNING,
+    "CWE-829",
+    "The OpenVINO IR names a native library or Python file (an extension to load).",
+    fix="Review the named library or script; do not load extensions you did not build.",
+)
+OVN003 = Rule(
+    "OVN003",
+    "rt-info-code",
+    Severity.WARNING,
+    "CWE-94",
+    "OpenVINO IR metadata (<rt_info>, <meta_data>) holds code or shell commands.",
+    fix="Review the metadata; IR runtime information never needs code.",
+)
+
+# --- TorchServe model archives (batchscan/workers/mar.py) --------------------
+MAR001 = Rule(
+    "MAR001",
+    "handler-code",
+    Severity.WARNING,
+    "CWE-94",
+    "The TorchServe archive ships a Python handler that the server imports and runs when it "
+    "loads the model.",
+    fix=(
+        "Review the handler and every shipped .py file before serving the archive; prefer a "
+        "built-in handler."
+    ),
+)
+MAR002 = Rule(
+    "MAR002",
+    "handler-outside-archive",
+    Severity.WARNING,
+    "CWE-829",
+    "The manifest's handler is neither a built-in handler nor a file of the archive: the "
+    "server imports whatever module of that name it finds.",
+    fix="Ship the handler in the archive or use a built-in handler name.",
+)
+MAR003 = Rule(
+    "MAR003",
+    "requirements",
+    Severity.WARNING,
+    "CWE-829",
+    "The archive ships a requirements file that TorchServe pip-installs (packages run "
+    "setup code) when per-model dependencies are enabled.",
+    fix=(
+        "Review the requirements (URLs, VCS and index options especially) or keep "
+        "install_py_dep_per_model off."
+    ),
+)
+MAR004 = Rule(
+    "MAR004",
+    "bad-manifest",
+    Severity.WARNING,
+    "CWE-20",
+    "MAR-INF/MANIFEST.json is missing, not JSON, or lacks the model section.",
+    fix="Rebuild the archive with torch-model-archiver.",
+)
+
+# --- RAR archives (batchscan/workers/rar.py) ---------------------------------
+RAR001 = Rule(
+    "RAR001",
+    "not-decompressed",
+    Severity.INFO,
+    "CWE-693",
+    "RAR members are not decompressed (no unrar): the archive is never reported clean.",
+    fix="Extract the archive with a trusted tool and scan the extracted files.",
+)
+RAR002 = Rule(
+    "RAR002",
+    "path-traversal",
+    Severity.ERROR,
+    "CWE-22",
+    "A RAR member name escapes the extraction directory.",
+    fix="Do not extract the archive; a member name leaves the extraction folder.",
+)
+RAR003 = Rule(
+    "RAR003",
+    "link-member",
+    Severity.ERROR,
+    "CWE-59",
+    "A RAR member is a symlink or hard link whose target escapes the extraction directory.",
+    fix="Do not extract the archive; a link points outside the extraction folder.",
+)
+RAR004 = Rule(
+    "RAR004",
+    "corrupt-archive",
+    Severity.WARNING,
+    "CWE-20",
+    "The RAR headers are damaged or encrypted and could not all be read.",
+    fix="Re-create the archive, or extract it with a trusted tool and scan the files.",
+)
+RAR005 = Rule(
+    "RAR005",
+    "risky-member",
+    Severity.INFO,
+    "CWE-506",
+    "A RAR member's name says it holds code or a pickle (executables, scripts, pickles).",
+    fix="Extract the archive and scan those members before using them.",
+)
+
+# --- native executables, llamafiles, TensorRT engines (batchscan/workers/executable.py) ----
+EXE001 = Rule(
+    "EXE001",
+    "native-executable",
+    Severity.WARNING,
+    "CWE-506",
+    "The file is a native executable or shared library (ELF, PE, Mach-O, APE/llamafile): "
+    "running or loading it runs its code.",
+    fix="Run or load native code only from a publisher you trust; check its signature.",
+)
+TRT001 = Rule(
+    "TRT001",
+    "plugin-library",
+    Severity.WARNING,
+    "CWE-829",
+    "A TensorRT engine names plugin libraries or plugin creators: native code that runs "
+    "when the engine is deserialised.",
+    fix="Review the plugin libraries the engine needs before loading it.",
+)
+TRT002 = Rule(
+    "TRT002",
+    "opaque-engine",
+    Severity.INFO,
+    "CWE-693",
+    "A TensorRT engine's format is undocumented: it cannot be fully scanned and is never "
+    "reported clean.",
+    fix="Rebuild the engine yourself from a scanned ONNX model on the target GPU.",
+)
+
+# --- tar members for OCI image layers (batchscan/workers/tar.py) --------------
+TAR007 = Rule(
+    "TAR007",
+    "setuid-member",
+    Severity.WARNING,
+    "CWE-250",
+    "A tar member has the setuid or setgid bit: extracted by a container runtime or "
+    "`tar -p`, it runs with its owner's privileges.",
+    fix="Strip setuid/setgid bits from model archives and image layers.",
+)
+TAR008 = Rule(
+    "TAR008",
+    "whiteout",
+    Severity.INFO,
+    "CWE-436",
+    "An OCI/Docker layer member is a whiteout: it deletes a file of a lower layer when the "
+    "image is assembled.",
+    fix="Check what the whiteout removes from the lower layers.",
+)
+
 # --- tests only: the fault-injection hook --------------
 TST001 = Rule(
     "TST001",
@@ -1264,6 +1473,28 @@ CATALOGUE: tuple[Rule, ...] = (
     PYS003,
     PYS004,
     PYS005,
+    XML001,
+    XML002,
+    XML003,
+    PMM001,
+    PMM002,
+    OVN001,
+    OVN002,
+    OVN003,
+    MAR001,
+    MAR002,
+    MAR003,
+    MAR004,
+    RAR001,
+    RAR002,
+    RAR003,
+    RAR004,
+    RAR005,
+    EXE001,
+    TRT001,
+    TRT002,
+    TAR007,
+    TAR008,
     TST001,
     XGB001,
     XGB002,

@@ -36,6 +36,13 @@ PINNED = {
     "SKO001": "warning", "SKO002": "error", "SKO003": "error", "SKO004": "error",
     "SKO005": "info", "RDS001": "error", "RDS002": "error", "RDS003": "warning",
     "FLX001": "info", "ORB001": "error", "ORB002": "info",
+    # fmt-pack (issue 20)
+    "XML001": "error", "XML002": "error", "XML003": "warning", "PMM001": "warning",
+    "PMM002": "info", "OVN001": "warning", "OVN002": "warning", "OVN003": "warning",
+    "MAR001": "warning", "MAR002": "warning", "MAR003": "warning", "MAR004": "warning",
+    "RAR001": "info", "RAR002": "error", "RAR003": "error", "RAR004": "warning",
+    "RAR005": "info", "EXE001": "warning", "TRT001": "warning", "TRT002": "info",
+    "TAR007": "warning", "TAR008": "info",
 }
 
 

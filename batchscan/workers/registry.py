@@ -15,6 +15,7 @@ from batchscan.records import Finding
 from batchscan.workers import (
     catboost,
     compressed,
+    executable,
     flax_msgpack,
     gguf,
     json_config,
@@ -23,16 +24,20 @@ from batchscan.workers import (
     mlflow_env,
     numpy,
     onnx,
+    openvino,
     orbax,
     pickle,
+    pmml,
     python_source,
     pytorch_legacy,
+    rar,
     rds,
     safetensors,
     sevenzip,
     skops_schema,
     tar,
     template,
+    tensorrt,
     tf_savedmodel,
     unknown,
     xgboost,
@@ -47,6 +52,9 @@ SCANNERS: tuple[FormatModule, ...] = (
     compressed,
     tar,
     sevenzip,
+    rar,  # RAR4/RAR5 marker blocks
+    executable,  # ELF/PE/Mach-O/APE: a llamafile's zip part is scanned from here
+    tensorrt,  # `ftrt`, or Ultralytics' JSON prefix before it
     numpy,
     xgboost,  # JSON/UBJSON with a `learner` first key: before pickle and json_config
     lightgbm,  # text starting `tree\nversion=`
@@ -62,6 +70,8 @@ SCANNERS: tuple[FormatModule, ...] = (
     flax_msgpack,  # a msgpack map with flax's ndarray extension (or a .msgpack name)
     skops_schema,  # a JSON object tree of skops nodes: before json_config
     orbax,  # Orbax _METADATA/_CHECKPOINT_METADATA JSON: before json_config
+    pmml,  # XML with a <PMML> root
+    openvino,  # XML with a <net version=...> root
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
     mlflow_env,  # pip requirements files, by name and text content

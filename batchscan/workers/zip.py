@@ -30,7 +30,9 @@ ratios beyond the limit, TorchScript sources that reach Python or the OS, and in
 archive, layer configs that name files the loader reads (workers/keras_files.py). A
 compressed member's size is the one the central directory and the local header (or data
 descriptor) agree on; decoding stops there, as in zipfile and miniz; without agreement no
-size-based check runs on it.
+size-based check runs on it. A TorchServe
+archive's manifest (`MAR-INF/MANIFEST.json`) goes to `mar.py`: handler and model-definition
+code, handlers outside the archive, requirements files.
 
 Not checked: split/multi-disk archives (reported as not scanned).
 
@@ -51,6 +53,10 @@ Rules
 | ZIP012 | torchscript-code         | error    | CWE-94  |
 | ZIP013 | blacklisted-member       | error    | CWE-506 |
 | KRS001 | keras-file-reference     | error    | CWE-73  |
+| MAR001 | handler-code (mar.py)    | warning  | CWE-94  |
+| MAR002 | handler-outside-archive  | warning  | CWE-829 |
+| MAR003 | requirements             | warning  | CWE-829 |
+| MAR004 | bad-manifest             | warning  | CWE-20  |
 """
 
 from __future__ import annotations
@@ -66,8 +72,8 @@ from dataclasses import dataclass
 from batchscan import rules
 from batchscan.records import Finding, Severity
 from batchscan.rules import Rule
+from batchscan.workers import mar, torchscript_code
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers import torchscript_code
 from batchscan.workers.base import (
     HEAD_BYTES,
     UNKNOWN_SIZE,
@@ -99,7 +105,7 @@ TORCHSCRIPT = rules.ZIP012
 BLACKLISTED = rules.ZIP013
 RULES: tuple[Rule, ...] = (TRAVERSAL, SYMLINK, NAME_MISMATCH, CRC_MISMATCH, ODD_FLAGS,
                            ENCRYPTED, DUPLICATE, UNSUPPORTED, CORRUPT, RATIO, PREPENDED,
-                           TORCHSCRIPT, BLACKLISTED, FILE_REFERENCE)
+                           TORCHSCRIPT, BLACKLISTED, FILE_REFERENCE, *mar.RULES)
 
 _EOCD = b"PK\x05\x06"
 _CENTRAL = b"PK\x01\x02"
@@ -269,14 +275,15 @@ def _ends_with_archive(source: Source, end: int) -> bool:
     return record[:4] == _EOCD and record[20:22] == b"\0\0"
 
 
-def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
+def scan(source: Source, ctx: ScanContext, *, prefix: bool = True) -> Iterator[Finding]:
     """The archive at the end of the file, then each complete archive written before it.
 
     torch.distributed.checkpoint's `.distcp` is one `torch.save` zip per item, back to back.
     Those archives sit beside each other, not inside one another: they are scanned in this
     loop at the same depth (each counts as a member of the shared budget), never as a prefix
     nested one level deeper per archive. Prepended data that is not a whole archive is
-    scanned as a nested member, as before.
+    scanned as a nested member, as before, unless `prefix=False`: the caller has already
+    scanned it (an executable that carries a zip: llamafiles, self-extractors).
     """
     if source.known_size is None:
         source = materialize(source, ctx)
@@ -290,6 +297,8 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         if not delta:
             break
         if not _ends_with_archive(source, delta):
+            if not prefix:
+                break
             yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
                                     offset=0)
             head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
@@ -324,6 +333,14 @@ def _scan_archive(source: Source, ctx: ScanContext, *,
         if count > 1:
             yield DUPLICATE.finding(f"{count} members are named {name!r}",
                                     member=ctx.where(name))
+    if mar.MANIFEST in seen:
+        by_name = {e.name: e for e in entries}
+
+        def read(name: str) -> bytes | None:
+            entry = by_name.get(name)
+            return None if entry is None else _small_member(source, entry, ctx)
+
+        yield from mar.check(names, read, ctx)
     for index, entry in enumerate(entries):
         try:
             yield from _scan_entry(source, entry, index, ctx, kind)
@@ -334,6 +351,21 @@ def _scan_archive(source: Source, ctx: ScanContext, *,
             yield CORRUPT.finding(reason, member=ctx.where(entry.name))
             ctx.note_incomplete(reason)
     return delta
+
+
+def _small_member(source: Source, entry: Entry, ctx: ScanContext) -> bytes | None:
+    """The first MiB of a member (manifests, requirements), or None when it cannot be read
+    (the member loop reports why)."""
+    try:
+        local = _read_at(source.stream, entry.local_offset, _LOCAL_FIXED.size)
+        if len(local) < _LOCAL_FIXED.size or local[:4] != _LOCAL or entry.flags & 0x1:
+            return None
+        fields = _LOCAL_FIXED.unpack_from(local)
+        start = entry.local_offset + _LOCAL_FIXED.size + fields[9] + fields[10]
+        stream, _ = _member_stream(source, entry, start, ctx, None)
+        return stream.read(1024 * 1024)
+    except (FormatError, OSError, struct.error, zlib.error, lzma.LZMAError):
+        return None
 
 
 def _scan_entry(source: Source, entry: Entry, index: int, ctx: ScanContext,
