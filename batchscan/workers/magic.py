@@ -53,6 +53,8 @@ RECOGNISERS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("numpy", lambda h, n: h[:6] == b"\x93NUMPY"),
     ("gguf", lambda h, n: h[:4] == b"GGUF"),
     ("ggml", lambda h, n: h[:4] in (b"lmgg", b"fmgg", b"tjgg", b"algg", b"ggml", b"ggjt")),
+    ("xgboost_binary", lambda h, n: h[:4] == b"binf"),  # legacy XGBoost < 2 binary model
+    ("ocdbt", lambda h, n: h[:4] in (b"\x0c\xdb\x3a\x2a", b"\x0c\xdb\x20\xde")),  # Orbax OCDBT
     ("safetensors", _safetensors),
     ("onnx", _suffix(".onnx")),
     ("tf_savedmodel", _suffix(".pb", ".pbtxt")),
