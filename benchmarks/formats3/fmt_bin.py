@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from fixtures import binformats as bf  # noqa: E402
 
 REAL = ROOT / "tests" / "fixtures" / "formats3"
+FORMATS = ("tflite", "executorch", "coreml", "tf_metagraph", "paddle", "mxnet")
 
 
 def _spec_built() -> dict[str, bytes]:
@@ -47,7 +48,8 @@ def write(folder: Path, copies: int = 1) -> list[Path]:
     """Write `copies` of every benign file under folder/<format>/; return the paths."""
     written: list[Path] = []
     files: dict[str, bytes] = {f"{p.parent.name}/{p.name}": p.read_bytes()
-                               for p in sorted(REAL.glob("*/*")) if p.suffix != ".py"}
+                               for fmt in FORMATS for p in sorted((REAL / fmt).iterdir())
+                               if p.is_file() and p.suffix != ".py"}
     files.update(_spec_built())
     for name, data in files.items():
         fmt, base = name.split("/")
