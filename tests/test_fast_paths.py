@@ -186,6 +186,11 @@ def _payload_cases() -> dict[str, Any]:
     cases["ssti_in_merge_pair"] = with_merge([SSTI, "x"])
     cases["ssti_in_merge_string"] = with_merge(SSTI + " x", pairs=False)
     cases["ssti_in_last_merge"] = with_merge([SSTI, "x"], at=-1)
+    # markers before any quote, colon or backslash in the string
+    cases["plain_ssti_merge"] = with_merge(["{{ cycler.__init__.__globals__.os.popen('true') }}",
+                                            "x"])
+    cases["plain_ssti_merge_right"] = with_merge(
+        ["x", "{% for c in ().__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}"])
     cases["b64_pickle_merge"] = with_merge([b64, "x"])
     cases["hex_pickle_merge"] = with_merge([EVIL_PICKLE.hex(), "x"])
     buffer = io.BytesIO()

@@ -42,7 +42,8 @@ MIN_REGION = 64 * 1024  # smaller tables are parsed as usual: not worth a splice
 _MAX_CANDIDATES = 32  # `"vocab":` keys looked at per document
 
 _WS = rb"[ \t\n\r]*+"
-_STR = rb'"(?:[^"\\\x00-\x1f]++|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*+"'
+# strings as "normal* (special normal*)*" (unrolled: 10-15% faster than an alternation)
+_STR = rb'"[^"\\\x00-\x1f]*+(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*+)*+"'
 _NUM = rb"-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][+-]?[0-9]++)?"
 
 
@@ -54,9 +55,9 @@ def _array_of(item: bytes) -> re.Pattern[bytes]:
 # A string none of whose forms `configs.string_matters` could accept (see _TRIGGERS): no
 # template marker, no encoded-pickle or zip start, no escape of a printable ASCII character.
 # Arrays of these are inert in one pass; otherwise each string is looked at (`_strings_inert`).
-_INERT_STR = (rb'"(?!gA[A-Za-z0-9+/= \\]|800[2-5]|UEsDB)'
-              rb'(?:[^"\\{:\x00-\x1f]++|\{(?![{%])|:(?!serialized:)'
-              rb'|\\(?:["\\/bfnrt]|u(?!00[2-7])[0-9a-fA-F]{4}))*+"')
+_INERT_STR = (rb'"(?!gA[A-Za-z0-9+/= \\]|800[2-5]|UEsDB)[^"\\{:\x00-\x1f]*+'
+              rb'(?:(?:\{(?![{%])|:(?!serialized:)|\\(?:["\\/bfnrt]|u(?!00[2-7])[0-9a-fA-F]{4}))'
+              rb'[^"\\{:\x00-\x1f]*+)*+"')
 _PAIR = _STR + _WS + b":" + _WS + _NUM + _WS
 _TABLE = re.compile(rb"\{" + _WS + rb"(?:" + _PAIR + rb"(?:," + _WS + _PAIR + rb")*+)?\}")
 _SCORED = _array_of(rb"\[" + _WS + _STR + _WS + b"," + _WS + _NUM + _WS + rb"\]")
