@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchscan import __version__, cache, forkserver, hashing, rules, schema
+from batchscan import __version__, cache, channel, forkserver, hashing, rules, schema
 from batchscan.config import ScanConfig
 from batchscan.downloads import Downloads
 from batchscan.records import FileResult, ScanRecord, Status, highest_severity
@@ -56,7 +56,9 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class _Task:
     items: list[Item]
-    attempt: int = 0  # how many pool stalls this task has lived through
+    attempt: int = 0  # how many pool stalls or breaks this task has lived through
+    pool: int = 0  # which pool it was submitted to (`Engine._pools`)
+    solo: bool = False  # in flight when a pool broke: runs with nothing else in flight
 
 
 @dataclass(slots=True)
@@ -130,6 +132,8 @@ class Engine:
             prune=prune,  # directories selection rules out as a whole: never walked
         )
         self._pool: ProcessPool | None = None
+        self._pools = 0  # pools started so far; the current one is number `_pools`
+        self._broken: tuple[int, str] | None = None  # a pool that broke, and why
         # Large local files are hashed by coordinator threads while a worker scans them
         # (batchscan/hashing.py); with a cache, workers hash first to look results up.
         self._hash_here = config.hash and self.cache is None
@@ -214,14 +218,17 @@ class Engine:
         # few hundred cheap wake-ups a second and takes ~50 ms off each run.
         CONSTS.sleep_unit = 0.02
         context = forkserver.start()
+        self._pools += 1
         # Starts with one worker; `_grow` adds workers, up to -j, as tasks are submitted.
-        return ProcessPool(
+        pool = ProcessPool(
             max_workers=1,
             max_tasks=0,
             initializer=worker_init,
             initargs=(self.policy,),
             context=context,
         )
+        channel.harden(pool)  # results are checked data, never unpickled code
+        return pool
 
     def _grow(self, pool: ProcessPool, tasks: int) -> None:
         """As many workers as tasks in flight, up to -j: a scan of a few files never starts
@@ -250,7 +257,17 @@ class Engine:
         timeout = self.config.timeout
         if len(jobs) > 1:
             timeout = min(timeout, self.config.batch_timeout_cap)
-        future = self._pool.schedule(scan_batch, args=(jobs, self.options), timeout=timeout)
+        try:
+            future = self._pool.schedule(scan_batch, args=(jobs, self.options),
+                                         timeout=timeout)
+        except RuntimeError:
+            # pebble refuses new tasks once its pool broke; the broken pool's own tasks come
+            # back aborted (see `_complete`). This one goes to a fresh pool.
+            self._stop_pool()
+            self._pool = self._new_pool()
+            future = self._pool.schedule(scan_batch, args=(jobs, self.options),
+                                         timeout=timeout)
+        task.pool = self._pools
         inflight[future] = task
         self._grow(self._pool, len(inflight))
 
@@ -286,7 +303,11 @@ class Engine:
                 while len(inflight) + downloads.pending + len(self._parked) < window:
                     if self.stop.is_set():
                         raise KeyboardInterrupt
+                    if any(task.solo for task in inflight.values()):
+                        break  # a file that was in flight when a pool broke runs alone
                     if retry:
+                        if retry[0].solo and inflight:
+                            break
                         self._submit(retry.popleft(), inflight)
                         continue
                     if exhausted:
@@ -351,6 +372,9 @@ class Engine:
                         continue
                     task = inflight.pop(future)
                     yield from self._complete(future, task, retry)
+                if self._broken is not None:
+                    yield from self._abandon(*self._broken, inflight, retry)
+                    self._broken = None
                 yield from self._overdue_hashes(now)
                 if not inflight:
                     last_progress = now  # only downloads are running: no pool can stall
@@ -453,8 +477,18 @@ class Engine:
             status = Status.OOM
             reason = "worker exceeded --memory-limit"
         except BrokenProcessPool as exc:
+            # pebble aborts every task of a broken pool (a worker's message was refused, see
+            # channel.py, or the pool's pipe failed), innocent ones included: `_submit`
+            # replaces the pool, a batch is split, and a file alone is retried twice, so
+            # only the file that keeps breaking it pays.
             status = Status.CRASHED
-            reason = f"worker pool broke: {exc}"
+            why = str(exc) or str(exc.__cause__ or "") or "no reason given"
+            reason = f"worker pool broke: {why}"
+            self._broken = (task.pool, reason)
+            if not task.solo:
+                self.stats.retried_files += len(task.items)
+                retry.extend(_Task([item], task.attempt, solo=True) for item in task.items)
+                return
         except Exception as exc:
             status = Status.CRASHED
             reason = f"worker failed: {type(exc).__name__}: {exc}"
@@ -471,6 +505,27 @@ class Engine:
         self._discard_download(task.items[0])
         self._hashes.pop(id(task.items[0]), None)
         yield from self._decided(task.items[0], status, reason)
+
+    def _abandon(
+        self, pool: int, reason: str, inflight: dict[Future[BatchResult], _Task],
+        retry: collections.deque[_Task],
+    ) -> Iterator[ScanRecord]:
+        """Pool number `pool` broke: stop it if it is still current, and retry the tasks it
+        still held (a task that raced into it as it broke would otherwise never return)."""
+        if pool == self._pools:
+            self._stop_pool()
+        for future, task in list(inflight.items()):
+            if task.pool != pool:
+                continue
+            del inflight[future]
+            if not task.solo:
+                self.stats.retried_files += len(task.items)
+                retry.extend(_Task([item], task.attempt, solo=True) for item in task.items)
+            else:
+                item = task.items[0]
+                self._discard_download(item)
+                self._hashes.pop(id(item), None)
+                yield from self._decided(item, Status.CRASHED, reason)
 
     def _rebuild(
         self, inflight: dict[Future[BatchResult], _Task], retry: collections.deque[_Task]

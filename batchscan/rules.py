@@ -628,12 +628,61 @@ CFG009 = Rule(
 CFG010 = Rule(
     "CFG010",
     "encoded-pickle",
-    Severity.WARNING,
+    Severity.INFO,
     "CWE-502",
-    "A base64/hex string decodes to a pickle; it was analysed.",
+    "A base64/hex string (or a stable-baselines3 `:serialized:` value) decodes to a pickle; "
+    "it was decoded and scanned as a member, whose own findings grade what it contains.",
     fix=(
         "The config carries a base64 pickle: decoding and loading it runs code. Store the "
         "object in a data format instead, or scan the decoded blob."
+    ),
+)
+CFG011 = Rule(
+    "CFG011",
+    "unknown-callable-target",
+    Severity.WARNING,
+    "CWE-94",
+    "A Hydra/OmegaConf `_target_` names a function that is not on the allow-list: "
+    "instantiate() calls it with the config's arguments (`sympy.sympify` evaluates them).",
+    fix=(
+        "Check what the named function does with its arguments before instantiating the "
+        "config; replace it with the intended class or a reviewed function."
+    ),
+)
+
+# --- batchscan/workers/mlflow_env.py ----------------------------------------
+MLF001 = Rule(
+    "MLF001",
+    "pyfunc-loader-module",
+    Severity.WARNING,
+    "CWE-94",
+    "An MLflow `python_function` flavor names a `loader_module` outside MLflow's own flavors: "
+    "mlflow.pyfunc.load_model imports it and calls its `_load_pyfunc`.",
+    fix=(
+        "Read the loader module (usually shipped under the model's code paths) before loading "
+        "the model with mlflow.pyfunc.load_model, or use a built-in MLflow flavor."
+    ),
+)
+MLF002 = Rule(
+    "MLF002",
+    "shipped-code-paths",
+    Severity.WARNING,
+    "CWE-94",
+    "An MLflow flavor ships `code` paths: the loader puts them on sys.path and imports the "
+    "Python in them.",
+    fix="Review the Python files under the listed code paths before loading the model.",
+)
+MLF003 = Rule(
+    "MLF003",
+    "install-from-elsewhere",
+    Severity.WARNING,
+    "CWE-829",
+    "A model's environment installs packages from another index, a URL, a version-control "
+    "repository or a local path, or passes pip options (dependency confusion, code from "
+    "elsewhere at install time).",
+    fix=(
+        "Install only pinned packages from your own index: drop --extra-index-url/--index-url/"
+        "--find-links and URL or path requirements, or review what they install."
     ),
 )
 
@@ -685,6 +734,15 @@ YML003 = Rule(
         "this scanner."
     ),
 )
+YML004 = Rule(
+    "YML004",
+    "python-data-tag",
+    Severity.INFO,
+    "CWE-502",
+    "A `!!python/tuple`-style tag (tuple, complex, bytes, ...) builds plain data only; it "
+    "imports and calls nothing, but yaml.safe_load rejects it.",
+    fix="Nothing to fix for safety; use plain YAML types if the file must load with safe_load.",
+)
 
 # --- batchscan/workers/keras_h5.py ------------------------------------------
 HDF001 = Rule(
@@ -707,6 +765,22 @@ HDF002 = Rule(
     fix=(
         "Re-save the model with Keras; its configuration could not be parsed, so it could not"
         " be checked."
+    ),
+)
+
+# --- batchscan/workers/keras_files.py (Keras configs in keras_h5.py and zip.py) ----
+KRS001 = Rule(
+    "KRS001",
+    "keras-file-reference",
+    Severity.ERROR,
+    "CWE-73",
+    "A Keras layer config names a file the loader reads: a lookup vocabulary or BPE merges "
+    "path (absolute, .., a URL scheme: ERROR; plain relative: WARNING) or a TFSMLayer "
+    "SavedModel.",
+    fix=(
+        "Do not load: the model reads a file outside itself while it is deserialised (the "
+        "lines of a vocabulary file become model state). Re-save with an inline vocabulary "
+        "or with Keras 3, which stores it inside the archive."
     ),
 )
 
@@ -821,6 +895,19 @@ ONX005 = Rule(
     "The protobuf is malformed; what came before the damage was checked.",
     fix="Re-export the model; a damaged protobuf cannot be fully checked.",
 )
+ONX006 = Rule(
+    "ONX006",
+    "external-data-link",
+    Severity.ERROR,
+    "CWE-59",
+    "An external-data file in the model's folder is a symlink that leaves the folder, or a "
+    "device, FIFO or socket.",
+    fix=(
+        "Do not load: the external-data file is a link out of the model folder (the loader "
+        "reads whatever it points to into a tensor) or a special file. Replace it with the "
+        "real data file."
+    ),
+)
 
 # --- batchscan/workers/tf_savedmodel.py -------------------------------------
 TFG001 = Rule(
@@ -889,11 +976,236 @@ PYS004 = Rule(
     "unparsable",
     Severity.WARNING,
     "CWE-20",
-    "The file is not valid Python; it could not be analysed.",
+    "The file is not valid Python for the scanner's interpreter, so it was not analysed "
+        "(it may use newer syntax that a newer Python runs). INFO when no Python version "
+        "can compile it (a logical line opens with a token no statement opens with, such "
+        "as joblib.Memory's `func_code.py` of a ufunc): it cannot run.",
     fix=(
         "The Python file could not be parsed, so it could not be checked; fix it or review it"
         " by hand."
     ),
+)
+PYS005 = Rule(
+    "PYS005",
+    "computed-namespace-access",
+    Severity.WARNING,
+    "CWE-95",
+    "The code fetches a member of the builtins, os, subprocess or another dangerous module by "
+    "a name it computes (ERROR when a builtins/os member chosen that way is called).",
+    fix=(
+        "Review the Python file: it looks up members of builtins or the OS by computed names,"
+        " a way to call exec or start processes without naming them. Do not run it until "
+        "reviewed."
+    ),
+)
+
+# --- XML model formats (batchscan/workers/safexml.py, pmml.py, openvino.py) ------------
+XML001 = Rule(
+    "XML001",
+    "external-entity",
+    Severity.ERROR,
+    "CWE-611",
+    "The XML declares an external entity (XXE): a loader that resolves entities opens a file "
+    "or URL while loading.",
+    fix=(
+        "Remove the DOCTYPE's SYSTEM/PUBLIC entity declarations; a model file never needs "
+        "them. Load XML only with a parser that resolves no entities."
+    ),
+)
+XML002 = Rule(
+    "XML002",
+    "external-dtd",
+    Severity.ERROR,
+    "CWE-611",
+    "The DOCTYPE names an external DTD that a validating loader fetches.",
+    fix="Remove the external DTD reference from the DOCTYPE before loading the file.",
+)
+XML003 = Rule(
+    "XML003",
+    "entity-declaration",
+    Severity.WARNING,
+    "CWE-776",
+    "The XML declares internal entities (nested ones expand exponentially: billion laughs).",
+    fix="Remove the entity declarations; model XML does not use entities.",
+)
+PMM001 = Rule(
+    "PMM001",
+    "extension-code",
+    Severity.WARNING,
+    "CWE-94",
+    "A PMML <Extension> element carries code or commands that a vendor's scoring engine may "
+    "run.",
+    fix="Review the <Extension> content and which scoring engine interprets it before use.",
+)
+PMM002 = Rule(
+    "PMM002",
+    "external-reference",
+    Severity.INFO,
+    "CWE-829",
+    "A PMML element or attribute refers to a URL or file outside the document.",
+    fix="Check that the referenced location is expected; scoring should not fetch anything.",
+)
+OVN001 = Rule(
+    "OVN001",
+    "custom-operation",
+    Severity.WARNING,
+    "CWE-829",
+    "An OpenVINO IR layer uses an operation from outside the standard opsets: native "
+    "extension code runs when the model is compiled and inferred.",
+    fix=(
+        "Find the extension library that implements the operation and review it before "
+        "loading it with core.add_extension."
+    ),
+)
+OVN002 = Rule(
+    "OVN002",
+    "library-reference",
+    Severity.WARNING,
+    "CWE-829",
+    "The OpenVINO IR names a native library or Python file (an extension to load).",
+    fix="Review the named library or script; do not load extensions you did not build.",
+)
+OVN003 = Rule(
+    "OVN003",
+    "rt-info-code",
+    Severity.WARNING,
+    "CWE-94",
+    "OpenVINO IR metadata (<rt_info>, <meta_data>) holds code or shell commands.",
+    fix="Review the metadata; IR runtime information never needs code.",
+)
+
+# --- TorchServe model archives (batchscan/workers/mar.py) --------------------
+MAR001 = Rule(
+    "MAR001",
+    "handler-code",
+    Severity.WARNING,
+    "CWE-94",
+    "The TorchServe archive ships a Python handler that the server imports and runs when it "
+    "loads the model.",
+    fix=(
+        "Review the handler and every shipped .py file before serving the archive; prefer a "
+        "built-in handler."
+    ),
+)
+MAR002 = Rule(
+    "MAR002",
+    "handler-outside-archive",
+    Severity.WARNING,
+    "CWE-829",
+    "The manifest's handler is neither a built-in handler nor a file of the archive: the "
+    "server imports whatever module of that name it finds.",
+    fix="Ship the handler in the archive or use a built-in handler name.",
+)
+MAR003 = Rule(
+    "MAR003",
+    "requirements",
+    Severity.WARNING,
+    "CWE-829",
+    "The archive ships a requirements file that TorchServe pip-installs (packages run "
+    "setup code) when per-model dependencies are enabled.",
+    fix=(
+        "Review the requirements (URLs, VCS and index options especially) or keep "
+        "install_py_dep_per_model off."
+    ),
+)
+MAR004 = Rule(
+    "MAR004",
+    "bad-manifest",
+    Severity.WARNING,
+    "CWE-20",
+    "MAR-INF/MANIFEST.json is missing, not JSON, or lacks the model section.",
+    fix="Rebuild the archive with torch-model-archiver.",
+)
+
+# --- RAR archives (batchscan/workers/rar.py) ---------------------------------
+RAR001 = Rule(
+    "RAR001",
+    "not-decompressed",
+    Severity.INFO,
+    "CWE-693",
+    "RAR members are not decompressed (no unrar): the archive is never reported clean.",
+    fix="Extract the archive with a trusted tool and scan the extracted files.",
+)
+RAR002 = Rule(
+    "RAR002",
+    "path-traversal",
+    Severity.ERROR,
+    "CWE-22",
+    "A RAR member name escapes the extraction directory.",
+    fix="Do not extract the archive; a member name leaves the extraction folder.",
+)
+RAR003 = Rule(
+    "RAR003",
+    "link-member",
+    Severity.ERROR,
+    "CWE-59",
+    "A RAR member is a symlink or hard link whose target escapes the extraction directory.",
+    fix="Do not extract the archive; a link points outside the extraction folder.",
+)
+RAR004 = Rule(
+    "RAR004",
+    "corrupt-archive",
+    Severity.WARNING,
+    "CWE-20",
+    "The RAR headers are damaged or encrypted and could not all be read.",
+    fix="Re-create the archive, or extract it with a trusted tool and scan the files.",
+)
+RAR005 = Rule(
+    "RAR005",
+    "risky-member",
+    Severity.INFO,
+    "CWE-506",
+    "A RAR member's name says it holds code or a pickle (executables, scripts, pickles).",
+    fix="Extract the archive and scan those members before using them.",
+)
+
+# --- native executables, llamafiles, TensorRT engines (batchscan/workers/executable.py) ----
+EXE001 = Rule(
+    "EXE001",
+    "native-executable",
+    Severity.WARNING,
+    "CWE-506",
+    "The file is a native executable or shared library (ELF, PE, Mach-O, APE/llamafile): "
+    "running or loading it runs its code.",
+    fix="Run or load native code only from a publisher you trust; check its signature.",
+)
+TRT001 = Rule(
+    "TRT001",
+    "plugin-library",
+    Severity.WARNING,
+    "CWE-829",
+    "A TensorRT engine names plugin libraries or plugin creators: native code that runs "
+    "when the engine is deserialised.",
+    fix="Review the plugin libraries the engine needs before loading it.",
+)
+TRT002 = Rule(
+    "TRT002",
+    "opaque-engine",
+    Severity.INFO,
+    "CWE-693",
+    "A TensorRT engine's format is undocumented: it cannot be fully scanned and is never "
+    "reported clean.",
+    fix="Rebuild the engine yourself from a scanned ONNX model on the target GPU.",
+)
+
+# --- tar members for OCI image layers (batchscan/workers/tar.py) --------------
+TAR007 = Rule(
+    "TAR007",
+    "setuid-member",
+    Severity.WARNING,
+    "CWE-250",
+    "A tar member has the setuid or setgid bit: extracted by a container runtime or "
+    "`tar -p`, it runs with its owner's privileges.",
+    fix="Strip setuid/setgid bits from model archives and image layers.",
+)
+TAR008 = Rule(
+    "TAR008",
+    "whiteout",
+    Severity.INFO,
+    "CWE-436",
+    "An OCI/Docker layer member is a whiteout: it deletes a file of a lower layer when the "
+    "image is assembled.",
+    fix="Check what the whiteout removes from the lower layers.",
 )
 
 # --- tests only: the fault-injection hook --------------
@@ -910,6 +1222,168 @@ TST001 = Rule(
 # changing (the results cache keys on it: a stale `clean` must never be reused).
 # 2: loader agreement (issue 13): damaged streams, sniffing, status `unsupported`.
 ANALYSIS_REVISION = 2
+
+# --- batchscan/workers/xgboost.py (fmt-tree) --------------------------------
+XGB001 = Rule(
+    "XGB001",
+    "unknown-objective",
+    Severity.INFO,
+    "CWE-20",
+    "The XGBoost model names an objective or booster that XGBoost does not register; its loader"
+    " refuses the model (no code is stored in an XGBoost model).",
+    fix=(
+        "Re-save the model with a released XGBoost; a custom objective is never stored in the"
+        " file."
+    ),
+)
+XGB002 = Rule(
+    "XGB002",
+    "tree-bounds",
+    Severity.WARNING,
+    "CWE-129",
+    "An XGBoost tree's child, parent or split-feature index lies outside the tree or the"
+    " feature count; prediction in native code indexes with it.",
+    fix=(
+        "Re-train or re-export the model; out-of-range tree indices mean it was damaged or"
+        " crafted."
+    ),
+)
+
+# --- batchscan/workers/lightgbm.py (fmt-tree) -------------------------------
+LGB001 = Rule(
+    "LGB001",
+    "file-parameter",
+    Severity.WARNING,
+    "CWE-73",
+    "The LightGBM model's saved parameters name a file that LightGBM reads or writes when the"
+    " parameters are reused (refit, continued training, the CLI): an absolute or escaping path,"
+    " or an output file.",
+    fix=(
+        "Clear the file parameters (data, valid, output_model, *_filename...) before"
+        " sharing."
+    ),
+)
+LGB002 = Rule(
+    "LGB002",
+    "tree-bounds",
+    Severity.WARNING,
+    "CWE-129",
+    "A LightGBM tree's child or split-feature index lies outside the tree or the feature count.",
+    fix=(
+        "Re-train or re-export the model; out-of-range tree indices mean it was damaged or"
+        " crafted."
+    ),
+)
+
+# --- batchscan/workers/skops_schema.py (fmt-tree) ---------------------------
+SKO001 = Rule(
+    "SKO001",
+    "untrusted-type",
+    Severity.WARNING,
+    "CWE-502",
+    "A skops node names a type outside skops' default trusted list: skops.io.load refuses it"
+    " unless the user trusts it, and trusting it imports and calls it.",
+    fix="Review each listed type before passing it to `trusted=`; never trust"
+    " get_untrusted_types() output blindly.",
+)
+SKO002 = Rule(
+    "SKO002",
+    "dangerous-callable",
+    Severity.ERROR,
+    "CWE-502",
+    "A skops node imports or calls a callable that runs commands, evaluates code or opens files"
+    " (os.system, builtins.eval...): approving the file's untrusted types runs it on load.",
+    fix="Do not load the file; it is built to run code once its types are trusted.",
+)
+SKO003 = Rule(
+    "SKO003",
+    "hidden-operator",
+    Severity.ERROR,
+    "CWE-351",
+    "An OperatorFuncNode that calls an `operator` function other than the attribute/item"
+    " getters, or that names a module other than `operator` so that skops <= 0.11 audited a"
+    " harmless-looking type while calling operator.<name> (CVE-2025-54412).",
+    fix="Do not load the file; upgrade skops to >= 0.12.",
+)
+SKO004 = Rule(
+    "SKO004",
+    "method-attribute-chain",
+    Severity.ERROR,
+    "CWE-915",
+    "A MethodNode whose method name is a dotted chain or a dunder, or whose owner type differs"
+    " from its object's: skops <= 0.11 resolved it with getattr through arbitrary attributes"
+    " (CVE-2025-54413).",
+    fix="Do not load the file; upgrade skops to >= 0.12.",
+)
+SKO005 = Rule(
+    "SKO005",
+    "unknown-loader",
+    Severity.INFO,
+    "CWE-20",
+    "A skops node names a loader that this skops protocol does not define; skops refuses it.",
+    fix="Re-save the model with a released skops.",
+)
+
+# --- batchscan/workers/rds.py (fmt-tree) ------------------------------------
+RDS001 = Rule(
+    "RDS001",
+    "promise",
+    Severity.ERROR,
+    "CWE-502",
+    "An R promise (lazy expression) in a serialized object: R < 4.4.0 evaluates an unbound"
+    " promise when the loaded value is first used (CVE-2024-27322), and any promise runs its"
+    " expression when forced.",
+    fix="Do not load the file with readRDS/load; upgrade R to >= 4.4.0 and treat it as code.",
+)
+RDS002 = Rule(
+    "RDS002",
+    "active-binding-or-hook",
+    Severity.ERROR,
+    "CWE-94",
+    "An environment with an active binding (a function that runs whenever the variable is"
+    " read), or a workspace that defines .First/.Last or similar hooks that R calls itself.",
+    fix="Do not load the workspace; inspect it in a sandboxed R session.",
+)
+RDS003 = Rule(
+    "RDS003",
+    "closure",
+    Severity.WARNING,
+    "CWE-94",
+    "An R function (closure, byte code or language object) is serialized in the file: it runs"
+    " when the model is used (predict methods, callbacks).",
+    fix="Review the function bodies (the evidence lists the calls they make) before use.",
+)
+
+# --- batchscan/workers/flax_msgpack.py (fmt-tree) ---------------------------
+FLX001 = Rule(
+    "FLX001",
+    "unexpected-ext-type",
+    Severity.INFO,
+    "CWE-20",
+    "A Flax msgpack checkpoint holds a msgpack extension type or array dtype that"
+    " flax.serialization does not write (it restores it as an opaque value or refuses it).",
+    fix="Re-save the checkpoint with flax.serialization.to_bytes.",
+)
+
+# --- batchscan/workers/orbax.py (fmt-tree) ----------------------------------
+ORB001 = Rule(
+    "ORB001",
+    "path-escape",
+    Severity.ERROR,
+    "CWE-22",
+    "An Orbax leaf key is absolute or has `..` components: without OCDBT a restore opens"
+    " `os.path.join(checkpoint, key)`, a file outside the checkpoint.",
+    fix="Do not restore the checkpoint without an explicit target; re-save it with plain keys.",
+)
+ORB002 = Rule(
+    "ORB002",
+    "unknown-type",
+    Severity.INFO,
+    "CWE-20",
+    "An Orbax handler or value type string that Orbax does not register: the loader refuses"
+    " it unless the application registered such a type itself.",
+    fix="Check which handler the checkpoint expects before restoring it.",
+)
 
 CATALOGUE: tuple[Rule, ...] = (
     ENG002,
@@ -967,12 +1441,18 @@ CATALOGUE: tuple[Rule, ...] = (
     CFG008,
     CFG009,
     CFG010,
+    CFG011,
+    MLF001,
+    MLF002,
+    MLF003,
     JSN001,
     YML001,
     YML002,
     YML003,
+    YML004,
     HDF001,
     HDF002,
+    KRS001,
     SFT001,
     SFT002,
     SFT003,
@@ -983,6 +1463,7 @@ CATALOGUE: tuple[Rule, ...] = (
     ONX003,
     ONX004,
     ONX005,
+    ONX006,
     TFG001,
     TFG002,
     TFG003,
@@ -991,7 +1472,45 @@ CATALOGUE: tuple[Rule, ...] = (
     PYS002,
     PYS003,
     PYS004,
+    PYS005,
+    XML001,
+    XML002,
+    XML003,
+    PMM001,
+    PMM002,
+    OVN001,
+    OVN002,
+    OVN003,
+    MAR001,
+    MAR002,
+    MAR003,
+    MAR004,
+    RAR001,
+    RAR002,
+    RAR003,
+    RAR004,
+    RAR005,
+    EXE001,
+    TRT001,
+    TRT002,
+    TAR007,
+    TAR008,
     TST001,
+    XGB001,
+    XGB002,
+    LGB001,
+    LGB002,
+    SKO001,
+    SKO002,
+    SKO003,
+    SKO004,
+    SKO005,
+    RDS001,
+    RDS002,
+    RDS003,
+    FLX001,
+    ORB001,
+    ORB002,
 )
 BY_ID: dict[str, Rule] = {rule.rule_id: rule for rule in CATALOGUE}
 

@@ -34,8 +34,8 @@ from batchscan import rules
 from batchscan.records import MAX_EVIDENCE_CHARS, Finding, ScanRecord, Severity, Status
 
 # 2 added `cached`; 3 added `path_bytes` and `findings_dropped`. Older lines are still read.
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 SCHEMA_PATH = Path(__file__).with_name("record.schema.json")
 
 _DUMP_OPTIONS = orjson.OPT_APPEND_NEWLINE

@@ -104,7 +104,7 @@ def test_json_document_has_summary_and_records(tree: Path, tmp_path: Path) -> No
     result = batchscan("scan", str(tree), "-f", "json", "-o", str(out))
     assert result.returncode == 0 and result.stdout == ""
     document = json.loads(out.read_bytes())
-    assert document["schema_version"] == 3
+    assert document["schema_version"] == 4
     assert document["summary"]["files"] == 2
     for record in document["records"]:
         VALIDATOR.validate(record)

@@ -255,3 +255,229 @@ def test_code_run_on_load_stays_error(tmp_path: Path, body: bytes) -> None:
     result = scan_pickle(tmp_path, body)
     assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
                                                     for f in result.findings]
+
+
+# --- dill functions: graded by use (module namespace as globals, closure cells) ---------------
+@pytest.mark.parametrize("name", ["dill_lambda_p4.pkl", "dill_function_with_closure_p2.pkl",
+                                  "dill_function_with_closure_p4.pkl"])
+def test_dill_function_rebuild_is_warning_not_error(name: str) -> None:
+    result = scan(CODE / name)
+    assert max_severity(result) is Severity.WARNING, loud(result)
+    assert any("only to rebuild a pickled function" in f.message for f in result.findings)
+
+
+def _dill_function(globals_: bytes) -> bytes:
+    return call(glob("dill._dill", "_create_function"), text("code"), globals_, text("f"))
+
+
+_SETATTR_LOOKUP = call(glob("builtins", "getattr"), glob("dill", "_dill"), text("_setattr"),
+                       glob("builtins", "setattr"))
+_CELL = call(glob("dill._dill", "_create_cell"), b"N")
+NS = glob("somepkg.models", "__dict__")
+HOOK = glob("somepkg.models", "hook")  # unknown: INFO on its own
+DILL_TWINS = {
+    # a module namespace handed to a getter, not to a function builder
+    "os_dict_to_getter": call(glob("builtins", "dict.get"), glob("os", "__dict__"),
+                              text("system")),
+    "namespace_to_getter": call(glob("builtins", "dict.get"), NS, text("system")),
+    # the same namespace both as a function's globals and (from the memo) handed to a getter
+    "namespace_shared_with_getter": (
+        b"(" + _dill_function(NS + b"p0\n") + call(glob("builtins", "dict.get"), b"g0\n",
+                                                    text("system")) + b"t"),
+    # a namespace nested in a container handed to a getter
+    "namespace_in_list_to_getitem": call(glob("operator", "getitem"),
+                                         b"(l" + NS + b"a", b"I0\n"),
+    # a denied module's namespace stays ERROR even as a function's globals
+    "os_dict_as_globals": _dill_function(glob("os", "__dict__")),
+    # setattr of anything but a cell's contents
+    "setattr_reduce_on_object": call(_SETATTR_LOOKUP, call(glob("collections", "OrderedDict")),
+                                     text("__reduce__"), HOOK),
+    "setattr_setstate_on_cell": call(glob("builtins", "setattr"), _CELL, text("__setstate__"),
+                                     HOOK),
+    "setattr_class_on_object": call(glob("builtins", "setattr"),
+                                    call(glob("collections", "OrderedDict")), text("__class__"),
+                                    glob("builtins", "type")),
+    "setattr_cell_contents_of_non_cell": call(_SETATTR_LOOKUP,
+                                              call(glob("collections", "OrderedDict")),
+                                              text("cell_contents"), b"I3\n"),
+    # the lookup reused from the memo for another attribute
+    "setattr_lookup_reused": (
+        b"(" + call(_SETATTR_LOOKUP + b"p0\n", _CELL, text("cell_contents"), b"I3\n")
+        + call(b"g0\n", call(glob("collections", "OrderedDict")), text("__reduce__"),
+               HOOK) + b"t"),
+    # a dill function rebuilt and called while loading
+    "dill_function_called_on_load": call(_dill_function(NS), text("true")),
+}
+
+
+@pytest.mark.parametrize("body", DILL_TWINS.values(), ids=DILL_TWINS.keys())
+def test_dill_rebuild_twin_stays_error(tmp_path: Path, body: bytes) -> None:
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
+                                                    for f in result.findings]
+
+
+def test_dill_rebuild_shapes_built_by_hand_are_warning(tmp_path: Path) -> None:
+    """The twins' benign halves: without them the twins above would prove nothing."""
+    fills = call(_SETATTR_LOOKUP, _CELL, text("cell_contents"), b"I3\n")
+    for i, body in enumerate([_dill_function(NS), fills,
+                              call(glob("builtins", "setattr"), _CELL, text("cell_contents"),
+                                   b"I3\n")]):
+        result = scan_pickle(tmp_path, body, f"benign{i}.pkl")
+        assert max_severity(result) is Severity.WARNING, loud(result)
+
+
+# --- fastai Learner.export: bound methods, signatures, copied class attributes ----------------
+def test_fastai_export_is_clean() -> None:
+    result = scan(CORPUS / "fastai/tabular_export.pkl")
+    assert loud(result) == []
+    # the bound method's function is judged as the global it resolves to (INFO, unknown)
+    assert any("fastai.data.core.FilteredBase.dataloaders" in f.message
+               for f in result.findings)
+
+
+def _build(obj: bytes, key: str, value: bytes) -> bytes:
+    return obj + b"(d" + text(key) + value + b"sb"
+
+
+_OBJ = call(glob("collections", "OrderedDict"))
+FASTAI_TWINS = {
+    # getattr of a dunder, of a denied module's attribute, of inspect's introspection
+    "getattr_class_globals": call(glob("builtins", "getattr"), glob("somepkg.models", "Net"),
+                                  text("__globals__")),
+    "getattr_class_init": call(glob("builtins", "getattr"), glob("somepkg.models", "Net"),
+                               text("__init__")),
+    "getattr_os_path_join": call(glob("builtins", "getattr"), glob("os", "path"), text("join")),
+    "getattr_signature_from_callable": call(glob("builtins", "getattr"),
+                                            glob("inspect", "Signature"),
+                                            text("from_callable")),
+    "getattr_of_computed_object": call(glob("builtins", "getattr"), _OBJ, text("update")),
+    "getattr_stdlib_class_method": call(glob("builtins", "getattr"),
+                                        glob("collections", "ChainMap"), text("new_child")),
+    "inspect_getsource": call(glob("inspect", "getsource"), glob("somepkg.models", "Net")),
+    "inspect_currentframe": call(glob("inspect", "currentframe")),
+    "inspect_getmembers": call(glob("inspect", "getmembers"), glob("somepkg.models", "Net")),
+    # BUILD installing a callable as a hook stays a gadget
+    "build_setstate_callable": _build(_OBJ, "__setstate__", glob("somepkg.models", "hook")),
+    "build_class_callable": _build(_OBJ, "__class__", glob("somepkg.models", "Evil")),
+    "build_reduce_computed": _build(_OBJ, "__reduce__", call(glob("somepkg.models", "make"))),
+}
+
+
+@pytest.mark.parametrize("body", FASTAI_TWINS.values(), ids=FASTAI_TWINS.keys())
+def test_fastai_twin_stays_error(tmp_path: Path, body: bytes) -> None:
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, [(f.rule_id, f.severity, f.message)
+                                                    for f in result.findings]
+
+
+def test_fastai_shapes_built_by_hand(tmp_path: Path) -> None:
+    """The twins' benign halves, and an unknown method that is called is still WARNING."""
+    method = call(glob("builtins", "getattr"), glob("somepkg.models", "Net"), text("fit"))
+    strings = _build(_OBJ, "__module__", text("torch.nn.modules.loss"))
+    signature = call(glob("inspect", "Signature"), b"(" + call(
+        glob("inspect", "Parameter"), text("x"), call(glob("inspect", "_ParameterKind"),
+                                                       b"I1\n")) + b"t")
+    for i, body in enumerate([method, strings, signature]):
+        assert loud(scan_pickle(tmp_path, body, f"benign{i}.pkl")) == []
+    called = call(method, text("x"))
+    assert max_severity(scan_pickle(tmp_path, called, "called.pkl")) is Severity.WARNING
+
+
+# --- torch.distributed.checkpoint .distcp: zip archives back to back, not nested ---------------
+DCP = ["torch-dcp/transformer_dcp/__0_0.distcp", "torch-dcp/mlp_dcp/__0_0.distcp"]
+
+
+@pytest.mark.parametrize("name", DCP)
+def test_distcp_archives_back_to_back_are_scanned_at_one_depth(name: str) -> None:
+    result = scan(CORPUS / name)
+    assert result.error is None, result.error
+    assert loud(result) == []
+    assert any("written back to back" in f.message for f in result.findings)
+
+
+def _archive(pickle_bytes: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", pickle_bytes)
+        z.writestr("archive/version", "3\n")
+    return buf.getvalue()
+
+
+_EVIL_PICKLE = b"cos\nsystem\n(Vtrue\ntR."
+_BENIGN_PICKLE = b"\x80\x02K\x07."
+
+
+def test_distcp_twin_payload_in_a_middle_archive_is_error(tmp_path: Path) -> None:
+    data = _archive(_BENIGN_PICKLE) * 12 + _archive(_EVIL_PICKLE) + _archive(_BENIGN_PICKLE) * 3
+    result = scan_pickle(tmp_path, data[:-1], "twin.distcp")  # scan_pickle appends one byte
+    assert errors(result, "PKL001"), loud(result)
+    assert result.error is None
+
+
+def test_distcp_twin_zip_in_zip_nine_deep_stays_a_depth_error(tmp_path: Path) -> None:
+    data = _archive(_EVIL_PICKLE)
+    for level in range(9):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(f"level{level}.zip", data)
+        data = buf.getvalue()
+    result = scan_pickle(tmp_path, data[:-1], "deep.distcp")
+    assert result.error is not None and "nesting depth" in result.error
+
+
+def test_distcp_twin_many_empty_archives_hit_the_member_budget(tmp_path: Path) -> None:
+    empty = b"PK\x05\x06" + b"\0" * 18
+    data = _archive(_BENIGN_PICKLE) + empty * 11_000 + _archive(_BENIGN_PICKLE)
+    result = scan_pickle(tmp_path, data[:-1], "many.distcp")
+    assert result.error is not None and "members" in result.error
+
+
+def test_distcp_twin_garbage_before_the_archives_is_still_a_prefix(tmp_path: Path) -> None:
+    data = _EVIL_PICKLE + _archive(_BENIGN_PICKLE) + _archive(_BENIGN_PICKLE)
+    result = scan_pickle(tmp_path, data[:-1], "prefixed.distcp")
+    assert errors(result, "PKL001"), loud(result)
+
+
+# --- shipped .py that CPython cannot compile: inert only when no Python version can -----------
+def test_joblib_func_code_of_a_ufunc_is_info() -> None:
+    result = scan(CORPUS / "joblib/cachedir/joblib/numpy/sqrt/func_code.py")
+    assert loud(result) == []
+    assert [f.rule_id for f in result.findings] == ["PYS004"]
+
+
+NEWER_PYTHON_TWINS = {
+    "pep695_generic_def": "import os\ndef f[T](x: T) -> T:\n    os.system('true')\n",
+    "pep695_type_alias": "import os\ntype Alias = int\nos.system('true')\n",
+    # PEP 701: a 3.12 f-string whose nested string spans a line starting with `<`
+    "pep701_nested_quotes": "import os\nx = f\"{'''\n<'''}\"\nos.system('true')\n",
+    "pep758_except_no_parens": "import os\ntry:\n    pass\nexcept ValueError, TypeError:\n"
+                                "    os.system('true')\n",
+    "t_string": "import os\nx = t'{os.system(\"true\")}'\n",
+}
+
+
+@pytest.mark.parametrize("code", NEWER_PYTHON_TWINS.values(), ids=NEWER_PYTHON_TWINS.keys())
+def test_code_this_python_cannot_parse_is_not_silently_clean(tmp_path: Path, code: str) -> None:
+    path = tmp_path / "modeling_x.py"
+    path.write_text(code)
+    result = scan(path)
+    assert max_severity(result) is Severity.WARNING, loud(result)
+
+
+def test_text_no_python_can_compile_is_info(tmp_path: Path) -> None:
+    path = tmp_path / "func_code.py"
+    path.write_text("# first line: 3\n<built-in function open>\n")
+    assert max_severity(scan(path)) is Severity.INFO
+
+
+def test_dill_rebuild_grading_gives_up_on_structures_too_large_to_follow(tmp_path: Path) -> None:
+    """Following every argument costs time: past a fixed number of containers the walk stops
+    following and grades nothing down (the namespace stays ERROR), in bounded time."""
+    inner = b"(l" + b"I1\n\x85a" * 5  # a list of five fresh tuples
+    big = b"(l" + (inner + b"a") * 60
+    body = b"(" + _dill_function(NS) + call(glob("collections", "OrderedDict"), big) + b"t"
+    result = scan_pickle(tmp_path, body)
+    assert max_severity(result) is Severity.ERROR, loud(result)
+    small = b"(" + _dill_function(NS) + call(glob("collections", "OrderedDict"), inner) + b"t"
+    assert max_severity(scan_pickle(tmp_path, small, "small.pkl")) is Severity.WARNING

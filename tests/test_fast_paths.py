@@ -89,7 +89,8 @@ EVIL_PICKLE = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00true\x85R."  # never loade
 
 
 def reference_walk(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Finding]:
-    """The walk before issue 18 (verbatim): every node, every path spelled. The oracle."""
+    """The walk before issue 18 (verbatim, with main's `:serialized:` skip): every node,
+    every path spelled. The oracle."""
     stack: list[tuple[Any, str]] = [(document, where)]
     nodes = 0
     while stack:
@@ -100,8 +101,10 @@ def reference_walk(document: Any, ctx: ScanContext, where: str = "") -> Iterator
             return
         if isinstance(node, dict):
             yield from configs._mapping(node, path, ctx)
+            serialized = isinstance(node.get(configs.SERIALIZED), str)
             stack.extend((value, f"{path}.{key}" if path else str(key))
-                         for key, value in node.items())
+                         for key, value in node.items()
+                         if not (serialized and key == configs.SERIALIZED))
         elif isinstance(node, list):
             stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
         elif isinstance(node, str):

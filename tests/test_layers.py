@@ -11,7 +11,7 @@ layers are drawn in README ("How the code is layered"):
                    executors.*
     sources        batchscan.sources.*
     runtime        batchscan.workers.task, jobs, entry; sandbox, landlock, seccomp, hashing,
-                   cachedb, forkserver, lifeline, safeopen
+                   cachedb, forkserver, lifeline, safeopen, channel
     formats        batchscan.workers.* (one module per format, base, registry, policy)
     records        batchscan (version), records, rules (the catalogue), schema
 """
@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("runtime", ("batchscan.workers.task", "batchscan.workers.jobs", "batchscan.workers.entry",
                  "batchscan.sandbox", "batchscan.landlock", "batchscan.seccomp",
                  "batchscan.hashing", "batchscan.cachedb", "batchscan.forkserver",
-                 "batchscan.lifeline", "batchscan.safeopen")),
+                 "batchscan.lifeline", "batchscan.safeopen", "batchscan.channel")),
     ("sources", ("batchscan.sources",)),
     ("coordinator", ("batchscan.coordinator", "batchscan.config", "batchscan.cache",
                      "batchscan.downloads", "batchscan.selection", "batchscan.baseline",

@@ -74,3 +74,50 @@ def test_joblib_payload_after_array_bytes_is_found() -> None:
     assert any(f.rule_id == "PKL001" and "system" in f.message and "true" in (f.evidence or "")
                for f in findings)
     assert not any(f.rule_id == "PKL004" for f in findings)
+
+
+# --- benchmarks/real_models.py: shipped code is not a false positive, an ERROR on it still is --
+def _real_models_module() -> object:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "real_models.py"
+    spec = importlib.util.spec_from_file_location("real_models_bench", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["real_models_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_report_excludes_only_warnings_on_artefacts_labelled_ships_code(tmp_path: Path) -> None:
+    import json
+
+    bench = _real_models_module()
+    files = tmp_path / "files" / "lib"
+    files.mkdir(parents=True)
+    rows = []
+    records = []
+    cases = {"code_warn.pkl": (True, "warning"), "code_error.pkl": (True, "error"),
+             "data_warn.pkl": (False, "warning"), "clean.pkl": (False, None)}
+    for name, (code, worst) in cases.items():
+        (files / name).write_bytes(b"x")
+        row: dict[str, object] = {"path": name, "how": "test", "size": "1"}
+        if code:
+            row["ships_code"] = True
+        rows.append(row)
+        findings = [] if worst is None else [
+            {"rule_id": "PKL001", "severity": worst, "message": f"{worst} here"}]
+        records.append({"path": str(files / name), "status": "findings" if worst else "clean",
+                        "max_severity": worst, "findings": findings})
+    (tmp_path / "manifest").mkdir()
+    (tmp_path / "manifest" / "lib.json").write_text(json.dumps(
+        {"library": "lib", "versions": {"lib": "1"}, "status": "written", "reason": "",
+         "artefacts": rows}))
+    results = tmp_path / "scan.jsonl"
+    results.write_text("".join(json.dumps(r) + "\n" for r in records))
+    summary = bench.report(tmp_path, results, None)  # type: ignore[attr-defined]
+    assert summary["warning_rate"] == 2 / 4 and summary["error_rate"] == 1 / 4  # raw
+    assert summary["fp_warning_rate"] == 1 / 4  # data_warn only
+    assert summary["fp_error_rate"] == 1 / 4  # an ERROR on shipped code still counts
+    assert summary["ships_code_warning"] == 1

@@ -363,7 +363,7 @@ def test_escapes_fail_as_an_unprivileged_user() -> None:
         assert len(records) == len(FILE_ESCAPES) + 3, result.stderr[-2000:]
         assert changed(base / "victims", made) == []
         assert not reached
-        assert records["exec.bin"]["status"] == "findings"
+        assert records["exec.bin"]["status"] == "findings", json.dumps(records["exec.bin"])
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -399,3 +399,38 @@ def test_a_worker_can_still_start_threads(tmp_path: Path) -> None:
     fault(root, "thread.bin", "thread")
     record = scan(root)["thread.bin"]
     assert record.findings[0].message.endswith("thread ran")
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["guarded", "control"])
+def test_a_worker_cannot_run_code_in_the_coordinator_through_the_result_pipe(
+    tmp_path: Path, guarded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A compromised worker writes its own pickle to pebble's result pipe. The stock reader
+    would unpickle it in the coordinator (the control shows the marker file appear there);
+    batchscan's reader refuses it. Each refusal breaks the pool, which aborts every task in
+    flight: only the files that break it get `crashed`, every other file its real record."""
+    from batchscan import channel
+
+    if not guarded:
+        monkeypatch.setattr(channel, "harden", lambda pool: None)
+    root = tmp_path / "tree"
+    root.mkdir()
+    marker = tmp_path / "ran-in-coordinator"
+    hostile = {f"channel{k}.bin" for k in range(3)}
+    for name in hostile:
+        fault(root, name, f"channel {marker}")
+    for index in range(300):
+        (root / f"data{index:03}.json").write_text('{"a": 1}')
+    engine = Engine(ScanConfig(jobs=2, timeout=10.0, fault_injection=True))
+    records = {Path(r.path).name: r for r in engine.run([str(root)])}
+    time.sleep(0.2)
+    if guarded:
+        assert not marker.exists()
+        assert len(records) == 303
+        assert {name for name, r in records.items() if r.status is not Status.CLEAN} == hostile
+        for name in hostile:
+            assert records[name].status is Status.CRASHED
+            assert "refused a message from a worker" in (records[name].error or "")
+        assert engine.stats.pool_rebuilds == 0  # no stall: every break was seen at once
+    else:
+        assert marker.exists()

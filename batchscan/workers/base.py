@@ -24,6 +24,10 @@ from batchscan.records import Finding
 from batchscan.rules import Rule
 
 HEAD_BYTES = 64 * 1024
+# The size of a member whose length nobody knows in advance (a decompressing stream without
+# a declared size). Never a real size: checks that compare against a size must ask
+# `Source.known_size` and skip when it is None rather than take this for one.
+UNKNOWN_SIZE = 1 << 62
 
 
 class FormatError(Exception):
@@ -70,11 +74,16 @@ class Source:
     def from_bytes(cls, data: bytes, name: str) -> Source:
         return cls(io.BytesIO(data), len(data), name, data[:HEAD_BYTES])
 
+    @property
+    def known_size(self) -> int | None:
+        """The input's real length, or None when it is not known (a decompressing stream)."""
+        return None if self.size >= UNKNOWN_SIZE else self.size
+
     def read_at(self, offset: int, length: int) -> bytes:
         """At most `length` bytes at `offset`, never more than the input holds: a buffered
         `read(n)` allocates `n` bytes up front, so `read_at(0, 2 GiB)` of a 2 MiB file would
         cost 2 GiB (a benign ONNX model was `oom`). Unknown sizes (decompressing streams,
-        `1 << 62`) read in chunks and need no clamp."""
+        `UNKNOWN_SIZE`) read in chunks and need no clamp."""
         length = max(0, min(length, self.size - offset))
         self.stream.seek(offset)
         return self.stream.read(length)
@@ -143,6 +152,9 @@ class ScanContext:
     dispatch: Dispatch | None = None  # the registry's `scan_source`: scans a member
     detect: Detect | None = None  # the registry's `detect`: names a member's format
     format_hint: str | None = None
+    # The folder of the file on disk, for formats whose loaders open sibling files (ONNX
+    # external data); None for members of containers and inputs that are not files.
+    directory: str | None = None
     _matchers: tuple[Callable[[str], bool], ...] = ()
 
     def __post_init__(self) -> None:
@@ -164,6 +176,15 @@ class ScanContext:
             raise LimitExceeded("nesting depth", self.limits.max_depth, self.depth + 1,
                                 self.where(member))
         ctx = ScanContext(self.limits, self.blacklist, self.where(member), self.depth + 1,
+                          self.budget, self.incomplete, self.dispatch, self.detect)
+        ctx._matchers = self._matchers
+        return ctx
+
+    def sibling(self, label: str) -> ScanContext:
+        """Context for a part that sits beside the current input's other parts, not inside
+        them (one of several zip archives written back to back): the same depth, its own
+        member label. Its members still count against the shared budget."""
+        ctx = ScanContext(self.limits, self.blacklist, self.where(label), self.depth,
                           self.budget, self.incomplete, self.dispatch, self.detect)
         ctx._matchers = self._matchers
         return ctx

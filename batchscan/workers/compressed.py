@@ -39,6 +39,7 @@ from batchscan.records import Finding
 from batchscan.rules import Rule
 from batchscan.workers.base import (
     HEAD_BYTES,
+    UNKNOWN_SIZE,
     FormatError,
     LimitExceeded,
     Readable,
@@ -120,11 +121,17 @@ class DecompressStream(io.RawIOBase):
 
     Output is charged to the shared budget once (a backward seek restarts decoding without
     charging again) and the ratio is checked against the compressed bytes consumed.
+
+    `size` is a declared length (a zip member's): output stops there, as zipfile's and
+    miniz's do, `overrun` says there was more, and `short` that the data ended before it.
     """
 
     def __init__(self, raw: Readable, kind: str, ctx: ScanContext,
-                 factory: Callable[[], Any] | None = None):
+                 factory: Callable[[], Any] | None = None, size: int | None = None):
         super().__init__()
+        self.size = size
+        self.short = False
+        self.overrun = False
         factory = factory or _KINDS[kind][1]
         if factory is None:
             raise FormatError(f"no {kind} decoder is installed")
@@ -234,7 +241,12 @@ class DecompressStream(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         if size is None or size < 0:
-            size = 1 << 62
+            size = UNKNOWN_SIZE
+        if self.size is not None:
+            size = min(size, self.size - self._pos)
+            if size <= 0:
+                self._check_overrun()
+                return b""
         parts = []
         have = 0
         while have < size:
@@ -247,7 +259,16 @@ class DecompressStream(io.RawIOBase):
             parts.append(take)
             have += len(take)
         self._pos += have
+        if self.size is not None and have < size:
+            self.short = True
         return b"".join(parts)
+
+    def _check_overrun(self) -> None:
+        """At the declared end: does the stream hold more (a size that hides data)?"""
+        if not self.overrun and not self._buffer:
+            self._buffer = self._more()
+        if self._buffer:
+            self.overrun = True
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
@@ -267,14 +288,23 @@ class DecompressStream(io.RawIOBase):
         return self._pos
 
 
-UNKNOWN_SIZE = 1 << 62
+def random_access(source: Source, ctx: ScanContext) -> Source:
+    """The source itself when seeking is cheap, else an in-memory copy: a backward seek in a
+    decompressing stream decodes again from the start, so libraries that jump around
+    (h5py, py7zr) get bytes in memory."""
+    if source.known_size is not None and not isinstance(source.stream, DecompressStream):
+        return source
+    return materialize(source, ctx)
 
 
 def materialize(source: Source, ctx: ScanContext) -> Source:
     """An exact-size, in-memory copy of a member (for formats that need random access)."""
-    if source.size != UNKNOWN_SIZE and isinstance(source.stream, io.BytesIO):
+    if source.known_size is not None and isinstance(source.stream, io.BytesIO):
         return source
     limit = ctx.limits.max_member_bytes
+    if source.known_size is not None and source.known_size > limit:
+        raise LimitExceeded("bytes of one member held in memory", limit, source.known_size,
+                            ctx.member)
     source.stream.seek(0)
     data = source.stream.read(limit + 1)
     if len(data) > limit:

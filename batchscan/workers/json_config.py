@@ -48,23 +48,34 @@ _REFUSED = object()  # orjson could not parse the text
 _KEY_START = re.compile(rb'\A\s*\{\s*"[^"\n\x00-\x1f]{1,256}"\s*:')
 
 
+# json.loads skips any leading whitespace: a document padded past the head is still one
+# (stable-baselines3's `data` member is read with json.loads whatever it starts with).
+_PADDING = b" \t\r\n"
+_MIN_PADDED_HEAD = 1024
+
+
 def sniff(head: bytes, name: str) -> bool:
+    body = head.lstrip(_PADDING)
+    if not body:
+        return len(head) >= _MIN_PADDED_HEAD
     lowered = name.lower()
     if lowered.endswith((".json", ".jsonl", ".ndjson")):
-        return head.lstrip()[:1] in (b"{", b"[")
-    if _KEY_START.match(head[:300]) is None:
+        return body[:1] in (b"{", b"[")
+    if _KEY_START.match(body[:300]) is None:
         return False
     try:
-        head[:1024].decode("utf-8")
+        body[:1024].decode("utf-8")
     except UnicodeDecodeError as exc:
         return exc.start >= 1020  # cut in the middle of a character is fine
     return True
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("JSON bytes", _MAX_BYTES, source.size, ctx.member)
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("JSON bytes", _MAX_BYTES, source.known_size, ctx.member)
     raw = source.read_at(0, _MAX_BYTES + 1)
+    if len(raw) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("JSON bytes", _MAX_BYTES, len(raw), ctx.member)
     # Fast path: orjson, and a tokenizer's vocabulary and merges checked without being built
     # (`workers/jsonbulk.py`). Whatever orjson refuses (JSON Lines, NaN, lone surrogates,
     # invalid UTF-8, nesting past 1024) takes the standard parser's path below, as before.

@@ -7,10 +7,13 @@ Attack surface. A Lambda layer stores marshalled Python bytecode that runs on
 `load_model` (CVE-2024-3660; h5 files ignore `safe_mode`, CVE-2025-9905), also inside
 nested Sequential/Functional sub-models and wrappers; `module`/`registered_name`
 references to arbitrary modules (CVE-2025-1550); function references such as
-`keras.utils.get_file` (CVE-2025-8747/9906). modelscan checks only top-level layers.
+`keras.utils.get_file` (CVE-2025-8747/9906); lookup layers whose vocabulary is a file path
+read that file on load (CVE-2025-12058, see workers/keras_files.py). modelscan checks only
+top-level layers.
 
 What is checked: the JSON attributes with the shared config rules (the whole tree, so
-nested models and wrappers are covered); external links and external storage in the file
+nested models and wrappers are covered) and for file references (KRS001); external links
+and external storage in the file
 (data read from other files) are reported. Weights are never read.
 
 Rules
@@ -18,6 +21,7 @@ Rules
 |--------|-------------------|----------|---------|
 | HDF001 | external-data     | warning  | CWE-73  |
 | HDF002 | bad-config        | warning  | CWE-20  |
+| KRS001 | keras-file-reference | error | CWE-73  |
 | CFG007-CFG009 | see workers/configs.py | | |
 """
 
@@ -38,14 +42,15 @@ from batchscan.workers.base import (
     ScanContext,
     Source,
 )
-from batchscan.workers.compressed import materialize
+from batchscan.workers.compressed import random_access
 from batchscan.workers.configs import CONFIG_RULES, walk_config
+from batchscan.workers.keras_files import FILE_REFERENCE, file_references
 
 FORMAT = "keras_h5"
 
 EXTERNAL = rules.HDF001
 BAD_CONFIG = rules.HDF002
-RULES: tuple[Rule, ...] = (EXTERNAL, BAD_CONFIG, *CONFIG_RULES)
+RULES: tuple[Rule, ...] = (EXTERNAL, BAD_CONFIG, FILE_REFERENCE, *CONFIG_RULES)
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _CONFIG_ATTRS = ("model_config", "training_config", "keras_version", "backend")
@@ -60,8 +65,7 @@ def sniff(head: bytes, name: str) -> bool:
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     import h5py  # here, not at import: 75 ms of start-up that most registry runs never use
 
-    if source.size >= 1 << 62:
-        source = materialize(source, ctx)
+    source = random_access(source, ctx)
     source.stream.seek(0)
     handle: Any = source.stream if hasattr(source.stream, "readinto") else io.BytesIO(
         source.read_at(0, HEAD_BYTES))
@@ -109,6 +113,7 @@ def _scan_file(h5py: Any, handle: Any, ctx: ScanContext) -> Iterator[Finding]:
                                          member=ctx.member)
                 continue
             yield from walk_config(document, ctx, name)
+            yield from file_references(document, ctx, name)
         yield from _external(h5, ctx)
 
 

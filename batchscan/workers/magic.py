@@ -63,6 +63,8 @@ RECOGNISERS: tuple[tuple[str, Callable[[bytes, str], bool]], ...] = (
     ("gguf", lambda h, n: h[:4] == b"GGUF"),
     ("ggml", lambda h, n: h[:4] in (b"lmgg", b"fmgg", b"tjgg", b"algg", b"ggml", b"ggjt")),
     ("tflite", lambda h, n: h[4:8] == b"TFL3"),
+    ("xgboost_binary", lambda h, n: h[:4] == b"binf"),  # legacy XGBoost < 2 binary model
+    ("ocdbt", lambda h, n: h[:4] in (b"\x0c\xdb\x3a\x2a", b"\x0c\xdb\x20\xde")),  # Orbax OCDBT
     ("safetensors", _safetensors),
     ("coreml", _coreml),
     ("onnx", _suffix(".onnx")),

@@ -123,12 +123,13 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     for n in shape:
         count *= n
     expected = data_offset + count * itemsize
-    if source.size < expected:
+    length = source.known_size  # None: a stream of unknown length, no size to compare
+    if length is not None and length < expected:
         yield SIZE_MISMATCH.finding(
             f"shape {shape} of {header['descr']!r} needs {expected} bytes, the file has "
-            f"{source.size}", member=ctx.member)
-    elif source.size > expected and source.size < 1 << 62:
-        extra = source.size - expected
+            f"{length}", member=ctx.member)
+    elif length is not None and length > expected:
+        extra = length - expected
         yield SIZE_MISMATCH.finding(f"{extra} bytes follow the array data",
                                     member=ctx.member, offset=expected)
         rest = Source(SliceStream(source.stream, expected, extra), extra,

@@ -8,10 +8,15 @@ data_location}` with external data as `{key, value}` pairs (`location`, `offset`
 
 Attack surface: external data locations that are absolute or contain `..` read arbitrary
 files into tensors (CVE-2022-25882, CVE-2024-27318) or overwrite them on save
-(CVE-2025-51480); custom operator domains load native code from an op library; Python
+(CVE-2025-51480); so does a plain relative location whose file in the model's folder is a
+symlink out of it (`weights.bin -> /etc/passwd`, `-> /proc/self/environ`), or a folder on
+the way that is one; a device or FIFO there blocks or floods the loader; custom operator
+domains load native code from an op library; Python
 operators (onnxruntime-extensions `PyOp`); oversized or inconsistent initializers.
 
-What is checked: every graph, subgraph and function; external data locations; operator
+What is checked: every graph, subgraph and function; external data locations (as strings,
+and for a model file on disk, where they resolve: symlinks are resolved with lstat/readlink,
+never opened; a target outside the model's folder or a special file is ONX006); operator
 domains outside the standard ones (named); initializers whose raw data does not match their
 dims and type.
 
@@ -23,12 +28,18 @@ Rules
 | ONX003 | python-op             | error    | CWE-94  |
 | ONX004 | initializer-size      | warning  | CWE-20  |
 | ONX005 | bad-protobuf          | warning  | CWE-20  |
+| ONX006 | external-data-link    | error    | CWE-59  |
+
+Not checked: external data of a model inside an archive (its siblings are members, not
+files), and of files scanned under another name than their folder's (hub downloads).
 """
 
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Iterator
+from pathlib import Path
 
 from batchscan import rules
 from batchscan.records import Finding
@@ -43,7 +54,8 @@ CUSTOM_DOMAIN = rules.ONX002
 PYTHON_OP = rules.ONX003
 SIZE = rules.ONX004
 BAD = rules.ONX005
-RULES: tuple[Rule, ...] = (ESCAPE, CUSTOM_DOMAIN, PYTHON_OP, SIZE, BAD)
+LINK = rules.ONX006
+RULES: tuple[Rule, ...] = (ESCAPE, CUSTOM_DOMAIN, PYTHON_OP, SIZE, BAD, LINK)
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training",
                               "ai.onnx.preview.training", "com.microsoft",
@@ -77,9 +89,11 @@ def _text_field(head: bytes, at: int) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("ONNX bytes", _MAX_BYTES, source.size, ctx.member)
-    data = source.read_at(0, _MAX_BYTES)
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("ONNX bytes", _MAX_BYTES, source.known_size, ctx.member)
+    data = source.read_at(0, _MAX_BYTES + 1)
+    if len(data) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("ONNX bytes", _MAX_BYTES, len(data), ctx.member)
     try:
         for graph in protobuf.messages(data, 7):
             yield from _graph(graph, "graph", ctx, 0)
@@ -119,6 +133,26 @@ def _node(node: memoryview, where: str, ctx: ScanContext, depth: int) -> Iterato
             yield from _tensor(tensor, label, ctx)
 
 
+def _on_disk(directory: str, location: str) -> str | None:
+    """What is wrong with the file a relative location names in the model's folder: a
+    symlink (of the file or of a folder on the way) resolving outside the folder, or a
+    device, FIFO or socket. Resolved with lstat/readlink (os.path.realpath); the file is
+    never opened. None when it is a plain file inside, or absent (nothing to read)."""
+    try:
+        folder = Path(directory).resolve()
+        target = (Path(directory) / location).resolve()
+        if not target.is_relative_to(folder):
+            return f"which resolves to {str(target)!r}, outside the model's folder"
+        mode = target.stat().st_mode
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop
+        return None  # absent, unreadable or a name the OS refuses: the loader fails too
+    for test, kind in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"which is {kind}"
+    return None
+
+
 def _tensor(tensor: memoryview, where: str, ctx: ScanContext) -> Iterator[Finding]:
     name = protobuf.text(tensor, 8) or "?"
     for entry in protobuf.messages(tensor, 13):
@@ -129,6 +163,12 @@ def _tensor(tensor: memoryview, where: str, ctx: ScanContext) -> Iterator[Findin
         if normal.startswith("/") or _DRIVE.match(location) or ".." in normal.split("/"):
             yield ESCAPE.finding(f"{where}: initializer {name!r} reads external data from "
                                  f"{location!r}", member=ctx.member, evidence=location)
+        elif ctx.directory is not None and location:
+            problem = _on_disk(ctx.directory, normal)
+            if problem is not None:
+                yield LINK.finding(f"{where}: initializer {name!r} reads external data from "
+                                   f"{location!r}, {problem}", member=ctx.member,
+                                   evidence=location)
     raw = next(protobuf.messages(tensor, 9), None)
     data_type = protobuf.integer(tensor, 2)
     if raw is None or data_type not in _ELEMENT_BYTES:

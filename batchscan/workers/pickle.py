@@ -64,7 +64,8 @@ import contextlib
 import io
 import re
 import struct
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from batchscan import rules
@@ -221,6 +222,16 @@ class _Use:
     evidence: str | None = None
     calls: int = 0
     vetted_calls: int = 0  # calls whose arguments make them data-building (`_vetted_call`)
+    # Function rebuild (`_rebuild_part`): the imports (Ref ids) and calls of this global that
+    # only serve to rebuild a pickled function, and whether it was also used any other way.
+    rebuild_refs: set[int] = field(default_factory=set)
+    rebuild_calls: int = 0
+    other_use: bool = False
+
+    def only_rebuilds(self) -> bool:
+        """Every import and every call of this global rebuilds a function: WARNING, not ERROR."""
+        return (not self.other_use and self.rebuild_calls == self.calls
+                and len(self.rebuild_refs) >= self.count and bool(self.rebuild_refs))
 
 
 @dataclass(slots=True)
@@ -239,6 +250,9 @@ class _Walk:
     damage: int | None = None  # where the stream broke (the loader stops there)
     damage_reason: str = ""
     appended_zip: int | None = None  # a zip archive follows the last STOP here
+    denied: bool = False  # some import so far is denied (function-rebuild accounting needed)
+    code_built: bool = False  # some call so far rebuilt code (`_Walker.code_consumer` checks)
+    rebuild_unsure: bool = False  # a structure too large to follow: no use is downgraded
 
 
 Walk = _Walk  # what callers pass to `findings` to learn what the walk saw
@@ -447,6 +461,12 @@ class _Walker:
         self.lenient = False  # ignore FRAME lengths that overrun the data (salvage pass)
         self.sniffing = False  # reject names no importer accepts (content sniffing)
         self.binary_text = False  # sniffing met a text argument with control characters
+        # Function rebuild bookkeeping (`account`): `getattr(dill._dill, '_setattr', setattr)`
+        # results waiting to be seen filling a cell, and module `__dict__` imports handed to
+        # a function builder as its globals (they must not also sit in the memo or be DUP'd).
+        self.pending_setattr: dict[int, tuple[Call, list[Ref]]] = {}
+        self.namespaces: list[Ref] = []
+        self.duplicated: set[int] = set()
 
     # classification bookkeeping ---------------------------------------------------------
     def use(self, module: str, name: str, offset: int) -> Ref:
@@ -455,6 +475,8 @@ class _Walker:
         if entry is None:
             entry = _Use(module, name, _classify(module, name), offset)
             self.walk.uses[key] = entry
+            if entry.verdict.verdict is policy.Verdict.DENY:
+                self.walk.denied = True
         entry.count += 1
         return Ref(module, name, offset)
 
@@ -464,6 +486,10 @@ class _Walker:
         resolved = func
         if isinstance(resolved, Call):
             resolved = fold(resolved)
+        if self.walk.denied:
+            self.account(func, resolved, args, call)
+        if self.walk.code_built and isinstance(args, tuple) and args:
+            self.code_consumer(resolved, args, call)
         if isinstance(resolved, Call) and isinstance(args, tuple):
             # attrgetter('system')(os) and methodcaller('system', cmd)(os) call os.system
             getter = resolved.func
@@ -494,6 +520,13 @@ class _Walker:
             entry.calls += 1
             if _vetted_call(resolved, call):
                 entry.vetted_calls += 1
+                if qual_is_getattr(resolved):
+                    # `getattr(<global>, 'name')` imports `<global>.name`: judged as that
+                    attribute = fold(call)
+                    if isinstance(attribute, Ref):
+                        self.use(attribute.module, attribute.name, offset)
+            if entry.verdict.code:
+                self.walk.code_built = True
             if entry.verdict.code and resolved.name in ("_class_setstate", "_make_skeleton_class"):
                 cargs = args if isinstance(args, tuple) else ()
                 hooks = _load_time_hooks(tuple(_literal(a) for a in cargs[1:]))
@@ -529,12 +562,153 @@ class _Walker:
             resolved.func.module, resolved.func.name) in policy.TYPE_LOADERS and _vetted_call(
                 resolved.func, resolved):
             pass  # `_load_type('bytes')()`: constructs a known type
+        elif self.walk.code_built and _rebuilt_code(resolved) is None and (
+            builder := _code_within((resolved,))
+        ) is not None:
+            # `partial(<rebuilt function>, ...)()`: the rebuilt code runs now.
+            self.flag(DANGEROUS_GLOBAL, f"calls a value holding code rebuilt from the pickle "
+                      f"(by `{builder}`) while loading", offset,
+                      evidence=render(call)[:_EVIDENCE_CHARS])
         elif not isinstance(resolved, Opaque):
             # Calling something that is not an import: a value produced at load time.
             self.flag(COMPUTED_CALLABLE, f"calls a value computed at load time: "
                       f"{render(resolved)[:200]}", offset,
                       evidence=render(call)[:_EVIDENCE_CHARS])
         return call
+
+    def code_consumer(self, resolved: object, args: tuple[object, ...], call: Call) -> None:
+        """A function or class rebuilt from pickled code, handed to a call while loading.
+
+        Rebuilt code runs when called (WARNING by the severity contract), and nothing in the
+        pickle calls it as long as it only goes to the rebuild helpers themselves, into
+        containers, or into `functools.partial`. Handed to anything else, the callee may call
+        it right away: `functools.reduce(f, [1, 2])`, `iter(f, None)` consumed by `tuple`,
+        `itertools.accumulate`, `cmp_to_key(f)` objects then sorted, a library function that
+        applies its argument. Which callees call their arguments is not knowable by name, so
+        every other consumer is ERROR.
+        """
+        if isinstance(resolved, Ref):
+            qual = (resolved.module, resolved.name)
+            if qual in _CODE_HOLDERS or _classify(resolved.module, resolved.name).code:
+                return
+            if qual in _CELL_SETTERS and _fills_cell(args):
+                return
+        builder = _code_within(args)
+        if builder is None or (
+            call.kind in ("newobj", "newobj_ex") and _rebuilt_code(resolved) is not None
+        ):
+            return
+        target = resolved.qualname if isinstance(resolved, Ref) else render(resolved)[:120]
+        self.flag(DANGEROUS_GLOBAL, f"passes code rebuilt from the pickle (by `{builder}`) to "
+                  f"`{target}`, which can call it while loading", call.offset,
+                  evidence=render(call)[:_EVIDENCE_CHARS])
+
+    # function rebuild: graded by use ----------------------------------------------------
+    def account(self, func: object, resolved: object, args: object, call: Call) -> None:
+        """Note which denied imports this call uses, and whether only to rebuild a function.
+
+        dill rebuilds a function as `_create_function(code, <module>.__dict__, ...)` and fills
+        its closure with `getattr(dill._dill, '_setattr', builtins.setattr)(_create_cell(..),
+        'cell_contents', value)`. Those imports are denied for what they can do elsewhere (a
+        module namespace handed to a getter, `setattr` of `__reduce__` on an object); used
+        only this way they build a function that runs when called, which is WARNING by the
+        severity contract. Any other use of the same global keeps it ERROR (`_Use.other_use`).
+        """
+        fargs = args if isinstance(args, tuple) else ()
+        uses = self.walk.uses
+        pending = self.pending_setattr.pop(id(func), None) if isinstance(func, Call) else None
+        if pending is not None and pending[0] is not func:
+            pending = None
+        if _function_builder(resolved) and len(fargs) > 1 and _module_namespace(fargs[1]):
+            namespace = fargs[1]
+            assert isinstance(namespace, Ref)
+            self._excuse(namespace)
+            self.namespaces.append(namespace)
+            self._note_other(fargs[:1] + fargs[2:])
+            return
+        if _setattr_lookup(func, fargs):
+            refs = [item for item in (func, *fargs) if isinstance(item, Ref)]
+            self.pending_setattr[id(call)] = (call, refs)
+            return
+        if _fills_cell(fargs):
+            if pending is not None:
+                for ref in pending[1]:
+                    self._excuse(ref)
+                getattr_use = uses.get(("builtins", "getattr"))
+                if getattr_use is not None:
+                    getattr_use.rebuild_calls += 1
+                if isinstance(resolved, Ref):  # the `_setattr` the lookup resolved to
+                    entry = uses.get((resolved.module, resolved.name))
+                    if entry is None:
+                        entry = _Use(resolved.module, resolved.name,
+                                     _classify(resolved.module, resolved.name), call.offset,
+                                     count=1)
+                        uses[(resolved.module, resolved.name)] = entry
+                    entry.rebuild_calls += 1
+                    entry.rebuild_refs.add(id(call))
+                self._note_other(fargs[2:])
+                return
+            if isinstance(func, Ref) and (func.module, func.name) in _CELL_SETTERS:
+                self._excuse(func)
+                entry = uses.get((func.module, func.name))
+                if entry is not None:
+                    entry.rebuild_calls += 1
+                self._note_other(fargs[2:])
+                return
+        if pending is not None:
+            self._note_other(pending[1])
+        self._note_other((func, *fargs))
+
+    def _excuse(self, ref: Ref) -> None:
+        entry = self.walk.uses.get((ref.module, ref.name))
+        if entry is not None:
+            entry.rebuild_refs.add(id(ref))
+            if id(ref) in self.duplicated:
+                entry.other_use = True
+
+    def _note_other(self, values: Sequence[object]) -> None:
+        """Denied imports used as anything but a function rebuild part (containers and call
+        arguments too, `_REBUILD_SCAN_DEPTH` deep). Each shared object is visited once, and a
+        structure beyond `_REBUILD_SCAN_NODES` gives up the grading: nothing is downgraded."""
+        uses = self.walk.uses
+        seen: set[int] = set()
+        todo: list[tuple[object, int]] = [(value, 0) for value in values]
+        while todo:
+            value, depth = todo.pop()
+            if isinstance(value, Ref):
+                entry = uses.get((value.module, value.name))
+                if entry is not None and entry.verdict.verdict is policy.Verdict.DENY:
+                    entry.other_use = True
+                continue
+            if depth >= _REBUILD_SCAN_DEPTH or id(value) in seen:
+                continue
+            if isinstance(value, (tuple, PList, PDict)):
+                items: Sequence[object] = value
+            elif isinstance(value, Call) and _rebuilt_code(value) is not None:
+                continue  # a rebuilt function or cell: its parts were judged at its own call
+            elif isinstance(value, Call):
+                inner = value.args if isinstance(value.args, tuple) else ()
+                pend = self.pending_setattr.get(id(value))
+                items = (value.func, *inner, *(pend[1] if pend and pend[0] is value else ()))
+            else:
+                continue
+            seen.add(id(value))
+            if len(seen) > _REBUILD_SCAN_NODES:
+                self.walk.rebuild_unsure = True
+                return
+            todo.extend((item, depth + 1) for item in items)
+
+    def settle(self, memo: dict[int, object]) -> None:
+        """End of one pickle: a module namespace kept in the memo may have been used again."""
+        if not self.namespaces:
+            return
+        held = {id(value) for value in memo.values()}
+        for ref in self.namespaces:
+            if id(ref) in held:
+                entry = self.walk.uses.get((ref.module, ref.name))
+                if entry is not None:
+                    entry.other_use = True
+        self.namespaces.clear()
 
     def second_stage(self, args: object, offset: int, loader: str) -> None:
         if not isinstance(args, tuple) or not args:
@@ -582,7 +756,11 @@ class _Walker:
     # the opcode loop --------------------------------------------------------------------
     def run(self, start: int) -> int:
         """Walk one pickle from `start`; return the offset after its STOP."""
-        return _Machine(self, start).run()
+        machine = _Machine(self, start)
+        try:
+            return machine.run()
+        finally:
+            self.settle(machine.memo)
 
     # helpers of the loop ----------------------------------------------------------------
     def text_line(self, text: bytes, offset: int) -> bytes:
@@ -640,6 +818,8 @@ class _Walker:
                       f"BUILD sets attributes on the imported object {render(inst)}",
                       offset, evidence=render(state)[:_EVIDENCE_CHARS])
             return None
+        if self.walk.denied and not _rebuilt_code(inst):
+            self._note_other((state,))  # a denied import handed to `__setstate__`
         if isinstance(inst, Call) and inst.setstate is not None:
             self.called(inst.setstate, (state,), offset, "setstate")
             return None
@@ -655,11 +835,17 @@ class _Walker:
             dicts.extend(part for part in state if isinstance(part, PDict))
         for d in dicts:
             for key, value in d.pairs():
+                # Only a value that can be called is a hook: a string `__module__` or
+                # `__doc__` (fastai's losses copy them from the wrapped class) is inert.
+                if not isinstance(value, (Ref, ModuleRef, Call, Opaque)):
+                    continue
                 if key == "__setstate__" or (isinstance(key, str) and key in
                                              policy.DANGEROUS_ATTRIBUTES - {"__dict__"}):
+                    later = ("a later BUILD calls it" if key == "__setstate__"
+                             else "Python calls it on later use of the object")
                     self.flag(MUTATION_GADGET,
                               f"BUILD installs `{key}` = {render(value)[:150]} on an object; "
-                              "a later BUILD calls it", offset)
+                              f"{later}", offset)
                     if isinstance(inst, Call) and key == "__setstate__":
                         inst.setstate = value
         return None
@@ -1299,7 +1485,10 @@ class _Machine:
 
     def op_dup(self, offset: int) -> None:
         """DUP: push the top item again."""
-        self.stack.append(self.top(offset))
+        top = self.top(offset)
+        if isinstance(top, Ref):
+            self.w.duplicated.add(id(top))
+        self.stack.append(top)
 
     def op_mark(self, offset: int) -> None:
         """MARK: remember the stack height; it becomes the fence."""
@@ -1932,11 +2121,122 @@ def _vetted_call(func: Ref, call: Call) -> bool:
     if key == ("dill._dill", "_eval_repr"):
         return isinstance(first, str) and _RANGE_REPR.match(first) is not None
     target = fold(call) if key == ("builtins", "getattr") else first
-    return isinstance(target, Ref) and (
-        _classify(target.module, target.name).verdict is policy.Verdict.ALLOW)
+    if not isinstance(target, Ref):
+        return False
+    verdict = _classify(target.module, target.name).verdict
+    if verdict is policy.Verdict.ALLOW:
+        return True
+    # `getattr(<class of a third-party library>, 'method')` (fastai binds methods this way) is
+    # the dotted global `module.Class.method`: not denied, it is graded like any unknown
+    # global (INFO when only referenced, WARNING when called). Dunders never pass, nor
+    # standard-library owners (`str.format` reads attributes; their safe methods are listed
+    # in the policy's SAFE_ATTRIBUTES).
+    if key != ("builtins", "getattr") or verdict is not policy.Verdict.UNKNOWN:
+        return False
+    owner = first
+    return (isinstance(owner, Ref) and policy.looks_like_class(owner.name)
+            and owner.module.split(".", 1)[0] not in sys.stdlib_module_names
+            and not target.name.rsplit(".", 1)[-1].startswith("__"))
+
+
+def qual_is_getattr(func: Ref) -> bool:
+    return func.module == "builtins" and func.name == "getattr"
 
 
 _CLASS_BUILDERS = frozenset({"_make_skeleton_class", "_make_skeleton_enum", "_create_type"})
+
+# Function rebuild parts (`_Walker.account`). Functions are built by these from (code, globals,
+# ...); cells by these; a cell's value is set by `setattr(cell, 'cell_contents', value)`.
+_FUNCTION_BUILDERS = frozenset(
+    {("dill._dill", "_create_function"), ("cloudpickle.cloudpickle", "_make_function"),
+     ("cloudpickle.cloudpickle_fast", "_make_function"), ("types", "FunctionType"),
+     ("types", "LambdaType")})
+_CELL_MAKERS = frozenset(
+    {("dill._dill", "_create_cell"), ("cloudpickle.cloudpickle", "_make_cell"),
+     ("cloudpickle.cloudpickle", "_make_empty_cell"),
+     ("cloudpickle.cloudpickle_fast", "_make_cell"),
+     ("cloudpickle.cloudpickle_fast", "_make_empty_cell")})
+_CELL_SETTERS = frozenset({("builtins", "setattr"), ("dill._dill", "_setattr")})
+_REBUILD_SCAN_DEPTH = 4
+_REBUILD_SCAN_NODES = 256  # containers and calls visited per call; beyond, grading gives up
+
+
+def _function_builder(value: object) -> bool:
+    if isinstance(value, Ref):
+        return (value.module, value.name) in _FUNCTION_BUILDERS
+    if isinstance(value, Call) and isinstance(value.func, Ref) and (
+            value.func.module, value.func.name) in policy.TYPE_LOADERS:
+        args = value.args if isinstance(value.args, tuple) else ()
+        return bool(args) and _literal(args[0]) in ("FunctionType", "LambdaType")
+    return False
+
+
+def _module_namespace(value: object) -> bool:
+    """`find_class(module, '__dict__')`: a module's namespace (not of a denied module)."""
+    return isinstance(value, Ref) and policy.module_namespace(value.module, value.name)
+
+
+def _setattr_lookup(func: object, args: tuple[object, ...]) -> bool:
+    """dill's `getattr(dill._dill, '_setattr', builtins.setattr)`, exactly."""
+    if not (isinstance(func, Ref) and (func.module, func.name) == ("builtins", "getattr")):
+        return False
+    if len(args) not in (2, 3) or args[1] != "_setattr":
+        return False
+    owner = args[0]
+    if not ((isinstance(owner, Ref) and (owner.module, owner.name) == ("dill", "_dill"))
+            or (isinstance(owner, ModuleRef) and owner.module == "dill._dill")):
+        return False
+    return len(args) == 2 or (isinstance(args[2], Ref)
+                              and (args[2].module, args[2].name) == ("builtins", "setattr"))
+
+
+def _fills_cell(args: tuple[object, ...]) -> bool:
+    """`(cell made by a cell maker, 'cell_contents', value)`."""
+    if len(args) != 3 or args[1] != "cell_contents":
+        return False
+    cell = args[0]
+    return (isinstance(cell, Call) and isinstance(cell.func, Ref)
+            and (cell.func.module, cell.func.name) in _CELL_MAKERS)
+
+
+# Callees that keep a rebuilt function or class without calling it (`code_consumer`).
+_CODE_HOLDERS = frozenset({
+    ("builtins", "list"), ("builtins", "tuple"), ("builtins", "dict"), ("builtins", "set"),
+    ("builtins", "frozenset"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
+    ("functools", "partial"), ("_functools", "partial"),
+})
+_CODE_SCAN_DEPTH = 3
+_CODE_SCAN_NODES = 64
+
+
+def _code_within(values: tuple[object, ...]) -> str | None:
+    """The helper that rebuilt a function or class found in `values` (containers and call
+    arguments `_CODE_SCAN_DEPTH` deep, at most `_CODE_SCAN_NODES` of them), else None."""
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [(value, 0) for value in values]
+    while todo:
+        value, depth = todo.pop()
+        builder = _rebuilt_code(value)
+        if builder is not None and not _is_cell(value):
+            return builder
+        if depth >= _CODE_SCAN_DEPTH or id(value) in seen or len(seen) >= _CODE_SCAN_NODES:
+            continue
+        if isinstance(value, (tuple, PList, PDict)):
+            items: Sequence[object] = value
+        elif isinstance(value, Call):
+            items = value.args if isinstance(value.args, tuple) else ()
+        else:
+            continue
+        seen.add(id(value))
+        todo.extend((item, depth + 1) for item in items)
+    return None
+
+
+def _is_cell(value: object) -> bool:
+    """A closure cell (`_make_cell(...)`): holds a value, is not code (its contents are
+    looked at like any other argument)."""
+    return isinstance(value, Call) and isinstance(value.func, Ref) and (
+        value.func.module, value.func.name) in _CELL_MAKERS
 
 
 def _rebuilt_code(value: object) -> str | None:
@@ -1981,6 +2281,13 @@ def _use_findings(walk: _Walk, ctx: ScanContext) -> list[Finding]:
                 member=ctx.member, offset=where, evidence=use.evidence or qual))
             continue
         verdict = use.verdict.verdict
+        if verdict is policy.Verdict.DENY and not walk.rebuild_unsure and use.only_rebuilds():
+            how = "calls" if use.called else "imports"
+            out.append(DANGEROUS_GLOBAL.finding(
+                f"{how} `{qual}` only to rebuild a pickled function (it runs when called): "
+                f"{use.verdict.reason} elsewhere", severity=Severity.WARNING,
+                member=ctx.member, offset=where, evidence=use.evidence or qual))
+            continue
         if verdict is policy.Verdict.DENY:
             how = "calls" if use.called else ("constructs" if use.constructed else "imports")
             out.append(DANGEROUS_GLOBAL.finding(

@@ -180,6 +180,9 @@ DANGEROUS_MODULES: dict[str, str] = {
     "_aix_support": "runs shell commands",
     "uuid": "runs commands (uuid._get_command_stdout)",
     "ensurepip._bundled": "installs packages",
+    # Tk() runs `~/.<className>.py` (exec) and `.tcl` profiles on init; Tcl evaluates code.
+    "tkinter": "Tk() executes profile files; Tcl evaluates code",
+    "_tkinter": "Tcl evaluates code",
 }
 
 # Individual dangerous callables inside modules that are otherwise allowed or unknown.
@@ -355,6 +358,12 @@ DANGEROUS_CALLABLES: dict[str, dict[str, str]] = {
     "sklearn.utils._testing": {_ALL: "test helpers that run code"},
     "IPython": {_ALL: "interactive shell"},
     "fickling": {_ALL: "pickle tooling"},
+    # sympify/parse_expr evaluate their string argument with eval().
+    "sympy": {"sympify": "evaluates code (eval of its string argument)",
+              "parse_expr": "evaluates code (eval of its string argument)"},
+    "sympy.core.sympify": {"sympify": "evaluates code (eval of its string argument)"},
+    "sympy.parsing.sympy_parser": {"parse_expr": "evaluates code (eval of its string argument)",
+                                   "eval_expr": "evaluates code"},
 }
 
 # Python-level names whose presence anywhere in a dotted path means introspection escapes.
@@ -584,6 +593,10 @@ SAFE_GLOBALS: dict[str, frozenset[str]] = {
     "array": frozenset({"array", "_array_reconstructor"}),
     "random": frozenset({"Random"}),
     "zoneinfo": frozenset({"ZoneInfo"}),
+    # fastai's Learner.export pickles function signatures: data objects with inert
+    # constructors (a name, a kind enum, a default, an annotation). The rest of `inspect`
+    # (frames, getsource, getmembers, Signature.from_callable) stays denied.
+    "inspect": frozenset({"Signature", "Parameter", "_ParameterKind", "_empty"}),
     # pandas 3 stores strings (and every string column name) as pyarrow arrays
     "pyarrow.lib": frozenset({"_restore_array", "type_for_alias", "py_buffer",
                               "_reconstruct_record_batch", "_reconstruct_table",
@@ -828,6 +841,12 @@ DISTINCTIVE_DANGEROUS_NAMES: dict[str, str] = {
     "import_module": "importlib",
     "run_path": "runpy",
     "run_module": "runpy",
+    # the rest of the process family (python_source.py's table lists the same names)
+    **dict.fromkeys(("popen", "execl", "execle", "execlp", "execlpe", "execv", "execve",
+                     "execvp", "execvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv",
+                     "spawnve", "spawnvp", "spawnvpe", "startfile"), "os"),
+    "create_subprocess_exec": "asyncio",
+    "create_subprocess_shell": "asyncio",
 }
 
 
@@ -957,6 +976,13 @@ def resolve_reexport(module: str, name: str) -> tuple[str, str] | None:
     if origin is not None and module != origin and not module.startswith(origin + "."):
         return origin, name
     return None
+
+
+def module_namespace(module: str, name: str) -> bool:
+    """`find_class(module, '__dict__')` of a module the deny-list does not name: the globals
+    dill hands to a rebuilt function. Denied for any other use (`dict.get(ns, 'system')`)."""
+    module, name = _normalise(module, name)
+    return name == "__dict__" and _deny_match(module, name) is None
 
 
 _CYTHON_RECONSTRUCTOR = "__pyx_unpickle_"

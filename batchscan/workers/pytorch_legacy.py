@@ -32,7 +32,7 @@ from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers.base import ScanContext, SliceStream, Source
+from batchscan.workers.base import UNKNOWN_SIZE, ScanContext, SliceStream, Source
 
 FORMAT = "pytorch_legacy"
 
@@ -87,9 +87,17 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
                                    member=ctx.member, offset=offset)
             return
         offset = end
-    if offset < source.size:
-        yield APPENDED.finding(f"{source.size - offset} bytes follow the last storage",
+    size = source.known_size
+    if size is None and source.read_at(offset, 1):
+        # a stream of unknown length: something follows, its length is not known
+        yield APPENDED.finding("data follows the last storage", member=ctx.member,
+                               offset=offset)
+        rest = Source(SliceStream(source.stream, offset, UNKNOWN_SIZE), UNKNOWN_SIZE,
+                      f"{source.name}|appended")
+        yield from ctx.scan_member(rest, f"<appended@{offset}>")
+    elif size is not None and offset < size:
+        yield APPENDED.finding(f"{size - offset} bytes follow the last storage",
                                member=ctx.member, offset=offset)
-        rest = Source(SliceStream(source.stream, offset, source.size - offset),
-                      source.size - offset, f"{source.name}|appended")
+        rest = Source(SliceStream(source.stream, offset, size - offset),
+                      size - offset, f"{source.name}|appended")
         yield from ctx.scan_member(rest, f"<appended@{offset}>")

@@ -13,21 +13,34 @@ from typing import Any
 
 from batchscan.records import Finding
 from batchscan.workers import (
+    catboost,
     compressed,
+    executable,
+    flax_msgpack,
     gguf,
     json_config,
     keras_h5,
+    lightgbm,
+    mlflow_env,
     numpy,
     onnx,
+    openvino,
+    orbax,
     pickle,
+    pmml,
     python_source,
     pytorch_legacy,
+    rar,
+    rds,
     safetensors,
     sevenzip,
+    skops_schema,
     tar,
     template,
+    tensorrt,
     tf_savedmodel,
     unknown,
+    xgboost,
     yaml_config,
     zip,
 )
@@ -39,16 +52,29 @@ SCANNERS: tuple[FormatModule, ...] = (
     compressed,
     tar,
     sevenzip,
+    rar,  # RAR4/RAR5 marker blocks
+    executable,  # ELF/PE/Mach-O/APE: a llamafile's zip part is scanned from here
+    tensorrt,  # `ftrt`, or Ultralytics' JSON prefix before it
     numpy,
+    xgboost,  # JSON/UBJSON with a `learner` first key: before pickle and json_config
+    lightgbm,  # text starting `tree\nversion=`
     pytorch_legacy,  # before pickle: a legacy torch file is a pickle stream with a magic
     pickle,
     keras_h5,
     gguf,
+    catboost,  # `CBM1` + a FlatBuffers core
+    rds,  # R serialization (`X\n` + version, or an RDX2/RDX3 workspace)
     safetensors,
     tf_savedmodel,  # before onnx: both are protobufs, a .pb name decides
     onnx,
+    flax_msgpack,  # a msgpack map with flax's ndarray extension (or a .msgpack name)
+    skops_schema,  # a JSON object tree of skops nodes: before json_config
+    orbax,  # Orbax _METADATA/_CHECKPOINT_METADATA JSON: before json_config
+    pmml,  # XML with a <PMML> root
+    openvino,  # XML with a <net version=...> root
     json_config,  # text formats last: their sniffs use the name as a hint
     yaml_config,
+    mlflow_env,  # pip requirements files, by name and text content
     template,
     python_source,
 )

@@ -69,11 +69,12 @@ def sniff(head: bytes, name: str) -> bool:
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     (length,) = struct.unpack_from("<Q", source.head)
     member = ctx.member
-    if length > MAX_HEADER or 8 + length > source.size:
+    size = source.known_size  # None inside a stream of unknown length: bounds are skipped
+    raw = source.read_at(8, length) if length <= MAX_HEADER else b""
+    if length > MAX_HEADER or len(raw) < length or (size is not None and 8 + length > size):
         yield BAD_HEADER.finding(f"header length {length} exceeds the file", member=member)
         ctx.note_incomplete(f"safetensors header length {length} is invalid")
         return
-    raw = source.read_at(8, length)
     try:
         header = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
@@ -89,7 +90,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     metadata = header.pop("__metadata__", None)
     if metadata is not None:
         yield from _metadata(metadata, ctx)
-    yield from _layout(header, source.size - 8 - length, member)
+    yield from _layout(header, None if size is None else size - 8 - length, member)
 
 
 def _metadata(metadata: object, ctx: ScanContext) -> Iterator[Finding]:
@@ -106,8 +107,10 @@ def _metadata(metadata: object, ctx: ScanContext) -> Iterator[Finding]:
     yield from walk_config(metadata, ctx, "__metadata__")
 
 
-def _layout(tensors: dict[str, object], data_size: int,
+def _layout(tensors: dict[str, object], data_size: int | None,
             member: str | None) -> Iterator[Finding]:
+    """Offsets against shape, dtype, each other and the data region (when its size is
+    known: a member of unknown length gets no bounds check rather than a guessed one)."""
     spans: list[tuple[int, int, str]] = []
     for name, info in tensors.items():
         if not isinstance(info, dict):
@@ -132,10 +135,13 @@ def _layout(tensors: dict[str, object], data_size: int,
         count = 1
         for n in shape:
             count *= n
-        if end < begin or end > data_size or (end - begin) * 8 != count * bits:
+        if end < begin or (data_size is not None and end > data_size) or (
+            (end - begin) * 8 != count * bits
+        ):
+            inside = "" if data_size is None else f" inside {data_size} data bytes"
             yield BAD_LAYOUT.finding(
-                f"tensor {name!r}: offsets {offsets} do not match shape {shape} of {dtype} "
-                f"inside {data_size} data bytes", member=member)
+                f"tensor {name!r}: offsets {offsets} do not match shape {shape} of {dtype}"
+                f"{inside}", member=member)
             continue
         spans.append((begin, end, name))
     spans.sort()
@@ -148,6 +154,6 @@ def _layout(tensors: dict[str, object], data_size: int,
             yield BAD_LAYOUT.finding(f"{begin - cursor} unused bytes before tensor {name!r}",
                                      member=member)
         cursor = max(cursor, end)
-    if spans and cursor < data_size:
+    if spans and data_size is not None and cursor < data_size:
         yield BAD_LAYOUT.finding(f"{data_size - cursor} bytes after the last tensor",
                                  member=member)

@@ -27,7 +27,7 @@ from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
 from batchscan.workers.base import LimitExceeded, ScanContext, Source, unsafe_path
-from batchscan.workers.compressed import materialize
+from batchscan.workers.compressed import random_access
 
 FORMAT = "7z"
 
@@ -47,7 +47,7 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     import py7zr  # here, not at import: 20 ms of every run's start-up for a rare format
     from py7zr.io import BytesIOFactory
 
-    source = materialize(source, ctx) if source.size >= 1 << 62 else source
+    source = random_access(source, ctx)
     source.stream.seek(0)
     limit = ctx.limits.max_member_bytes
     try:

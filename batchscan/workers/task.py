@@ -112,6 +112,7 @@ def scan_file(
                 if hit is not None:
                     return replace(hit, size=size,
                                    duration_ms=(time.perf_counter() - started) * 1000.0)
+            ctx.directory = os.path.dirname(os.path.abspath(path))
             fmt, module = detect_source(source, scanners)
             if module is not None:
                 try:

@@ -62,9 +62,11 @@ def sniff(head: bytes, name: str) -> bool:
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("protobuf bytes", _MAX_BYTES, source.size, ctx.member)
-    data = source.read_at(0, _MAX_BYTES)
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("protobuf bytes", _MAX_BYTES, source.known_size, ctx.member)
+    data = source.read_at(0, _MAX_BYTES + 1)
+    if len(data) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("protobuf bytes", _MAX_BYTES, len(data), ctx.member)
     if source.name.lower().endswith(".pbtxt"):
         for op in _TEXT_OP.findall(data.decode("utf-8", "replace")):
             yield from _op(op, "", ctx)

@@ -1,4 +1,5 @@
-"""YAML configs: Hydra/NeMo/OmegaConf model configs, `model_config.yaml`, MLflow files.
+"""YAML configs: Hydra/NeMo/OmegaConf model configs, `model_config.yaml`, MLflow files
+(`MLmodel`, which has no extension, `conda.yaml`, `python_env.yaml`).
 
 Layout. YAML 1.1 documents. They are *composed* (nodes with tags) with PyYAML's safe
 composer and never constructed, so no tag can create an object here.
@@ -9,9 +10,13 @@ before 5.4 (CVE-2020-14343) and `yaml.load` before 5.1 (CVE-2017-18342):
 `!!python/module:`; Hydra `_target_` calls any callable on `instantiate()`; chat templates
 in YAML configs (attacks.md rows 44, 45).
 
-What is checked: every `python/` tag (ERROR, with its value), other non-standard tags (INFO),
-and the shared config rules of `workers/configs.py` on the plain data. Aliases are followed
-once (no billion-laughs expansion).
+What is checked: every `python/` tag that imports or calls something (`name`, `module`,
+`object`, `object/new`, `object/apply`: ERROR, with its value); `python/` tags that build
+plain data only (`tuple`, `complex`, `bytes`, `str`, ...: INFO, YML004 - PyYAML's
+constructors for them import and call nothing); other non-standard tags (INFO); the shared
+config rules of `workers/configs.py` on the plain data; MLflow `MLmodel` documents and
+environment files through `workers/mlflow_env.py`. Aliases are followed once (no
+billion-laughs expansion).
 
 Rules
 | id     | name          | severity | CWE     |
@@ -19,6 +24,8 @@ Rules
 | YML001 | python-tag    | error    | CWE-502 |
 | YML002 | custom-tag    | info     | CWE-502 |
 | YML003 | invalid-yaml  | warning  | CWE-20  |
+| YML004 | python-data-tag | info   | CWE-502 |
+| MLF001, MLF002, MLF003 | see workers/mlflow_env.py | | |
 | CFG001-CFG010 | see workers/configs.py | | |
 """
 
@@ -33,6 +40,7 @@ import yaml
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
+from batchscan.workers import mlflow_env
 from batchscan.workers.base import LimitExceeded, ScanContext, Source
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
@@ -41,7 +49,9 @@ FORMAT = "yaml"
 PYTHON_TAG = rules.YML001
 CUSTOM_TAG = rules.YML002
 INVALID = rules.YML003
-RULES: tuple[Rule, ...] = (PYTHON_TAG, CUSTOM_TAG, INVALID, *CONFIG_RULES)
+PYTHON_DATA_TAG = rules.YML004
+RULES: tuple[Rule, ...] = (PYTHON_TAG, CUSTOM_TAG, INVALID, PYTHON_DATA_TAG, *CONFIG_RULES,
+                           *mlflow_env.RULES)
 
 _MAX_BYTES = 32 * 1024 * 1024
 # libyaml's composer when PyYAML was built with it; it reports nesting past 1,000 levels as
@@ -52,9 +62,20 @@ _NON_PRINTABLE = re.compile(
     "[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010ffff]")
 _STANDARD = "tag:yaml.org,2002:"
 _PYTHON = "tag:yaml.org,2002:python/"
+_NULL = "tag:yaml.org,2002:null"
+# Tags whose constructors (FullConstructor/UnsafeConstructor) build plain values only.
+_PYTHON_DATA = frozenset(f"{_PYTHON}{kind}" for kind in (
+    "none", "bool", "str", "unicode", "bytes", "int", "long", "float", "complex", "list",
+    "tuple", "dict"))
+# MLflow's `MLmodel` has no extension: its name and a YAML mapping line start decide.
+_MLMODEL_START = re.compile(
+    rb"\A(?:\xef\xbb\xbf)?(?:\s*#[^\n]*\n)*\s*[A-Za-z_][\w-]*:(?:[ \t]|\r?\n)")
 
 
 def sniff(head: bytes, name: str) -> bool:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base == "MLmodel":
+        return b"\x00" not in head[:4096] and _MLMODEL_START.match(head[:4096]) is not None
     if not name.lower().endswith((".yaml", ".yml")):
         return False
     return b"\x00" not in head[:4096]
@@ -66,7 +87,11 @@ def _plain(node: yaml.Node, findings: list[Finding], ctx: ScanContext,
     if id(node) in seen:
         return seen[id(node)]
     tag = node.tag or ""
-    if tag.startswith(_PYTHON):
+    if tag in _PYTHON_DATA:
+        findings.append(PYTHON_DATA_TAG.finding(
+            f"tag !!{tag[len(_STANDARD):]} at line {node.start_mark.line + 1} builds plain data",
+            member=ctx.member, evidence=f"!!{tag[len(_STANDARD):]}"))
+    elif tag.startswith(_PYTHON):
         value = node.value if isinstance(node, yaml.ScalarNode) else "..."
         if isinstance(node, yaml.SequenceNode):
             value = [getattr(child, "value", "...") for child in node.value][:8]
@@ -90,6 +115,8 @@ def _plain(node: yaml.Node, findings: list[Finding], ctx: ScanContext,
         seen[id(node)] = items
         items.extend(_plain(child, findings, ctx, seen) for child in node.value)
         result = items
+    elif tag == _NULL:
+        result = None  # `code: null` in MLmodel is no code path
     else:
         result = node.value
         seen[id(node)] = result
@@ -97,9 +124,12 @@ def _plain(node: yaml.Node, findings: list[Finding], ctx: ScanContext,
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size > _MAX_BYTES:
-        raise LimitExceeded("YAML bytes", _MAX_BYTES, source.size, ctx.member)
-    text = source.read_at(0, _MAX_BYTES).decode("utf-8", "replace")
+    if source.known_size is not None and source.known_size > _MAX_BYTES:
+        raise LimitExceeded("YAML bytes", _MAX_BYTES, source.known_size, ctx.member)
+    raw = source.read_at(0, _MAX_BYTES + 1)
+    if len(raw) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
+        raise LimitExceeded("YAML bytes", _MAX_BYTES, len(raw), ctx.member)
+    text = raw.decode("utf-8", "replace")
     findings: list[Finding] = []
     if _FAST is not None and _NON_PRINTABLE.search(text) is None:
         # libyaml composes the same nodes 15x faster; anything it refuses (syntax, its
@@ -119,6 +149,8 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
             document = _plain(node, findings, ctx, {})
             findings.extend(walk_config(document, ctx))
+            findings.extend(mlflow_env.mlmodel_findings(document, ctx))
+            findings.extend(mlflow_env.environment_findings(document, ctx))
     except yaml.YAMLError as exc:
         findings.append(INVALID.finding(f"not valid YAML: {str(exc)[:200]}", member=ctx.member))
     except RecursionError:

@@ -17,14 +17,22 @@ extension/magic dispatch; nested zips; duplicate names (torch uses the last); zi
 symlink members; encrypted members; decompression bombs.
 
 What is checked. The central directory is parsed directly (zip64 included; data prepended to
-the archive is detected and compensated like zipfile does). Every entry is visited, none can
-abort the loop. Each member is sniffed by content and scanned by the matching format module
-(pickles wherever they are, nested archives recursively, within the shared budgets). Tensor
-storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC mismatches
-(checked for members that are read whole), flag bits, unsupported methods, encrypted members
-(a member merely *flagged* encrypted but stored in the clear is scanned and reported), path
-traversal and absolute names, symlinks that escape, duplicate names, declared compression
-ratios beyond the limit, and TorchScript sources that reach Python or the OS.
+the archive is detected and compensated like zipfile does; when it is itself a whole archive -
+torch.distributed.checkpoint's `.distcp` writes one `torch.save` zip per item back to back -
+each archive is scanned in turn at the same depth, not one level deeper each). Every entry is
+visited, none can abort the loop. Each member is sniffed by content and scanned by the matching
+format module (pickles wherever they are, nested archives recursively, within the shared
+budgets). Tensor storages are never read beyond a 4 KiB sniff. Findings: name mismatches, CRC
+mismatches (checked for members that are read whole), flag bits, unsupported methods, encrypted
+members (a member merely *flagged* encrypted but stored in the clear is scanned and reported),
+path traversal and absolute names, symlinks that escape, duplicate names, declared compression
+ratios beyond the limit, TorchScript sources that reach Python or the OS, and in a `.keras`
+archive, layer configs that name files the loader reads (workers/keras_files.py). A
+compressed member's size is the one the central directory and the local header (or data
+descriptor) agree on; decoding stops there, as in zipfile and miniz; without agreement no
+size-based check runs on it. A TorchServe
+archive's manifest (`MAR-INF/MANIFEST.json`) goes to `mar.py`: handler and model-definition
+code, handlers outside the archive, requirements files.
 
 Not checked: split/multi-disk archives (reported as not scanned).
 
@@ -44,24 +52,31 @@ Rules
 | ZIP011 | prepended-data           | info     | CWE-436 |
 | ZIP012 | torchscript-code         | error    | CWE-94  |
 | ZIP013 | blacklisted-member       | error    | CWE-506 |
+| KRS001 | keras-file-reference     | error    | CWE-73  |
+| MAR001 | handler-code (mar.py)    | warning  | CWE-94  |
+| MAR002 | handler-outside-archive  | warning  | CWE-829 |
+| MAR003 | requirements             | warning  | CWE-829 |
+| MAR004 | bad-manifest             | warning  | CWE-20  |
 """
 
 from __future__ import annotations
 
+import json
 import lzma
 import re
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from batchscan import rules
 from batchscan.records import Finding, Severity
 from batchscan.rules import Rule
+from batchscan.workers import mar, torchscript_code
 from batchscan.workers import pickle as pickle_format
-from batchscan.workers import torchscript_code
 from batchscan.workers.base import (
     HEAD_BYTES,
+    UNKNOWN_SIZE,
     FormatError,
     LimitExceeded,
     Readable,
@@ -70,7 +85,8 @@ from batchscan.workers.base import (
     Source,
     unsafe_path,
 )
-from batchscan.workers.compressed import UNKNOWN_SIZE, DecompressStream, materialize
+from batchscan.workers.compressed import DecompressStream, materialize
+from batchscan.workers.keras_files import FILE_REFERENCE, file_references
 
 FORMAT = "zip"
 
@@ -89,7 +105,7 @@ TORCHSCRIPT = rules.ZIP012
 BLACKLISTED = rules.ZIP013
 RULES: tuple[Rule, ...] = (TRAVERSAL, SYMLINK, NAME_MISMATCH, CRC_MISMATCH, ODD_FLAGS,
                            ENCRYPTED, DUPLICATE, UNSUPPORTED, CORRUPT, RATIO, PREPENDED,
-                           TORCHSCRIPT, BLACKLISTED)
+                           TORCHSCRIPT, BLACKLISTED, FILE_REFERENCE, *mar.RULES)
 
 _EOCD = b"PK\x05\x06"
 _CENTRAL = b"PK\x01\x02"
@@ -123,7 +139,7 @@ def sniff(head: bytes, name: str) -> bool:
 
 def has_end_record(source: Source) -> bool:
     """An end-of-central-directory record near the end of an exact-size input."""
-    if source.size < 22 or source.size >= 1 << 62:
+    if source.known_size is None or source.size < 22:
         return False
     tail_start = max(0, source.size - (65535 + 22))
     return _EOCD in source.read_at(tail_start, source.size - tail_start)
@@ -216,20 +232,25 @@ def archive_kind(names: list[str]) -> str:
         return "keras_zip"
     if "MAR-INF/MANIFEST.json" in names:
         return "torchserve_mar"
+    if "schema.json" in names:
+        return "skops"  # skops.io.dump: schema.json and its arrays
     return "zip"
 
 
-def _member_stream(source: Source, entry: Entry, data_start: int,
-                   ctx: ScanContext) -> tuple[Readable, int]:
+def _member_stream(source: Source, entry: Entry, data_start: int, ctx: ScanContext,
+                   declared: int | None) -> tuple[Readable, int]:
+    """The member's bytes and their length: the declared size when the headers agree on
+    one (the decompressor stops there, as zipfile and miniz do), else UNKNOWN_SIZE."""
     raw = SliceStream(source.stream, data_start, entry.compressed)
     if entry.method == 0:
         return raw, entry.compressed
+    size = UNKNOWN_SIZE if declared is None else declared
     if entry.method == 8:
-        return DecompressStream(raw, "deflate", ctx), UNKNOWN_SIZE
+        return DecompressStream(raw, "deflate", ctx, size=declared), size
     if entry.method == 12:
-        return DecompressStream(raw, "bzip2", ctx), UNKNOWN_SIZE
+        return DecompressStream(raw, "bzip2", ctx, size=declared), size
     if entry.method == 93:
-        return DecompressStream(raw, "zstd", ctx), UNKNOWN_SIZE
+        return DecompressStream(raw, "zstd", ctx, size=declared), size
     if entry.method == 14:
         header = raw.read(4)
         if len(header) < 4:
@@ -242,25 +263,69 @@ def _member_stream(source: Source, entry: Entry, data_start: int,
         def factory() -> lzma.LZMADecompressor:
             return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[lz_filter])
 
-        return DecompressStream(inner, "lzma", ctx, factory=factory), UNKNOWN_SIZE
+        return DecompressStream(inner, "lzma", ctx, factory=factory, size=declared), size
     raise FormatError(f"compression method {entry.method}")
 
 
-def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    if source.size == UNKNOWN_SIZE:
+def _ends_with_archive(source: Source, end: int) -> bool:
+    """The bytes before `end` finish with a zip end record (archives written back to back)."""
+    if end < 22:
+        return False
+    record = _read_at(source.stream, end - 22, 22)
+    return record[:4] == _EOCD and record[20:22] == b"\0\0"
+
+
+def scan(source: Source, ctx: ScanContext, *, prefix: bool = True) -> Iterator[Finding]:
+    """The archive at the end of the file, then each complete archive written before it.
+
+    torch.distributed.checkpoint's `.distcp` is one `torch.save` zip per item, back to back.
+    Those archives sit beside each other, not inside one another: they are scanned in this
+    loop at the same depth (each counts as a member of the shared budget), never as a prefix
+    nested one level deeper per archive. Prepended data that is not a whole archive is
+    scanned as a nested member, as before, unless `prefix=False`: the caller has already
+    scanned it (an executable that carries a zip: llamafiles, self-extractors).
+    """
+    if source.known_size is None:
         source = materialize(source, ctx)
+    end = source.size
+    part = ctx
+    archives = 0
+    while True:
+        view = source if end == source.size else Source(
+            SliceStream(source.stream, 0, end), end, source.name)
+        delta = yield from _scan_archive(view, part, top=archives == 0)
+        if not delta:
+            break
+        if not _ends_with_archive(source, delta):
+            if not prefix:
+                break
+            yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
+                                    offset=0)
+            head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
+            yield from ctx.scan_member(head, "<prefix>")
+            break
+        archives += 1
+        ctx.count_member()
+        end = delta
+        part = ctx.sibling(f"<archive ending at {end}>")
+    if archives:
+        yield PREPENDED.finding(
+            f"{archives + 1} zip archives written back to back (torch.distributed.checkpoint "
+            "writes one per item); each is scanned", severity=Severity.INFO,
+            member=ctx.member, offset=0)
+
+
+def _scan_archive(source: Source, ctx: ScanContext, *,
+                  top: bool) -> Generator[Finding, None, int]:
+    """Scan one archive ending where `source` ends; return how many bytes precede it."""
     entries, delta, notes = read_directory(source)
     for note in notes:
         yield CORRUPT.finding(note, member=ctx.member)
         ctx.note_incomplete(note)
     names = [e.name for e in entries]
-    if ctx.depth == 0:
-        ctx.format_hint = archive_kind(names)
-    if delta:
-        yield PREPENDED.finding(f"{delta} bytes precede the archive", member=ctx.member,
-                                offset=0)
-        head = Source(SliceStream(source.stream, 0, delta), delta, f"{source.name}|prefix")
-        yield from ctx.scan_member(head, "<prefix>")
+    kind = archive_kind(names)
+    if ctx.depth == 0 and top:
+        ctx.format_hint = kind
     seen: dict[str, int] = {}
     for entry in entries:
         seen[entry.name] = seen.get(entry.name, 0) + 1
@@ -268,19 +333,43 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         if count > 1:
             yield DUPLICATE.finding(f"{count} members are named {name!r}",
                                     member=ctx.where(name))
+    if mar.MANIFEST in seen:
+        by_name = {e.name: e for e in entries}
+
+        def read(name: str) -> bytes | None:
+            entry = by_name.get(name)
+            return None if entry is None else _small_member(source, entry, ctx)
+
+        yield from mar.check(names, read, ctx)
     for index, entry in enumerate(entries):
         try:
-            yield from _scan_entry(source, entry, index, ctx)
+            yield from _scan_entry(source, entry, index, ctx, kind)
         except LimitExceeded:
             raise
         except (FormatError, OSError, struct.error, zlib.error, lzma.LZMAError) as exc:
             reason = f"member {entry.name!r}: {exc}"
             yield CORRUPT.finding(reason, member=ctx.where(entry.name))
             ctx.note_incomplete(reason)
+    return delta
 
 
-def _scan_entry(source: Source, entry: Entry, index: int,
-                ctx: ScanContext) -> Iterator[Finding]:
+def _small_member(source: Source, entry: Entry, ctx: ScanContext) -> bytes | None:
+    """The first MiB of a member (manifests, requirements), or None when it cannot be read
+    (the member loop reports why)."""
+    try:
+        local = _read_at(source.stream, entry.local_offset, _LOCAL_FIXED.size)
+        if len(local) < _LOCAL_FIXED.size or local[:4] != _LOCAL or entry.flags & 0x1:
+            return None
+        fields = _LOCAL_FIXED.unpack_from(local)
+        start = entry.local_offset + _LOCAL_FIXED.size + fields[9] + fields[10]
+        stream, _ = _member_stream(source, entry, start, ctx, None)
+        return stream.read(1024 * 1024)
+    except (FormatError, OSError, struct.error, zlib.error, lzma.LZMAError):
+        return None
+
+
+def _scan_entry(source: Source, entry: Entry, index: int, ctx: ScanContext,
+                kind: str) -> Iterator[Finding]:
     where = ctx.where(entry.name)
     ctx.count_member()
     unsafe = unsafe_path(entry.name)
@@ -319,15 +408,19 @@ def _scan_entry(source: Source, entry: Entry, index: int,
                             f"{entry.compressed} (ratio {ratio})", member=where)
         ctx.note_incomplete(f"member {entry.name!r} exceeds the compression-ratio limit")
     is_symlink = (entry.external >> 16) & 0o170000 == 0o120000 and entry.made_by == 3
+    declared, disagreement = _declared_size(source, entry, fields, local_name, lelen,
+                                            data_start)
+    if disagreement:
+        yield CORRUPT.finding(f"{entry.name!r}: {disagreement}; checks that need the size "
+                              "were skipped", member=where, offset=entry.local_offset)
     try:
-        stream, size = _member_stream(source, entry, data_start, ctx)
+        stream, size = _member_stream(source, entry, data_start, ctx, declared)
     except FormatError as exc:
         yield UNSUPPORTED.finding(f"{entry.name!r}: {exc}", member=where)
         ctx.note_incomplete(f"member {entry.name!r} uses {exc}; not scanned")
         return
     storage = _STORAGE.search(entry.name) is not None and ctx.format_hint != "zip"
-    whole = (size != UNKNOWN_SIZE and size <= _READ_WHOLE) or (
-        size == UNKNOWN_SIZE and entry.size <= _READ_WHOLE)
+    whole = (size if size != UNKNOWN_SIZE else entry.size) <= _READ_WHOLE
     if storage:
         head = stream.read(_SNIFF_STORAGE)
         data = None
@@ -354,6 +447,8 @@ def _scan_entry(source: Source, entry: Entry, index: int,
                 f"{entry.name!r}: CRC-32 0x{zlib.crc32(data):08x}, directory says "
                 f"0x{entry.crc:08x}", member=where)
         member = Source.from_bytes(data, entry.name)
+        if kind == "keras_zip" and entry.name == "config.json":
+            yield from _keras_config(data, ctx.child(entry.name))
     else:
         stream.seek(0)
         member = Source(stream, size, entry.name, head)
@@ -367,6 +462,66 @@ def _scan_entry(source: Source, entry: Entry, index: int,
             # parses a storage, and a pickle without an import has nothing to run.
             return
     yield from ctx.scan_member(member, entry.name)
+    if isinstance(stream, DecompressStream):
+        yield from _stream_damage(stream, entry, where, ctx)
+
+
+def _declared_size(source: Source, entry: Entry, local: tuple[int, ...], local_name: bytes,
+                   extra_length: int, data_start: int) -> tuple[int | None, str | None]:
+    """The member's uncompressed size when the central directory and the local header (or
+    the data descriptor that follows the data) agree on it; else None and the disagreement.
+
+    zipfile and miniz take the central directory's size; a reader that streams local
+    headers takes the other. A size only one of them states is no size to check against.
+    """
+    if (entry.flags | local[2]) & 0x8:
+        raw = _read_at(source.stream, data_start + entry.compressed, 24)
+        body = raw[4:] if raw[:4] == b"PK\x07\x08" else raw
+        layouts = []
+        if len(body) >= 12:
+            layouts.append(struct.unpack_from("<II", body, 4))
+        if len(body) >= 20:
+            layouts.append(struct.unpack_from("<QQ", body, 4))
+        if (entry.compressed, entry.size) in layouts:
+            return entry.size, None
+        return None, (f"the data descriptor does not repeat the central directory's sizes "
+                      f"({entry.compressed} compressed, {entry.size} bytes)")
+    csize, usize = local[7], local[8]
+    if 0xFFFFFFFF in (csize, usize):
+        extra = _read_at(source.stream, entry.local_offset + _LOCAL_FIXED.size
+                         + len(local_name), extra_length)
+        usize, csize, _ = _zip64_extra(extra, usize, csize, 0)
+    if usize != entry.size:
+        return None, (f"the local header declares {usize} bytes, the central directory "
+                      f"{entry.size}")
+    return entry.size, None
+
+
+def _stream_damage(stream: DecompressStream, entry: Entry, where: str,
+                   ctx: ScanContext) -> Iterator[Finding]:
+    """What decoding a streamed member showed about its declared size and its data."""
+    if stream.corrupt:
+        reason = f"{entry.name!r}: {stream.corrupt}"
+    elif stream.short:
+        reason = (f"{entry.name!r} decompresses to fewer than the {entry.size} bytes its "
+                  "headers declare")
+    elif stream.overrun:
+        reason = (f"{entry.name!r} decompresses to more than the {entry.size} bytes its "
+                  "headers declare; loaders stop at the declared size")
+    else:
+        return
+    yield CORRUPT.finding(reason, member=where)
+    ctx.note_incomplete(reason)
+
+
+def _keras_config(data: bytes, ctx: ScanContext) -> Iterator[Finding]:
+    """The Keras-specific file references of a `.keras` config (the member is also scanned
+    as JSON, which reports a config that does not parse)."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    yield from file_references(document, ctx, "config.json")
 
 
 def _looks_plain(head: bytes, ctx: ScanContext) -> bool:

@@ -28,26 +28,41 @@ class Out:
     root: Path
     library: str
     notes: dict[str, str] = field(default_factory=dict)
+    # Files (or folders) that ship code by value: a pickled function, lambda or class whose
+    # code runs when the model calls it (a WARNING by the severity contract, not a false
+    # positive). Set where the writer pickles such an object, never from file names.
+    code: set[str] = field(default_factory=set)
 
     @property
     def base(self) -> Path:
         return self.root / "files" / self.library
 
-    def path(self, name: str, how: str) -> Path:
-        """The path for `name` (a file or a folder), created up to its parent, noted with `how`."""
+    def path(self, name: str, how: str, *, ships_code: bool = False) -> Path:
+        """The path for `name` (a file or a folder), created up to its parent, noted with `how`;
+        `ships_code` when what is written there pickles a function or class by value."""
         target = self.base / name
         target.parent.mkdir(parents=True, exist_ok=True)
         self.notes[name] = how
+        if ships_code:
+            self.code.add(name)
         return target
 
-    def files(self) -> list[dict[str, str]]:
+    def ships_code(self, name: str) -> None:
+        """Mark a file a library wrote under a folder of ours (mlflow's python_model.pkl)."""
+        self.code.add(name)
+
+    def files(self) -> list[dict[str, str | bool]]:
         rows = []
         for path in sorted(p for p in self.base.rglob("*") if p.is_file() or p.is_symlink()):
             rel = path.relative_to(self.base).as_posix()
             matches = [p for p in self.notes
                        if rel == p or rel.startswith(p.rstrip("/") + "/")]
             how = self.notes[max(matches, key=len)] if matches else ""
-            rows.append({"path": rel, "how": how, "size": str(path.lstat().st_size)})
+            row: dict[str, str | bool] = {"path": rel, "how": how,
+                                          "size": str(path.lstat().st_size)}
+            if any(rel == p or rel.startswith(p.rstrip("/") + "/") for p in self.code):
+                row["ships_code"] = True
+            rows.append(row)
         return rows
 
 

@@ -81,10 +81,22 @@ def write_dill(out: Out) -> None:
     }
     for name, obj in objects.items():
         for proto in (2, 4):
-            with out.path(f"{name}_p{proto}.pkl", f"dill.dump protocol {proto}").open("wb") as fh:
+            with out.path(f"{name}_p{proto}.pkl", f"dill.dump protocol {proto}",
+                          ships_code=_by_value(obj)).open("wb") as fh:
                 dill.dump(obj, fh, protocol=proto)
-    with out.path("recurse_lambda.pkl", "dill.dump(recurse=True)").open("wb") as fh:
+    with out.path("recurse_lambda.pkl", "dill.dump(recurse=True)",
+                  ships_code=True).open("wb") as fh:
         dill.dump(lambda x: x * 2, fh, recurse=True)
+
+
+def _by_value(obj: Any) -> bool:
+    """dill and cloudpickle pickle a function, or an instance of a class, by value (its code)
+    when it is not importable by name: lambdas, closures, local functions and classes."""
+    import types
+
+    target = obj if isinstance(obj, types.FunctionType) else type(obj)
+    qualname = getattr(target, "__qualname__", "")
+    return "<lambda>" in qualname or "<locals>" in qualname
 
 
 def _make_closure(n: int) -> Any:
@@ -107,7 +119,8 @@ def write_cloudpickle(out: Out) -> None:
         "local_class_instance": _local_instance(),
     }
     for name, obj in objects.items():
-        with out.path(f"{name}.pkl", "cloudpickle.dump").open("wb") as fh:
+        with out.path(f"{name}.pkl", "cloudpickle.dump", ships_code=_by_value(obj)).open(
+                "wb") as fh:
             cloudpickle.dump(obj, fh)
 
 

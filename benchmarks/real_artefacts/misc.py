@@ -107,6 +107,7 @@ def write_mlflow(out: Out) -> None:
     mlflow.pyfunc.save_model(str(out.path("pyfunc_model", "mlflow.pyfunc.save_model(python_"
                                                           "model=...) (cloudpickled class)")),
                              python_model=AddN(5))
+    out.ships_code("pyfunc_model/python_model.pkl")  # AddN is a local class: by value
     try:
         import torch
 
