@@ -216,6 +216,9 @@ def _payload_cases() -> dict[str, Any]:
     doc["model"]["_target_"] = "subprocess.run"
     cases["keys_beside_the_bulk"] = doc
     doc = tokenizer()
+    doc["post_processor"] = {"policy": {":type:": "<class 'x'>", ":serialized:": b64}}
+    cases["sb3_serialized_beside_bulk"] = doc  # stable-baselines3's cloudpickle blob
+    doc = tokenizer()
     inner: Any = {"_target_": "os.system"}
     for _ in range(200):
         inner = {"layer": [inner]}
