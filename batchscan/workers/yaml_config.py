@@ -136,24 +136,30 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         # nesting cap) is composed again by PyYAML's own composer, whose verdict and
         # messages stand, so the result is the pure-Python loader's (what `yaml.safe_load`
         # and OmegaConf run).
+        noted = len(ctx.incomplete)
         try:
-            for node in yaml.compose_all(text, Loader=_FAST):
-                document = _plain(node, findings, ctx, {})
-                findings.extend(walk_config(document, ctx))
+            _documents(text, _FAST, findings, ctx)
         except (yaml.YAMLError, RecursionError):
             findings = []
+            del ctx.incomplete[noted:]
         else:
             yield from findings
             return
     try:
-        for node in yaml.compose_all(text, Loader=yaml.SafeLoader):
-            document = _plain(node, findings, ctx, {})
-            findings.extend(walk_config(document, ctx))
-            findings.extend(mlflow_env.mlmodel_findings(document, ctx))
-            findings.extend(mlflow_env.environment_findings(document, ctx))
+        _documents(text, yaml.SafeLoader, findings, ctx)
     except yaml.YAMLError as exc:
         findings.append(INVALID.finding(f"not valid YAML: {str(exc)[:200]}", member=ctx.member))
     except RecursionError:
         findings.append(INVALID.finding("YAML nests too deeply to parse", member=ctx.member))
         ctx.note_incomplete("YAML nests too deeply to parse")
     yield from findings
+
+
+def _documents(text: str, loader: Any, findings: list[Finding], ctx: ScanContext) -> None:
+    """Compose every document with `loader` and add what each one gives to `findings` (the
+    one place both composers' results come from)."""
+    for node in yaml.compose_all(text, Loader=loader):
+        document = _plain(node, findings, ctx, {})
+        findings.extend(walk_config(document, ctx))
+        findings.extend(mlflow_env.mlmodel_findings(document, ctx))
+        findings.extend(mlflow_env.environment_findings(document, ctx))
