@@ -28,7 +28,7 @@ import orjson
 from batchscan import __version__, selection
 from batchscan.baseline import BaselineError, without_known
 from batchscan.baseline import load as load_baseline
-from batchscan.config import ScanConfig, parse_size
+from batchscan.config import ScanConfig, available_cpus, parse_size
 from batchscan.coordinator import Engine
 from batchscan.outputs.summary import EXIT_INTERRUPTED, Summary
 from batchscan.outputs.writers import (
@@ -133,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="larger files get status too_large and are never read (500MB, 2GiB)")
     scan.add_argument("--max-size", type=_size, metavar="SIZE",
                       help="ModelAudit's spelling of --max-file-size (e.g. 10GB)")
-    scan.add_argument("-j", "--jobs", type=_count(1), default=os.cpu_count() or 1,
-                      help="worker processes (default: CPU count)")
+    scan.add_argument("-j", "--jobs", type=_count(1), default=None,
+                      help="worker processes (default: the CPUs this process may use: "
+                      "affinity and cgroup quota)")
     scan.add_argument("--memory-limit", type=_memory, default=4 * 1024**3, metavar="SIZE",
                       help="per-worker memory cap (default 4GiB)")
     scan.add_argument("--fail-on", choices=("error", "warning", "info"), default="warning",
@@ -442,7 +443,7 @@ def _check_scan_args(args: argparse.Namespace) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ScanConfig:
     return ScanConfig(
-        jobs=max(1, args.jobs),
+        jobs=available_cpus() if args.jobs is None else max(1, args.jobs),
         timeout=args.timeout,
         memory_limit=args.memory_limit,
         max_file_size=args.max_file_size,
@@ -501,7 +502,7 @@ def _check_usage(args: argparse.Namespace) -> None:
         raise UsageError("--retry-failed needs --resume")
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler")
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"-j/--jobs must be >= 1, got {args.jobs}")
     if args.max_depth is not None and args.max_depth < 0:
         raise UsageError(f"--max-depth must be >= 0, got {args.max_depth}")

@@ -219,8 +219,9 @@ class Engine:
         CONSTS.sleep_unit = 0.02
         context = forkserver.start()
         self._pools += 1
+        # Starts with one worker; `_grow` adds workers, up to -j, as tasks are submitted.
         pool = ProcessPool(
-            max_workers=max(1, self.config.jobs),
+            max_workers=1,
             max_tasks=0,
             initializer=worker_init,
             initargs=(self.policy,),
@@ -229,10 +230,20 @@ class Engine:
         channel.harden(pool)  # results are checked data, never unpickled code
         return pool
 
+    def _grow(self, pool: ProcessPool, tasks: int) -> None:
+        """As many workers as tasks in flight, up to -j: a scan of a few files never starts
+        (and then kills half-started) idle workers; pebble's manager thread starts the new
+        ones at its next turn (`create_workers` fills up to `workers_number`)."""
+        manager = pool._pool_manager.worker_manager
+        wanted = min(max(1, self.config.jobs), tasks)
+        if wanted > manager.workers_number:
+            manager.workers_number = wanted
+
     def _stop_pool(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.stop()  # type: ignore[no-untyped-call]
+            _end_workers(pool)
             pool.join(timeout=10)
 
     def _submit(self, task: _Task, inflight: dict[Future[BatchResult], _Task]) -> None:
@@ -258,6 +269,7 @@ class Engine:
                                          timeout=timeout)
         task.pool = self._pools
         inflight[future] = task
+        self._grow(self._pool, len(inflight))
 
     # --- the loop ------------------------------------------------------------------------
     def items(self, targets: Iterable[str]) -> Iterator[Item]:
@@ -533,6 +545,37 @@ class Engine:
                                         "worker pool stalled twice while scanning this file")
                 else:
                     retry.append(_Task([item], task.attempt + 1))
+
+
+def _end_workers(pool: ProcessPool) -> None:
+    """End a stopped pool's workers before pebble closes its channels.
+
+    pebble's `stop` unlinks the channel's named semaphores first and ends the workers after:
+    a worker still starting (unpickling its channel in the forkserver's child) then dies
+    with a `FileNotFoundError ... SemLock._rebuild` traceback on our stderr, after the
+    output is complete. So: no new worker once the manager thread is joined, then every
+    worker gets SIGTERM and is joined while the semaphores still exist. Uses pebble
+    internals (pinned <6); without them, pebble's own order applies.
+    """
+    loop = getattr(pool, "_pool_manager_loop", None)
+    manager = getattr(getattr(pool, "_pool_manager", None), "worker_manager", None)
+    workers = getattr(manager, "workers", None)
+    if loop is None or not isinstance(workers, dict):
+        return
+    loop.join(timeout=10)
+    if loop.is_alive():
+        return
+    started = list(workers.values())
+    for worker in started:
+        with contextlib.suppress(Exception):
+            worker.terminate()
+    deadline = time.monotonic() + 5
+    for worker in started:
+        with contextlib.suppress(Exception):
+            worker.join(max(0.0, deadline - time.monotonic()))
+            if worker.is_alive():
+                worker.kill()
+                worker.join(1)
 
 
 def scan(

@@ -1,6 +1,7 @@
 """batchscan against the floors (and the peers) on the same warm registry tree, in one run.
 
-    python benchmarks/compare.py small|large [--dir DIR] [--jobs 2] [--with-peers] [--repeat N]
+    .venv/bin/python benchmarks/compare.py small|large [--dir DIR] [--jobs 2] [--with-peers]
+                                           [--repeat N] [--tree-python PY]
 
 Rows, each a whole process tree measured by benchmarks/measure.py (wall time, CPU time of
 the tree, peak RSS of the command's own process and of its largest descendant):
@@ -17,9 +18,13 @@ the tree, peak RSS of the command's own process and of its largest descendant):
   ModelAudit on a 100-file sample copied out of the tree; its time is extrapolated to the
   whole tree by file count and marked so.
 
-Then it checks batchscan's records against the tree's MANIFEST.json: every planted file
+Then it prints batchscan's per-format worker throughput from the records of its last run:
+files, MB, the sum of `duration_ms` and MB/s per `format` (new formats show up by
+themselves), and checks the records against the tree's MANIFEST.json: every planted file
 flagged, nothing unreadable, dangling or looping reported clean, one record per entry, and
-prints the ratios. The tree comes from registry_tree.py and is warmed (read once) first.
+prints the ratios. The tree comes from registry_tree.py, written by `--tree-python` (an
+interpreter with torch and tokenizers, default /work/realvenv/bin/python) when it is not there
+yet, and is warmed (read once) first.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import measure
-from registry_tree import generate
+
+HERE = Path(__file__).resolve().parent
 
 GENOPS = r"""
 import pickletools, sys, zipfile
@@ -146,6 +152,33 @@ def check(out: Path, manifest: dict[str, Any], files: int) -> list[str]:
     return lines
 
 
+def throughput(out: Path) -> list[str]:
+    """Per-format worker time: files, MB, sum of duration_ms, MB/s (from the records)."""
+    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
+    for line in out.open("rb"):
+        record = json.loads(line)
+        if record.get("duration_ms") is None or record["status"] in ("skipped",):
+            continue
+        row = totals[record["format"]]
+        row[0] += 1
+        row[1] += (record.get("size") or 0) / 1e6
+        row[2] += record["duration_ms"]
+    lines = [f"{'format':16} {'files':>6} {'MB':>9} {'worker ms':>10} {'MB/s':>8} "
+             f"{'ms/file':>8}"]
+    for name, (count, megabytes, ms) in sorted(totals.items(), key=lambda kv: -kv[1][2]):
+        rate = f"{megabytes / ms * 1000:8.0f}" if ms else f"{'-':>8}"
+        lines.append(f"{name:16} {count:6.0f} {megabytes:9.1f} {ms:10.0f} {rate} "
+                     f"{ms / count:8.2f}")
+    return lines
+
+
+def load_tree(preset: str, root: Path, tree_python: str) -> dict[str, Any]:
+    if not (root / f".complete-{preset}").exists():
+        subprocess.run([tree_python, str(HERE / "registry_tree.py"), preset, "--dir",
+                        str(root), "--h5-python", sys.executable], check=True)
+    return dict(json.loads((root / "MANIFEST.json").read_text()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset", choices=("small", "large"))
@@ -154,9 +187,11 @@ def main() -> None:
     parser.add_argument("--with-peers", action="store_true")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each command N times and keep the median wall time")
+    parser.add_argument("--tree-python", default="/work/realvenv/bin/python",
+                        help="interpreter with torch and tokenizers that writes the tree")
     args = parser.parse_args()
     root = Path(args.dir or f"bench-data/registry-{args.preset}")
-    manifest = generate(args.preset, root)
+    manifest = load_tree(args.preset, root, args.tree_python)
     files = regular_files(root)
     total = sum(p.stat().st_size for p in files)
     scratch = Path(tempfile.mkdtemp(prefix="batchscan-compare-"))
@@ -222,6 +257,9 @@ def main() -> None:
               f"{result.wall / genops.wall:9.2f} {rss:>17}  {note}")
     for line in check(out, manifest, len(files)):
         print(line)
+    print("batchscan worker time per format (last run's records):")
+    for line in throughput(out):
+        print("  " + line)
     walk = scan.samples
     if walk:
         print(f"batchscan coordinator RSS peak {scan.peak_root_kib / 1024:.0f} MB over "

@@ -1,19 +1,27 @@
 """A deterministic, realistic model-registry tree for the registry-scale benchmarks.
 
-    python benchmarks/registry_tree.py small|large [--dir bench-data/registry-small]
+    /work/realvenv/bin/python benchmarks/registry_tree.py small|large [--dir DIR]
 
 Layout: `registry/ORG/MODEL/REVISION/...` (3 to 6 folders deep, some revisions keep
-`checkpoints/step-N/` folders) holding many small pickles and torch state_dicts, a few
-50-200 MB checkpoints (and two ~1 GB ones in `large`), safetensors, JSON configs and READMEs;
+`checkpoints/step-N/` folders). Every revision is a Hugging Face repository of one family
+(llama, bert, t5, whisper, vit, a diffusers pipeline; see hub_repo.py) with its small text
+files: README.md, .gitattributes, config.json, generation_config.json,
+special_tokens_map.json, tokenizer_config.json (llama ones with a real chat template),
+preprocessor or scheduler configs, and in the first revision a real-size tokenizer.json
+(0.7-26 MB, written by the `tokenizers` library: BPE 128k/151k/262k entries, Unigram, WordPiece).
+Besides: many small pickles and torch state_dicts, a few 50-200 MB checkpoints (two ~1 GB ones
+in `large`), safetensors, GGUF headers, Keras H5 files, Hydra YAML configs;
 `hf-cache/hub/models--ORG--NAME/{blobs,snapshots,refs}` with snapshot files symlinked to
-shared blobs; a few planted harmless-malicious files (payload `os.system("true")`, built
-from opcodes or by the test fixture generators, never loaded); a few unreadable files
-(mode 000), dangling links and one symlink loop. `MANIFEST.json` at the top lists the
-planted, unreadable, dangling and loop paths for `compare.py` to check.
+shared blobs; planted harmless-malicious files (payload `os.system("true")`, built from
+opcodes or by the test fixture generators, never loaded), unreadable files (mode 000),
+dangling links and one symlink loop. `MANIFEST.json` lists the planted, unreadable, dangling
+and loop paths for `compare.py` to check. Most files are small text, as in a Hub org.
 
-Presets: `small` is about 2,000 entries and 280 MB, `large` about 10,000 entries and
-3.4 GB. Writing real checkpoints needs torch (the `fixtures` extra). A tree is written once
-and reused while its `.complete-PRESET` marker exists.
+Interpreters: the tree needs torch and tokenizers (both in /work/realvenv; the project's
+.venv has neither) and h5py for the Keras files (the project's .venv has it: `--h5-python`,
+default that venv, is run for them). A tree is written once and reused while its
+`.complete-PRESET` marker exists; `compare.py` runs this script with `--tree-python` when the
+marker is missing.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import os
 import pickle
 import random
 import struct
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fixtures.containers import EVIL, npy_object, torch_zip
 from fixtures.formats import SSTI, gguf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hub_repo import FAMILIES, TEMPLATES, TOKENIZER_OF, TOKENIZERS, repo_files, tokenizer_json
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -45,22 +59,26 @@ class Preset:
     small_pickles: int
     state_dicts: int
     safetensors: int
-    configs: int
-    readmes: int
+    ggufs: int
+    keras_h5: int
+    yamls: int
     checkpoints_mb: tuple[int, ...]  # 50-200 MB torch checkpoints
     giant_mb: tuple[int, ...]  # ~1 GB torch checkpoints
     cache_models: int  # models in the Hugging Face cache layout
+    big_tokenizers: tuple[str, ...]  # the large BPE vocabularies the llama repos cycle through
 
 
 PRESETS = {
-    "small": Preset(orgs=6, models_per_org=10, small_pickles=760, state_dicts=340,
-                    safetensors=120, configs=320, readmes=140, checkpoints_mb=(70, 120),
-                    giant_mb=(), cache_models=5),
-    "large": Preset(orgs=20, models_per_org=25, small_pickles=3300, state_dicts=1700,
-                    safetensors=520, configs=1400, readmes=700,
+    "small": Preset(orgs=6, models_per_org=10, small_pickles=200, state_dicts=150,
+                    safetensors=120, ggufs=12, keras_h5=8, yamls=40, checkpoints_mb=(70, 120),
+                    giant_mb=(), cache_models=5, big_tokenizers=("llama", "qwen")),
+    "large": Preset(orgs=20, models_per_org=25, small_pickles=1500, state_dicts=1000,
+                    safetensors=520, ggufs=40, keras_h5=30, yamls=150,
                     checkpoints_mb=(50, 70, 90, 110, 130, 150, 170, 200), giant_mb=(1000, 1000),
-                    cache_models=20),
+                    cache_models=20, big_tokenizers=("llama", "qwen", "gemma")),
 }
+# which family each model is: most are LLMs and encoders, as on the Hub
+FAMILY_WEIGHTS = {"llama": 5, "bert": 5, "t5": 3, "whisper": 2, "vit": 3, "diffusers": 2}
 PLANTED_CALL = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00true\x85R."  # never loaded
 
 
@@ -90,24 +108,23 @@ def _safetensors(rng: random.Random, size: int) -> bytes:
     return struct.pack("<Q", len(raw)) + raw + rng.randbytes(offset)
 
 
-def _config(rng: random.Random, i: int) -> bytes:
-    return json.dumps({
-        "architectures": [rng.choice(["BertModel", "LlamaForCausalLM", "ViTModel"])],
-        "model_type": rng.choice(["bert", "llama", "vit"]), "hidden_size": 64 * (i % 16 + 1),
-        "num_hidden_layers": i % 24 + 1, "torch_dtype": "float32", "vocab_size": 32000,
-    }, indent=2).encode()
-
-
-def _readme(i: int) -> bytes:
-    return (f"---\nlicense: apache-2.0\ntags: [test]\n---\n# Model {i}\n\n"
-            "Fine-tuned for a benchmark.\n" * (1 + i % 5)).encode()
+def _yaml(rng: random.Random, i: int) -> bytes:
+    return (f"# Hydra config {i}\ndefaults:\n  - _self_\n  - optimizer: adamw\n"
+            f"model:\n  _target_: torch.nn.Linear\n  in_features: {64 * (i % 8 + 1)}\n"
+            f"  out_features: {rng.randint(2, 1000)}\noptimizer:\n"
+            f"  _target_: torch.optim.AdamW\n  lr: {rng.choice([1e-4, 3e-4, 1e-3])}\n"
+            f"  weight_decay: 0.01\ntrainer:\n  max_epochs: {rng.randint(1, 100)}\n"
+            f"  precision: bf16-mixed\n  devices: 8\ndata:\n  batch_size: 32\n"
+            f"  paths: [{', '.join(f'/data/shard-{j:03d}' for j in range(i % 20))}]\n").encode()
 
 
 class Writer:
     """Writes the tree and remembers what compare.py must check."""
 
-    def __init__(self, root: Path, preset: Preset, seed: int = 20261126):
+    def __init__(self, root: Path, preset: Preset, seed: int = 20261126,
+                 h5_python: str = sys.executable):
         self.root = root
+        self.h5_python = h5_python
         self.preset = preset
         self.rng = random.Random(seed)
         self.manifest: dict[str, list[str]] = {"planted": [], "unreadable": [], "dangling": [],
@@ -125,28 +142,69 @@ class Writer:
 
     def layout(self) -> None:
         p = self.preset
+        families = [f for f in FAMILIES for _ in range(FAMILY_WEIGHTS[f])]
+        self.repos: list[tuple[Path, str, int]] = []  # (folder, family, revision)
         for org in range(p.orgs):
             for model in range(p.models_per_org):
                 base = Path("registry") / f"org{org:02d}" / f"model-{model:03d}"
+                family = families[(org * 7 + model * 3) % len(families)]
                 for rev in range(1 + (org + model) % 2):
                     folder = base / f"rev{rev}"
                     self.folders.append(folder)
+                    self.repos.append((folder, family, rev))
                     if (org + model) % 4 == 0:
                         for step in (1000, 2000):
                             self.folders.append(folder / "checkpoints" / f"step-{step}")
 
+    def tokenizer(self, family: str, index: int) -> bytes:
+        """The family's tokenizer.json (llama repos cycle through the preset's big BPEs)."""
+        key = family
+        if family == "llama":
+            key = self.preset.big_tokenizers[index % len(self.preset.big_tokenizers)]
+        if key not in self.tokenizers:
+            kind, vocab = TOKENIZERS[key]
+            self.tokenizers[key] = tokenizer_json(kind, vocab)
+        return self.tokenizers[key]
+
+    def repositories(self) -> None:
+        self.tokenizers: dict[str, bytes] = {}
+        for index, (folder, family, rev) in enumerate(self.repos):
+            tokenizer = None
+            if rev == 0 and family in TOKENIZER_OF:
+                tokenizer = self.tokenizer(family, index)
+            for name, data in repo_files(family, self.rng, str(folder), tokenizer).items():
+                self.write(folder / name, data)
+
     def files(self) -> None:
         p, rng = self.preset, self.rng
+        self.repositories()
         for i in range(p.small_pickles):
             self.write(self.folder() / f"artifact-{i:05d}.pkl", _small_pickle(rng, i))
         for i in range(p.safetensors):
             size = rng.randint(10_000, 600_000)
             self.write(self.folder() / f"model-{i:05d}.safetensors", _safetensors(rng, size))
-        for i in range(p.configs):
-            self.write(self.folder() / f"config-{i:05d}.json", _config(rng, i))
-        for i in range(p.readmes):
-            self.write(self.folder() / f"README-{i:05d}.md", _readme(i))
+        for i in range(p.ggufs):  # headers of quantised llama exports (tensor data stubbed)
+            self.write(self.folder() / f"model-q4_k_m-{i:03d}.gguf", gguf(
+                {"general.architecture": "llama", "general.name": f"model {i}",
+                 "llama.context_length": 8192, "tokenizer.ggml.model": "gpt2",
+                 "tokenizer.chat_template": TEMPLATES[i % len(TEMPLATES)]}, tensors=32 + i))
+        for i in range(p.yamls):
+            self.write(self.folder() / f"config-{i:04d}.yaml", _yaml(rng, i))
+        self.keras_files()
         self.torch_files()
+
+    def keras_files(self) -> None:
+        """Keras 2 HDF5 models, written by h5py in the `--h5-python` interpreter."""
+        paths = []
+        for i in range(self.preset.keras_h5):
+            path = self.root / self.folder() / f"keras-model-{i:03d}.h5"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            paths.append(str(path))
+        code = ("import sys; sys.path.insert(0, sys.argv[1]);"
+                "from fixtures.formats import keras_config, keras_h5; from pathlib import Path;"
+                "[keras_h5(Path(p), keras_config(False)) for p in sys.argv[2:]]")
+        subprocess.run([self.h5_python, "-c", code, str(REPO_ROOT / "tests"), *paths],
+                       check=True)
 
     def torch_files(self) -> None:
         import torch
@@ -176,7 +234,7 @@ class Writer:
         for i in range(self.preset.cache_models):
             repo = self.root / "hf-cache" / "hub" / f"models--cacheorg--model-{i:02d}"
             blobs: dict[str, bytes] = {
-                "config.json": _config(rng, i),
+                "config.json": repo_files("llama", rng, "cache", None)["config.json"],
                 "model.safetensors": _safetensors(rng, 4_000_000),
                 "pytorch_model.bin": _small_pickle(rng, i),
             }
@@ -188,7 +246,7 @@ class Writer:
                 snapshot.mkdir(parents=True, exist_ok=True)
                 for name, data in blobs.items():
                     if c == 1 and name == "config.json":
-                        data = data.replace(b'"float32"', b'"bfloat16"')  # a new blob
+                        data = data.replace(b'"bfloat16"', b'"float16"')  # a new blob
                     digest = hashlib.sha256(data).hexdigest()
                     blob = repo / "blobs" / digest
                     blob.parent.mkdir(parents=True, exist_ok=True)
@@ -211,6 +269,14 @@ class Writer:
             "model.gguf": gguf({"general.architecture": "llama",
                                 "tokenizer.chat_template": SSTI}),
         }
+        # repository files of a realistic size with the payload where a loader acts on it
+        llama = repo_files("llama", self.rng, "planted", None)
+        template = json.loads(llama["tokenizer_config.json"])
+        template["chat_template"] = SSTI
+        planted["tokenizer_config.json"] = json.dumps(template, indent=2).encode()
+        config = json.loads(llama["config.json"])
+        config["auto_map"] = {"AutoModelForCausalLM": "other-org/helper--modeling_x.Model"}
+        planted["config.json"] = json.dumps(config, indent=2).encode()
         for name, data in planted.items():
             path = self.write(self.folder() / "planted" / name, data)
             self.manifest["planted"].append(str(path))
@@ -229,7 +295,7 @@ class Writer:
         self.manifest["loop"].append(str(loop))
 
 
-def generate(preset_name: str, root: Path) -> dict[str, Any]:
+def generate(preset_name: str, root: Path, h5_python: str | None = None) -> dict[str, Any]:
     """Write the tree (once) and return its manifest."""
     marker = root / f".complete-{preset_name}"
     manifest_path = root / "MANIFEST.json"
@@ -242,7 +308,8 @@ def generate(preset_name: str, root: Path) -> dict[str, Any]:
         import shutil
 
         shutil.rmtree(root)
-    writer = Writer(root, PRESETS[preset_name])
+    h5 = h5_python or str(REPO_ROOT / ".venv" / "bin" / "python")
+    writer = Writer(root, PRESETS[preset_name], h5_python=h5)
     writer.layout()
     writer.files()
     writer.hf_cache()
@@ -265,9 +332,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("preset", choices=sorted(PRESETS))
     parser.add_argument("--dir", help="default: bench-data/registry-PRESET")
+    parser.add_argument("--h5-python", help="an interpreter with h5py (default: .venv's)")
     args = parser.parse_args()
     root = Path(args.dir or f"bench-data/registry-{args.preset}")
-    manifest = generate(args.preset, root)
+    manifest = generate(args.preset, root, args.h5_python)
     print(f"{root}: {manifest['entries']} entries, {manifest['bytes'] / 1e6:.0f} MB, "
           f"{len(manifest['planted'])} planted, {len(manifest['unreadable'])} unreadable, "
           f"{len(manifest['dangling'])} dangling links, {len(manifest['loop'])} loop")

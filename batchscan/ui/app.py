@@ -43,6 +43,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from batchscan import __version__
+from batchscan.config import available_cpus
 from batchscan.outputs.html import HtmlWriter, verdict
 from batchscan.outputs.summary import Summary
 from batchscan.outputs.writers import JsonlWriter, JsonWriter, SarifWriter, Writer
@@ -210,7 +211,7 @@ def build_app(runs_dir: Path, token: str, parse: Callable[[list[str]], Any],
             recent += [t for t in meta.targets if t not in recent]
             if len(recent) >= 15:
                 break
-        return page("setup.html", request, recent=recent[:15], cpus=os.cpu_count() or 1)
+        return page("setup.html", request, recent=recent[:15], cpus=available_cpus())
 
     async def run_page(request: Request) -> Response:
         run_id = request.path_params["run_id"]

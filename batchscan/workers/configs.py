@@ -82,24 +82,63 @@ def split_target(target: str) -> tuple[str, str]:
 
 
 def walk_config(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Finding]:
-    """Findings for one parsed configuration document (dicts, lists, strings)."""
-    stack: list[tuple[Any, str]] = [(document, where)]
+    """Findings for one parsed configuration document (dicts, lists, strings).
+
+    A node's path (`a.b[3].c`) is only spelled out for a node that can give a finding
+    (`_mapping_may_matter`, `_string_may_matter`); the others carry a (parent, key, is_index)
+    chain. A container's strings are checked as the container is opened; numbers, booleans
+    and nulls cost nothing more than being counted.
+    """
+    stack: list[tuple[Any, Any]] = [(document, where)]
     nodes = 0
     while stack:
         node, path = stack.pop()
-        nodes += 1
+        if isinstance(node, dict):
+            if _mapping_may_matter(node):
+                yield from _mapping(node, _spell(path), ctx)
+            children: Any = node.items()
+            if isinstance(node.get(SERIALIZED), str):  # decoded and scanned by `_mapping`
+                children = [(key, value) for key, value in children if key != SERIALIZED]
+            is_index = False
+        elif isinstance(node, list):
+            children = enumerate(node)
+            is_index = True
+        else:
+            nodes += 1
+            if isinstance(node, str) and _string_may_matter(node):
+                yield from _string(node, _spell(path), ctx)
+            continue
+        nodes += 1 + len(node)
         if nodes > _MAX_NODES:
             ctx.note_incomplete(f"config has more than {_MAX_NODES} nodes")
             return
-        if isinstance(node, dict):
-            yield from _mapping(node, path, ctx)
-            serialized = isinstance(node.get(SERIALIZED), str)
-            stack.extend((value, f"{path}.{key}" if path else str(key))
-                         for key, value in node.items() if not (serialized and key == SERIALIZED))
-        elif isinstance(node, list):
-            stack.extend((value, f"{path}[{i}]") for i, value in enumerate(node))
-        elif isinstance(node, str):
-            yield from _string(node, path, ctx)
+        for key, value in children:
+            if isinstance(value, str):
+                if _string_may_matter(value):
+                    yield from _string(value, _spell((path, key, is_index)), ctx)
+            elif isinstance(value, dict | list):
+                stack.append((value, (path, key, is_index)))
+
+
+def _spell(path: Any) -> str:
+    """`a.b[3].c` from a (parent, key, is_index) chain ending in the walk's root string."""
+    chain: list[tuple[Any, bool]] = []
+    while not isinstance(path, str):
+        path, key, is_index = path
+        chain.append((key, is_index))
+    spelled: str = path
+    for key, is_index in reversed(chain):
+        if is_index:
+            spelled = f"{spelled}[{key}]"
+            continue
+        spelled = f"{spelled}.{key}" if spelled else str(key)
+    return spelled
+
+
+def _mapping_may_matter(node: dict[Any, Any]) -> bool:
+    """Whether `_mapping` can report anything: it reads only these keys (keep in step)."""
+    return ("auto_map" in node or "_target_" in node or "class_name" in node
+            or SERIALIZED in node)
 
 
 def _mapping(node: dict[Any, Any], path: str, ctx: ScanContext) -> Iterator[Finding]:
@@ -212,6 +251,28 @@ def _lambda_evidence(function: Any) -> str:
         return raw[:300]
     names = re.findall(rb"[A-Za-z_][A-Za-z0-9_.]{2,}", code)
     return "bytecode names: " + ", ".join(n.decode() for n in names[:20])
+
+
+def _string_may_matter(text: str) -> bool:
+    """Whether `_string` can report anything for `text`: the walk spells the path and calls
+    it only then. Keep in step with `_string` (and `jsonbulk._TRIGGERS`)."""
+    return len(text) >= 4 and ("{{" in text or "{%" in text or (
+        len(text) >= 16 and text[:2] in _ENCODED_STARTS))
+
+
+_ENCODED_STARTS = ("gA", "80", "UE")  # base64 pickle, hex pickle, base64 zip ("UEsDB")
+
+
+def string_matters(text: str) -> bool:
+    """Whether `_string` would report something for `text` (a template with hits, or an
+    encoded pickle or zip start): decides whether bulk strings need the full walk."""
+    if not _string_may_matter(text):
+        return False
+    if ("{{" in text or "{%" in text) and textscan.template_hits(text):
+        return True
+    if len(text) >= 16 and text[:5] == "UEsDB":
+        return True
+    return len(text) >= 16 and text[:2] in ("gA", "80") and _decode_pickle(text) is not None
 
 
 def _string(text: str, path: str, ctx: ScanContext) -> Iterator[Finding]:

@@ -1,7 +1,9 @@
 """JSON documents shipped with models: `config.json`, `tokenizer_config.json`, Keras
 `config.json`, `chat_template.json`, Hydra configs in JSON, JSON Lines.
 
-Layout. UTF-8 JSON (or one JSON value per line). Read whole up to 64 MiB.
+Layout. UTF-8 JSON (or one JSON value per line). Read whole up to 64 MiB. Parsed with
+orjson; a tokenizer's vocabulary and merges are checked in place (`workers/jsonbulk.py`);
+what orjson refuses goes to the standard `json` module.
 
 Attack surface. `auto_map` (transformers imports `modeling_*.py` from the repo, or from
 another repo via `org/repo--module.Class`, under trust_remote_code); chat templates in any
@@ -25,11 +27,14 @@ import json
 import re
 from collections.abc import Iterator
 
+import orjson
+
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
 from batchscan.workers.base import LimitExceeded, ScanContext, Source
 from batchscan.workers.configs import CONFIG_RULES, walk_config
+from batchscan.workers.jsonbulk import parse_without_bulk
 
 FORMAT = "json"
 
@@ -37,6 +42,7 @@ INVALID = rules.JSN001
 RULES: tuple[Rule, ...] = (INVALID, *CONFIG_RULES)
 
 _MAX_BYTES = 64 * 1024 * 1024
+_REFUSED = object()  # orjson could not parse the text
 # Without a .json name, only an object whose first key is a plain string counts: random
 # bytes (tensor storages) that start with "{" followed by a digit are not a document.
 _KEY_START = re.compile(rb'\A\s*\{\s*"[^"\n\x00-\x1f]{1,256}"\s*:')
@@ -70,6 +76,18 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     raw = source.read_at(0, _MAX_BYTES + 1)
     if len(raw) > _MAX_BYTES:  # a stream of unknown length: one byte past the limit tells
         raise LimitExceeded("JSON bytes", _MAX_BYTES, len(raw), ctx.member)
+    # Fast path: orjson, and a tokenizer's vocabulary and merges checked without being built
+    # (`workers/jsonbulk.py`). Whatever orjson refuses (JSON Lines, NaN, lone surrogates,
+    # invalid UTF-8, nesting past 1024) takes the standard parser's path below, as before.
+    document = parse_without_bulk(raw)
+    if document is None:
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            document = _REFUSED
+    if document is not _REFUSED:
+        yield from walk_config(document, ctx)
+        return
     text = raw.decode("utf-8", "replace")
     try:
         documents = [json.loads(text)]
