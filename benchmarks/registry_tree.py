@@ -66,16 +66,19 @@ class Preset:
     giant_mb: tuple[int, ...]  # ~1 GB torch checkpoints
     cache_models: int  # models in the Hugging Face cache layout
     big_tokenizers: tuple[str, ...]  # the large BPE vocabularies the llama repos cycle through
+    formats3_copies: int = 2  # copies of the issue-20 formats' benign files (formats3/*.py)
 
 
 PRESETS = {
     "small": Preset(orgs=6, models_per_org=10, small_pickles=200, state_dicts=150,
                     safetensors=120, ggufs=12, keras_h5=8, yamls=40, checkpoints_mb=(70, 120),
-                    giant_mb=(), cache_models=5, big_tokenizers=("llama", "qwen")),
+                    giant_mb=(), cache_models=5, big_tokenizers=("llama", "qwen"),
+                    formats3_copies=2),
     "large": Preset(orgs=20, models_per_org=25, small_pickles=1500, state_dicts=1000,
                     safetensors=520, ggufs=40, keras_h5=30, yamls=150,
                     checkpoints_mb=(50, 70, 90, 110, 130, 150, 170, 200), giant_mb=(1000, 1000),
-                    cache_models=20, big_tokenizers=("llama", "qwen", "gemma")),
+                    cache_models=20, big_tokenizers=("llama", "qwen", "gemma"),
+                    formats3_copies=10),
 }
 # which family each model is: most are LLMs and encoders, as on the Hub
 FAMILY_WEIGHTS = {"llama": 5, "bert": 5, "t5": 3, "whisper": 2, "vit": 3, "diffusers": 2}
@@ -313,6 +316,7 @@ def generate(preset_name: str, root: Path, h5_python: str | None = None) -> dict
     writer.layout()
     writer.files()
     writer.hf_cache()
+    _formats3(root / "registry" / "formats3", PRESETS[preset_name].formats3_copies)
     writer.hazards()
     entries = sum(1 for _ in _entries(root))
     size = sum(p.lstat().st_size for p in _entries(root) if p.is_file() and not p.is_symlink())
@@ -320,6 +324,18 @@ def generate(preset_name: str, root: Path, h5_python: str | None = None) -> dict
     manifest_path.write_text(json.dumps(manifest, indent=1))
     marker.touch()
     return manifest
+
+
+def _formats3(folder: Path, copies: int) -> None:
+    """The benign files of the formats added by issue 20 (TFLite, ExecuTorch, Core ML, Paddle,
+    MXNet, XGBoost, LightGBM, CatBoost, skops, Flax, Orbax, R, NeMo, .mar, RAR, OCI, TensorRT,
+    llamafile, OpenVINO, PMML: benchmarks/formats3/), so compare.py's per-format table has a
+    row for each."""
+    import importlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "formats3"))
+    for name in ("fmt_bin", "fmt_tree", "fmt_pack"):
+        importlib.import_module(name).write(folder / name, copies)
 
 
 def _entries(root: Path) -> Any:
