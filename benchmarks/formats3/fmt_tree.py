@@ -11,60 +11,21 @@ scanned with `batchscan scan -j 2` and the records give per-format files/s and M
 
 from __future__ import annotations
 
-import argparse
-import collections
-import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 from fixtures.formats3.tree import benign_files
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
 
 def write(folder: Path, copies: int = 1) -> list[Path]:
-    written = []
-    for index in range(copies):
-        for name, data in benign_files().items():
-            path = folder / f"c{index}" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            written.append(path)
-    return written
-
-
-def throughput(folder: Path) -> dict[str, tuple[int, float, float]]:
-    """format -> (files, files per second, MB per second) from one scan's records."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "records.jsonl"
-        subprocess.run([sys.executable, "-m", "batchscan", "scan", str(folder), "-j", "2",
-                        "-f", "jsonl", "-o", str(out), "--no-progress"], check=False)
-        records = [json.loads(line) for line in out.read_text().splitlines()]
-    totals: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0, 0.0])
-    for record in records:
-        entry = totals[record["format"]]
-        entry[0] += 1
-        entry[1] += record.get("duration_ms") or 0.0
-        entry[2] += record.get("size") or 0
-    return {fmt: (int(n), n / (ms / 1000) if ms else 0.0, size / 1e6 / (ms / 1000) if ms else 0.0)
-            for fmt, (n, ms, size) in sorted(totals.items())}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("dir", type=Path)
-    parser.add_argument("--copies", type=int, default=1)
-    parser.add_argument("--scan", action="store_true")
-    args = parser.parse_args()
-    paths = write(args.dir, args.copies)
-    print(f"wrote {len(paths)} files under {args.dir}")
-    if args.scan:
-        print(f"{'format':<14} {'files':>6} {'files/s':>10} {'MB/s':>8}")
-        for fmt, (files, rate, mbs) in throughput(args.dir).items():
-            print(f"{fmt:<14} {files:>6} {rate:>10.0f} {mbs:>8.1f}")
+    return common.write(benign_files, folder, copies)
 
 
 if __name__ == "__main__":
-    main()
+    common.main(benign_files)
