@@ -1,0 +1,79 @@
+"""Red team of issue 16's downgrades: malicious files the scanner must grade ERROR.
+
+Every fixture is generated here with a harmless payload and only scanned, never loaded. The
+shapes were confirmed with the real loaders in a throwaway subprocess (a marker under /tmp).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchscan.records import FileResult, Severity
+from batchscan.workers.task import WorkerOptions, scan_file
+
+_ORDER = [Severity.DEBUG, Severity.INFO, Severity.WARNING, Severity.ERROR]
+
+
+def g(module: str, name: str) -> bytes:
+    return b"c" + f"{module}\n{name}\n".encode()
+
+
+def text(value: str) -> bytes:
+    raw = value.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def call(func: bytes, *args: bytes) -> bytes:
+    return func + b"(" + b"".join(args) + b"tR"
+
+
+def pickle_of(body: bytes) -> bytes:
+    return b"\x80\x02" + body + b"."
+
+
+def scan(tmp_path: Path, data: bytes, name: str = "model.pkl") -> FileResult:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return scan_file(str(path), WorkerOptions())
+
+
+def worst(result: FileResult) -> Severity | None:
+    return max((f.severity for f in result.findings), key=_ORDER.index, default=None)
+
+
+def loud(result: FileResult) -> list[tuple[str, str, str]]:
+    return [(f.rule_id, f.severity.name, f.message) for f in result.findings]
+
+
+# --- pickle: re-exports inside packages the allow-list admits by wildcard ----------------------
+# `sklearn.*` is allowed as a whole, so any name a sklearn module imports from a denied module
+# was ALLOW (clean): `sklearn.datasets._olivetti_faces.remove` is `os.remove`. Confirmed with
+# pickle.load in a subprocess: the file is deleted, the directory and temp file are created.
+REEXPORT_TWINS = {
+    "os_remove": call(g("sklearn.datasets._olivetti_faces", "remove"), text("/tmp/victim")),
+    "os_makedirs": call(g("sklearn.datasets._rcv1", "makedirs"), text("/tmp/rt16-dir")),
+    "tempfile": call(g("sklearn.datasets._base", "NamedTemporaryFile"), text("w"),
+                     b"J\xff\xff\xff\xff", text("utf-8"), b"N", text(".x"), text("rt16_"),
+                     text("/tmp"), b"\x89"),
+    "tempfile_lightgbm": call(g("lightgbm.basic", "NamedTemporaryFile")),
+    "joblib_memory": call(g("sklearn.datasets._lfw", "Memory"), text("/tmp/rt16-mem")),
+    "listener": call(g("sklearn.callback._transport", "Listener"),
+                     call(g("builtins", "tuple"), b"(" + text("0.0.0.0") + b"M\x90\x1fl")),
+    "attrgetter": call(call(g("lightgbm.engine", "attrgetter"), text("system")),
+                       g("sklearn", "base")),
+    "tempfile_elsewhere": call(g("somepkg.util", "mkdtemp")),
+}
+
+
+@pytest.mark.parametrize("body", REEXPORT_TWINS.values(), ids=REEXPORT_TWINS.keys())
+def test_reexport_under_wildcard_allow_is_error(tmp_path: Path, body: bytes) -> None:
+    result = scan(tmp_path, pickle_of(body))
+    assert worst(result) is Severity.ERROR, loud(result)
+
+
+def test_wildcard_allow_still_admits_real_classes(tmp_path: Path) -> None:
+    """The benign half: sklearn classes stay clean."""
+    body = call(g("sklearn.linear_model._base", "LinearRegression"))
+    assert loud(scan(tmp_path, pickle_of(body))) == []
