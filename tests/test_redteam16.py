@@ -77,3 +77,26 @@ def test_wildcard_allow_still_admits_real_classes(tmp_path: Path) -> None:
     """The benign half: sklearn classes stay clean."""
     body = call(g("sklearn.linear_model._base", "LinearRegression"))
     assert loud(scan(tmp_path, pickle_of(body))) == []
+
+
+# --- configs: Hydra `_target_` reached by attribute access ---------------------------------------
+# Hydra's `_locate` imports `sklearn`, then reaches `datasets`, `_base`, `os`, `system` by
+# getattr: `os.system` (hydra-core 1.3.2 runs it; 1.3.8 names it "resolved from" the path
+# and blocks it). The module `sklearn.datasets._base.os` does not exist, so the wildcard
+# allow of `sklearn` admitted the whole path: no finding.
+@pytest.mark.parametrize("target", [
+    "sklearn.datasets._base.os.system",
+    "sklearn.datasets._base.builtins.exec",
+    "lightgbm.basic.os.remove",
+])
+def test_hydra_target_through_attribute_chain_is_error(tmp_path: Path, target: str) -> None:
+    data = f"_target_: {target}\n_args_: ['true']\n".encode()
+    result = scan(tmp_path, data, "config.yaml")
+    assert worst(result) is Severity.ERROR, loud(result)
+    assert any(f.rule_id == "CFG003" for f in result.findings), loud(result)
+
+
+def test_hydra_allowed_targets_stay_clean(tmp_path: Path) -> None:
+    data = (b"optim:\n  _target_: torch.optim.Adam\nmodel:\n"
+            b"  _target_: sklearn.linear_model.LogisticRegression\n")
+    assert loud(scan(tmp_path, data, "config.yaml")) == []
