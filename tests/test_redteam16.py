@@ -100,3 +100,54 @@ def test_hydra_allowed_targets_stay_clean(tmp_path: Path) -> None:
     data = (b"optim:\n  _target_: torch.optim.Adam\nmodel:\n"
             b"  _target_: sklearn.linear_model.LogisticRegression\n")
     assert loud(scan(tmp_path, data, "config.yaml")) == []
+
+
+# --- pickle: an object of a class rebuilt from pickled code, handed to a builtin ----------------
+# `len(obj)`, `list(obj)`, `sorted([a, b])`, `repr(obj)` run the rebuilt class's `__len__`,
+# `__iter__`, `__lt__`, `__repr__` while loading. Those dunders are not load-time hooks on
+# their own (real local Dataset classes define them), and the allow-listed builtins were no
+# consumer of rebuilt code: WARNING only. Confirmed with a cloudpickled class whose `__len__`
+# creates a marker: `pickle.load` of class + NEWOBJ + `builtins.len` runs it.
+_PICKLED_CODE = Path(__file__).parent / "fixtures" / "pickled_code"
+_SLOT = 9999
+_OBJ = b"j" + _SLOT.to_bytes(4, "little")  # LONG_BINGET of the rebuilt object
+
+
+def with_tail(fixture: str, tail: bytes) -> bytes:
+    """The real fixture (its result, an object of a cloudpickled class, put in memo slot
+    `_SLOT` and popped), then `tail`, then STOP."""
+    import pickletools
+
+    stream = (_PICKLED_CODE / fixture).read_bytes()
+    ops = list(pickletools.genops(stream))
+    out = bytearray()
+    for index, (op, _, pos) in enumerate(ops):
+        end = ops[index + 1][2] if index + 1 < len(ops) else len(stream)
+        if op.name not in ("FRAME", "STOP"):
+            out += stream[pos:end]
+    return bytes(out) + b"r" + _SLOT.to_bytes(4, "little") + b"0" + tail + b"."
+
+
+INSTANCE_TWINS = {
+    "len": call(g("builtins", "len"), _OBJ),
+    "list_iterates": call(g("builtins", "list"), _OBJ),
+    "sorted_compares": call(g("builtins", "sorted"), b"(" + _OBJ + _OBJ + b"l"),
+    "repr": call(g("builtins", "repr"), _OBJ),
+    "unknown_callee": call(g("somepkg.util", "apply"), _OBJ),
+}
+
+
+@pytest.mark.parametrize("tail", INSTANCE_TWINS.values(), ids=INSTANCE_TWINS.keys())
+def test_rebuilt_class_object_handed_to_callee_is_error(tmp_path: Path, tail: bytes) -> None:
+    result = scan(tmp_path, with_tail("mlflow_python_model.pkl", tail))
+    assert worst(result) is Severity.ERROR, loud(result)
+
+
+@pytest.mark.parametrize("tail", [
+    call(g("builtins", "list"), b"(" + _OBJ + b"l"),  # kept in a list, not iterated
+    call(g("functools", "partial"), g("builtins", "print"), _OBJ),
+    b"(" + _OBJ + b"l",
+])
+def test_rebuilt_class_object_only_kept_stays_warning(tmp_path: Path, tail: bytes) -> None:
+    result = scan(tmp_path, with_tail("mlflow_python_model.pkl", tail))
+    assert worst(result) is Severity.WARNING, loud(result)
