@@ -151,3 +151,21 @@ def test_rebuilt_class_object_handed_to_callee_is_error(tmp_path: Path, tail: by
 def test_rebuilt_class_object_only_kept_stays_warning(tmp_path: Path, tail: bytes) -> None:
     result = scan(tmp_path, with_tail("mlflow_python_model.pkl", tail))
     assert worst(result) is Severity.WARNING, loud(result)
+
+
+# --- shipped Python: the coding cookie decides what the interpreter runs -------------------------
+# Read as UTF-8, `x = +ACIAIgAi-` then `< 1` looks like no Python at all (PYS004 INFO, "cannot
+# run"); Python decodes the file as UTF-7 (`+ACIAIgAi-` is `"""`), so `< 1` sits in a string
+# and `os.system` runs (confirmed: `python3 file.py` creates the marker).
+def test_utf7_cookie_hides_code(tmp_path: Path) -> None:
+    data = (b"# -*- coding: utf-7 -*-\nx = +ACIAIgAi-\n< 1\n+ACIAIgAi-\n"
+            b"import os; os.system('true')\n")
+    result = scan(tmp_path, data, "modeling_evil.py")
+    assert worst(result) is Severity.ERROR, loud(result)
+    assert any("os.system" in f.message for f in result.findings), loud(result)
+
+
+def test_utf8_and_latin1_cookies_still_parse(tmp_path: Path) -> None:
+    for data in (b"# coding: latin-1\nname = '\xe9'\n", b"\xef\xbb\xbfx = 1\n",
+                 b"# coding: no-such-codec\nx = 1\n"):
+        assert loud(scan(tmp_path, data, "plain.py")) == [], data

@@ -141,7 +141,7 @@ def _mapping(node: dict[Any, Any], path: str, ctx: ScanContext) -> Iterator[Find
     target = node.get("_target_")
     if isinstance(target, str) and target:
         verdict = target_verdict(target)
-        module, name = split_target(target)
+        name = split_target(target)[1]
         where = f"{path}._target_" if path else "_target_"
         if verdict.verdict is policy.Verdict.DENY:
             yield TARGET_DANGEROUS.finding(f"{where} = {target!r}: {verdict.reason}",
