@@ -169,3 +169,31 @@ def test_utf8_and_latin1_cookies_still_parse(tmp_path: Path) -> None:
     for data in (b"# coding: latin-1\nname = '\xe9'\n", b"\xef\xbb\xbfx = 1\n",
                  b"# coding: no-such-codec\nx = 1\n"):
         assert loud(scan(tmp_path, data, "plain.py")) == [], data
+
+
+def _stack_global(module: str, name: str) -> bytes:
+    def unicode(value: str) -> bytes:
+        raw = value.encode()
+        return b"\x8c" + bytes([len(raw)]) + raw
+    return unicode(module) + unicode(name) + b"\x93"
+
+
+# Protocol 4 reaches the same re-exports as a dotted name under the package: `find_class`
+# imports `sklearn` and walks `datasets._lfw.Memory` by attribute access (confirmed with
+# pickle.load: the directory is created, the file deleted). Was clean / WARNING.
+@pytest.mark.parametrize("module, name", [
+    ("sklearn", "datasets._lfw.Memory"),
+    ("sklearn", "datasets._olivetti_faces.remove"),
+    ("sklearn.datasets", "_base.NamedTemporaryFile"),
+])
+def test_reexport_reached_by_dotted_name_is_error(tmp_path: Path, module: str,
+                                                  name: str) -> None:
+    data = b"\x80\x04" + _stack_global(module, name) + b"(" + text("/tmp/x") + b"tR."
+    result = scan(tmp_path, data)
+    assert worst(result) is Severity.ERROR, loud(result)
+
+
+def test_dotted_allowed_class_stays_clean(tmp_path: Path) -> None:
+    data = b"\x80\x04" + _stack_global("sklearn", "linear_model._base.LinearRegression") + (
+        b")\x81.")
+    assert loud(scan(tmp_path, data)) == []

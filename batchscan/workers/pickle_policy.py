@@ -1053,6 +1053,12 @@ def classify(module: str, name: str) -> Classification:
             return Classification(Verdict.DENY, f"reaches `{piece}` (introspection escape)")
     if len(pieces) > 1:
         for i in range(len(pieces) - 1):
+            # `sklearn` + `datasets._lfw.Memory` reaches the submodule `sklearn.datasets._lfw`
+            # by attribute access: judged as that module's global (its re-export table).
+            reason = _deny_reason(f"{module}.{'.'.join(pieces[: i + 1])}",
+                                  ".".join(pieces[i + 1 :]))
+            if reason is not None:
+                return Classification(Verdict.DENY, reason)
             inner_module = pieces[i]
             reason = _deny_reason(inner_module, ".".join(pieces[i + 1 :]))
             if reason is not None or inner_module in DANGEROUS_MODULES:
