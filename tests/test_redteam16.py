@@ -197,3 +197,38 @@ def test_dotted_allowed_class_stays_clean(tmp_path: Path) -> None:
     data = b"\x80\x04" + _stack_global("sklearn", "linear_model._base.LinearRegression") + (
         b")\x81.")
     assert loud(scan(tmp_path, data)) == []
+
+
+# --- pickle: dill classes whose creation runs rebuilt code ---------------------------------------
+# `_create_type(type, 'A', (), {'__init_subclass__': <rebuilt function>})`, then a subclass
+# `_create_type(type, 'B', (A,), {})`: `type()` runs A.__init_subclass__ while loading
+# (confirmed with dill.loads and a hook that creates a marker). Only cloudpickle's class
+# builders were checked for load-time hooks: WARNING. A rebuilt class used as the metaclass
+# runs its `__init__` the same way.
+_FN = b"j" + _SLOT.to_bytes(4, "little")  # the rebuilt function of the dill fixture
+
+
+def _create_type(meta: bytes, name: str, bases: bytes, namespace: bytes) -> bytes:
+    return call(g("dill._dill", "_create_type"), meta, text(name), bases, namespace)
+
+
+_BASE = _create_type(g("builtins", "type"), "A", b")",
+                     b"}" + text("__init_subclass__") + _FN + b"s")
+DILL_CLASS_TWINS = {
+    "init_subclass": _create_type(g("builtins", "type"), "B", b"(" + _BASE + b"t", b"}"),
+    "rebuilt_metaclass": _create_type(
+        _create_type(g("builtins", "type"), "Meta", b"(" + g("builtins", "type") + b"t",
+                     b"}" + text("__init__") + _FN + b"s"), "B", b")", b"}"),
+}
+
+
+@pytest.mark.parametrize("tail", DILL_CLASS_TWINS.values(), ids=DILL_CLASS_TWINS.keys())
+def test_dill_class_creation_running_rebuilt_code_is_error(tmp_path: Path, tail: bytes) -> None:
+    result = scan(tmp_path, with_tail("dill_lambda_p4.pkl", tail))
+    assert worst(result) is Severity.ERROR, loud(result)
+
+
+def test_dill_class_with_plain_methods_stays_warning(tmp_path: Path) -> None:
+    tail = _create_type(g("builtins", "type"), "A", b")", b"}" + text("forward") + _FN + b"s")
+    result = scan(tmp_path, with_tail("dill_lambda_p4.pkl", tail))
+    assert worst(result) is Severity.WARNING, loud(result)

@@ -527,12 +527,22 @@ class _Walker:
                         self.use(attribute.module, attribute.name, offset)
             if entry.verdict.code:
                 self.walk.code_built = True
-            if entry.verdict.code and resolved.name in ("_class_setstate", "_make_skeleton_class"):
+            if entry.verdict.code and resolved.name in (
+                "_class_setstate", "_make_skeleton_class", "_create_type"
+            ):
+                # dill's `_create_type(metaclass, name, bases, dict)` is `type(...)` with the
+                # class dict: a base's `__init_subclass__` runs as the subclass is created.
                 cargs = args if isinstance(args, tuple) else ()
                 hooks = _load_time_hooks(tuple(_literal(a) for a in cargs[1:]))
                 if hooks:
                     self.flag(DANGEROUS_GLOBAL, f"a class rebuilt from pickled code defines "
                               f"{', '.join(hooks[:6])}, which run while loading", offset,
+                              evidence=render(call)[:_EVIDENCE_CHARS])
+                if resolved.name != "_class_setstate" and cargs and (
+                    _rebuilt_code(cargs[0]) is not None
+                ):
+                    self.flag(DANGEROUS_GLOBAL, "a class is created with a metaclass rebuilt "
+                              "from pickled code: its methods run while loading", offset,
                               evidence=render(call)[:_EVIDENCE_CHARS])
             if entry.call_offset is None:
                 entry.call_offset = offset
