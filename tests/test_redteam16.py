@@ -232,3 +232,23 @@ def test_dill_class_with_plain_methods_stays_warning(tmp_path: Path) -> None:
     tail = _create_type(g("builtins", "type"), "A", b")", b"}" + text("forward") + _FN + b"s")
     result = scan(tmp_path, with_tail("dill_lambda_p4.pkl", tail))
     assert worst(result) is Severity.WARNING, loud(result)
+
+
+# --- configs: stable-baselines3 `data` that the JSON sniff did not recognise --------------------
+# Without a .json name a document counted as JSON only when its first key was 1-256 plain
+# characters: `{"": 0, ...}` or a key with `\"` was no format at all and the archive came
+# out clean, while `load_from_zip_file` (json.loads, then cloudpickle.loads of every
+# `:serialized:`) runs the payload (confirmed with stable-baselines3 and a marker).
+@pytest.mark.parametrize("first_key", ['""', '"a\\"b"', '"' + "k" * 2000 + '"'])
+def test_sb3_data_with_unusual_first_key_is_scanned(tmp_path: Path, first_key: str) -> None:
+    import base64
+    import zipfile
+
+    payload = pickle_of(call(g("os", "system"), text("true")))
+    serialized = base64.b64encode(payload).decode()
+    archive = tmp_path / "model.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        policy = '{":type:": "x", ":serialized:": "' + serialized + '"}'
+        zf.writestr("data", "{" + first_key + ': 0, "policy_class": ' + policy + "}")
+    result = scan_file(str(archive), WorkerOptions())
+    assert worst(result) is Severity.ERROR, loud(result)
