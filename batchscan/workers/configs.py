@@ -81,6 +81,28 @@ def split_target(target: str) -> tuple[str, str]:
     return module, name
 
 
+def target_verdict(target: str) -> policy.Classification:
+    """How `_target_` resolves: Hydra's `_locate` imports the first component and reaches
+    every later one by attribute access (importing a submodule only when the attribute is
+    missing), so `sklearn.datasets._base.os.system` is `os.system` even though no module of
+    that name exists. Each component is judged as the object it may name: a deny verdict
+    for any suffix after a component wins over the allow-list entry of the whole path."""
+    module, name = split_target(target)
+    verdict = policy.classify(module, name) if module else policy.classify("builtins", name)
+    if verdict.verdict is policy.Verdict.DENY:
+        return verdict
+    parts = target.replace(":", ".").split(".")
+    for i in range(1, len(parts) - 1):
+        inner = policy.classify(parts[i], ".".join(parts[i + 1:]))
+        if inner.verdict is policy.Verdict.DENY and (
+            parts[i] in policy.DANGEROUS_MODULES or parts[i] in policy.DANGEROUS_CALLABLES
+        ):
+            return policy.Classification(
+                policy.Verdict.DENY, f"reaches module `{parts[i]}` by attribute access: "
+                f"{inner.reason}")
+    return verdict
+
+
 def walk_config(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Finding]:
     """Findings for one parsed configuration document (dicts, lists, strings).
 
@@ -157,8 +179,8 @@ def _mapping(node: dict[Any, Any], path: str, ctx: ScanContext) -> Iterator[Find
                                            "trust_remote_code=True)", member=member, evidence=ref)
     target = node.get("_target_")
     if isinstance(target, str) and target:
-        module, name = split_target(target)
-        verdict = policy.classify(module, name) if module else policy.classify("builtins", name)
+        verdict = target_verdict(target)
+        name = split_target(target)[1]
         where = f"{path}._target_" if path else "_target_"
         if verdict.verdict is policy.Verdict.DENY:
             yield TARGET_DANGEROUS.finding(f"{where} = {target!r}: {verdict.reason}",

@@ -43,9 +43,13 @@ RULES: tuple[Rule, ...] = (INVALID, *CONFIG_RULES)
 
 _MAX_BYTES = 64 * 1024 * 1024
 _REFUSED = object()  # orjson could not parse the text
-# Without a .json name, only an object whose first key is a plain string counts: random
-# bytes (tensor storages) that start with "{" followed by a digit are not a document.
-_KEY_START = re.compile(rb'\A\s*\{\s*"[^"\n\x00-\x1f]{1,256}"\s*:')
+# Without a .json name, only an object whose first key is a JSON string counts: random
+# bytes (tensor storages) that start with "{" followed by a digit are not a document. Any
+# key json.loads accepts counts (empty, escaped quotes, longer than the window: a
+# stable-baselines3 `data` led by `"": 0` is loaded all the same); a key still open at the
+# end of the window must be string characters all the way (random bytes hold controls).
+_KEY_START = re.compile(
+    rb'\A\s*\{\s*"(?:[^"\\\x00-\x1f]|\\["\\/bfnrtu])*(?:"\s*:|\Z)')
 
 
 # json.loads skips any leading whitespace: a document padded past the head is still one
@@ -61,7 +65,7 @@ def sniff(head: bytes, name: str) -> bool:
     lowered = name.lower()
     if lowered.endswith((".json", ".jsonl", ".ndjson")):
         return body[:1] in (b"{", b"[")
-    if _KEY_START.match(body[:300]) is None:
+    if _KEY_START.match(body[:1024]) is None:
         return False
     try:
         body[:1024].decode("utf-8")

@@ -527,12 +527,22 @@ class _Walker:
                         self.use(attribute.module, attribute.name, offset)
             if entry.verdict.code:
                 self.walk.code_built = True
-            if entry.verdict.code and resolved.name in ("_class_setstate", "_make_skeleton_class"):
+            if entry.verdict.code and resolved.name in (
+                "_class_setstate", "_make_skeleton_class", "_create_type"
+            ):
+                # dill's `_create_type(metaclass, name, bases, dict)` is `type(...)` with the
+                # class dict: a base's `__init_subclass__` runs as the subclass is created.
                 cargs = args if isinstance(args, tuple) else ()
                 hooks = _load_time_hooks(tuple(_literal(a) for a in cargs[1:]))
                 if hooks:
                     self.flag(DANGEROUS_GLOBAL, f"a class rebuilt from pickled code defines "
                               f"{', '.join(hooks[:6])}, which run while loading", offset,
+                              evidence=render(call)[:_EVIDENCE_CHARS])
+                if resolved.name != "_class_setstate" and cargs and (
+                    _rebuilt_code(cargs[0]) is not None
+                ):
+                    self.flag(DANGEROUS_GLOBAL, "a class is created with a metaclass rebuilt "
+                              "from pickled code: its methods run while loading", offset,
                               evidence=render(call)[:_EVIDENCE_CHARS])
             if entry.call_offset is None:
                 entry.call_offset = offset
@@ -589,9 +599,22 @@ class _Walker:
         """
         if isinstance(resolved, Ref):
             qual = (resolved.module, resolved.name)
-            if qual in _CODE_HOLDERS or _classify(resolved.module, resolved.name).code:
+            if _classify(resolved.module, resolved.name).code or qual in _PARTIALS or (
+                qual in _CELL_SETTERS and _fills_cell(args)
+            ):
                 return
-            if qual in _CELL_SETTERS and _fills_cell(args):
+            # An object of a rebuilt class handed to a callee: `len(obj)`, `sorted([a, b])`,
+            # `list(obj)` run its `__len__`/`__lt__`/`__iter__` now (holders only iterate
+            # their direct argument: an object inside a list given to them is only kept).
+            holder = qual in _CODE_HOLDERS
+            cls = _rebuilt_instance(args, direct=holder)
+            if cls is not None:
+                self.flag(DANGEROUS_GLOBAL, f"passes an object of a class rebuilt from the "
+                          f"pickle (by `{cls}`) to `{resolved.qualname}`, which can run its "
+                          "methods while loading", call.offset,
+                          evidence=render(call)[:_EVIDENCE_CHARS])
+                return
+            if holder:
                 return
         builder = _code_within(args)
         if builder is None or (
@@ -2207,6 +2230,39 @@ _CODE_HOLDERS = frozenset({
 })
 _CODE_SCAN_DEPTH = 3
 _CODE_SCAN_NODES = 64
+_PARTIALS = frozenset({("functools", "partial"), ("_functools", "partial")})
+_NEW_OBJECT = frozenset({("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"),
+                         ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor")})
+
+
+def _rebuilt_instance(values: tuple[object, ...], *, direct: bool) -> str | None:
+    """The helper that rebuilt the class of an object found in `values` (only the values
+    themselves when `direct`, else containers and call arguments `_CODE_SCAN_DEPTH` deep)."""
+    seen: set[int] = set()
+    todo: list[tuple[object, int]] = [(value, 0) for value in values]
+    while todo:
+        value, depth = todo.pop()
+        if isinstance(value, Call):
+            cls: object = value.func
+            if isinstance(cls, Ref) and (cls.module, cls.name) in _NEW_OBJECT:
+                cargs = value.args if isinstance(value.args, tuple) else ()
+                cls = cargs[0] if cargs else None
+            builder = _rebuilt_code(cls)
+            if builder is not None and builder.rsplit(".", 1)[-1] in _CLASS_BUILDERS:
+                return builder
+        if direct or depth >= _CODE_SCAN_DEPTH or id(value) in seen or (
+            len(seen) >= _CODE_SCAN_NODES
+        ):
+            continue
+        if isinstance(value, (tuple, PList, PDict)):
+            items: Sequence[object] = value
+        elif isinstance(value, Call):
+            items = value.args if isinstance(value.args, tuple) else ()
+        else:
+            continue
+        seen.add(id(value))
+        todo.extend((item, depth + 1) for item in items)
+    return None
 
 
 def _code_within(values: tuple[object, ...]) -> str | None:

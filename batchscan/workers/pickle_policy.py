@@ -823,6 +823,46 @@ REEXPORTS: dict[tuple[str, str], tuple[str, str]] = {
     ("scipy._lib.deprecation", "import_module"): ("importlib", "import_module"),
     ("torch.hub", "urlopen"): ("urllib.request", "urlopen"),
     ("joblib._memmapping_reducer", "loads"): ("pickle", "loads"),
+    # Module-level `from <denied module> import <name>` inside packages the allow-list admits
+    # by wildcard (sklearn, lightgbm, catboost, xgboost, torch.optim/ao), read from their
+    # sources: `sklearn.datasets._olivetti_faces.remove` deletes a file on load.
+    **{(module, name): ("os", name) for module, name in (
+        ("sklearn.datasets._olivetti_faces", "remove"),
+        ("sklearn.datasets._species_distributions", "remove"),
+        ("sklearn.datasets._california_housing", "remove"),
+        ("sklearn.datasets._rcv1", "makedirs"), ("sklearn.datasets._lfw", "makedirs"),
+        ("sklearn.datasets._lfw", "listdir"), ("sklearn.datasets._base", "listdir"))},
+    **{(module, name): ("tempfile", name) for module, name in (
+        ("sklearn.datasets._base", "NamedTemporaryFile"),
+        ("lightgbm.basic", "NamedTemporaryFile"),
+        ("sklearn.datasets._covtype", "TemporaryDirectory"),
+        ("sklearn.datasets._openml", "TemporaryDirectory"))},
+    **{(f"sklearn.datasets.{module}", "GzipFile"): ("gzip", "GzipFile")
+       for module in ("_covtype", "_kddcup99", "_rcv1")},
+    ("sklearn.datasets._lfw", "Memory"): ("joblib", "Memory"),
+    ("sklearn.datasets._base", "resources"): ("importlib", "resources"),
+    **{("sklearn.callback._transport", name): ("multiprocessing.connection", name)
+       for name in ("Client", "Listener", "Connection")},
+    **{(module, "Thread"): ("threading", "Thread") for module in (
+        "sklearn.callback._progressbar", "sklearn.callback._transport",
+        "catboost.widget.ipythonwidget", "xgboost.dask", "xgboost.federated",
+        "xgboost.spark.utils")},
+    ("catboost.widget.ipythonwidget", "Event"): ("threading", "Event"),
+    ("xgboost.sklearn", "ThreadPoolExecutor"): ("concurrent.futures", "ThreadPoolExecutor"),
+    ("catboost.hnsw.hnsw", "load_dynamic"): ("imp", "load_dynamic"),
+    **{(module, "itemgetter"): ("operator", "itemgetter") for module in (
+        "catboost.core", "sklearn.feature_extraction._dict_vectorizer",
+        "sklearn.feature_extraction.text", "sklearn.gaussian_process._gpc",
+        "sklearn.gaussian_process._gpr", "sklearn.utils.discovery")},
+    **{(module, "attrgetter"): ("operator", "attrgetter") for module in (
+        "lightgbm.engine", "sklearn.feature_selection._base")},
+    ("sklearn.ensemble._hist_gradient_boosting.grower", "time"): ("timeit", "default_timer"),
+    ("sklearn.utils._available_if", "MethodType"): ("types", "MethodType"),
+    ("torch.ao.quantization.fx._decomposed", "Library"): ("torch.library", "Library"),
+    ("torch.ao.quantization.fx._decomposed", "impl"): ("torch.library", "impl"),
+    ("torch.ao.quantization.quantize_jit", "wrap_cpp_module"): ("torch.jit._recursive",
+                                                               "wrap_cpp_module"),
+    ("torch.optim.lr_scheduler", "ref"): ("weakref", "ref"),
 }
 # Names so specific to one dangerous object that a global of that name under another module
 # is that object re-exported (`from subprocess import check_output`).
@@ -838,6 +878,10 @@ DISTINCTIVE_DANGEROUS_NAMES: dict[str, str] = {
     "posix_spawn": "os",
     "posix_spawnp": "os",
     "rmtree": "shutil",
+    "makedirs": "os",
+    **dict.fromkeys(("NamedTemporaryFile", "TemporaryDirectory", "SpooledTemporaryFile",
+                     "mkstemp", "mkdtemp"), "tempfile"),
+    "load_dynamic": "imp",
     "import_module": "importlib",
     "run_path": "runpy",
     "run_module": "runpy",
@@ -1009,6 +1053,12 @@ def classify(module: str, name: str) -> Classification:
             return Classification(Verdict.DENY, f"reaches `{piece}` (introspection escape)")
     if len(pieces) > 1:
         for i in range(len(pieces) - 1):
+            # `sklearn` + `datasets._lfw.Memory` reaches the submodule `sklearn.datasets._lfw`
+            # by attribute access: judged as that module's global (its re-export table).
+            reason = _deny_reason(f"{module}.{'.'.join(pieces[: i + 1])}",
+                                  ".".join(pieces[i + 1 :]))
+            if reason is not None:
+                return Classification(Verdict.DENY, reason)
             inner_module = pieces[i]
             reason = _deny_reason(inner_module, ".".join(pieces[i + 1 :]))
             if reason is not None or inner_module in DANGEROUS_MODULES:

@@ -427,8 +427,20 @@ def _matches(name: str, table: frozenset[str]) -> bool:
     return any(".".join(head[:i]) in table for i in range(1, len(head) + 1))
 
 
+def _decoded(raw: bytes) -> str:
+    """The text Python runs: decoded with the file's own coding cookie or BOM (PEP 263), as
+    the interpreter does. `# coding: utf-7` turns `+ACIAIgAi-` into three double quotes:
+    read as UTF-8 the same bytes hide the code (or look like no Python at all). A cookie
+    naming no codec makes the interpreter refuse the file; the UTF-8 reading is analysed."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(raw).readline)
+        return raw.decode(encoding, "replace")
+    except (SyntaxError, LookupError, UnicodeError, ValueError):
+        return raw.decode("utf-8", "replace")
+
+
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
-    text = source.read_at(0, _MAX_BYTES).decode("utf-8", "replace")
+    text = _decoded(source.read_at(0, _MAX_BYTES))
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
