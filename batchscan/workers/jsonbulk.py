@@ -12,10 +12,13 @@ Which bulk is inert, and why nothing is lost:
   mapping, and to strings; a number-valued table has none of these (keys are never walked as
   strings). Nothing in it can give a finding;
 - an array of strings, of [string, string] or of [string, number]: only its strings can give
-  findings (`configs.string_matters`). A few fixed byte patterns find every string that could
-  (template markers, the starts of encoded pickles or zips, and any `\\u00XX` escape that
-  could spell one of those); each string they hit is decoded and checked on its own, and if
-  any matters the region is not treated as bulk (the whole document is then walked).
+  findings (`configs.string_matters`), except in an `auto_map` mapping, where each string
+  of a list is a code reference (`"auto_map": {"merges": ["org/repo--modeling.X"]}`): a
+  region there is put back (the whole document is parsed). A few fixed byte patterns find
+  every string that could (template markers, the starts of encoded pickles or zips, and any
+  `\\u00XX` escape that could spell one of those); each string they hit is decoded and
+  checked on its own, and if any matters the region is not treated as bulk (the whole
+  document is then walked).
 
 How a region is proven to be the value it seems: a candidate follows a `"vocab":` or
 `"merges":` key, must match one of the shapes above in full (possessive regexes: linear
@@ -146,11 +149,12 @@ def _regions(raw: bytes) -> list[tuple[int, int, bool]]:
 
 
 def _restore(document: Any, nonce: str) -> int:
-    """Replace each sentinel by an empty container of its kind; how many were found."""
+    """Replace each sentinel by an empty container of its kind; how many were found, or -1
+    when one is a value of an `auto_map` mapping (its strings are code references there)."""
     found = 0
-    stack = [document]
+    stack: list[tuple[Any, bool]] = [(document, False)]
     while stack:
-        node = stack.pop()
+        node, in_auto_map = stack.pop()
         if isinstance(node, dict):
             items = node.items()
         elif isinstance(node, list):
@@ -162,9 +166,11 @@ def _restore(document: Any, nonce: str) -> int:
             if isinstance(value, dict) and len(value) == 1 and nonce in value:
                 replace.append((key, {}))
             elif isinstance(value, list) and len(value) == 1 and value[0] == nonce:
+                if in_auto_map:
+                    return -1
                 replace.append((key, []))
             elif isinstance(value, dict | list):
-                stack.append(value)
+                stack.append((value, key == "auto_map" and isinstance(value, dict)))
         for key, empty in replace:
             node[key] = empty
         found += len(replace)

@@ -1,0 +1,78 @@
+"""Red team of issue 18's fast paths (orjson, tokenizer bulk checked in place, lazy walk,
+libyaml composer): files whose payload the slow path finds must be found the same way.
+
+Every fixture is generated here with a harmless payload and never loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_fast_paths import SSTI, assert_same, scan, scan_json
+
+from batchscan.workers import jsonbulk
+
+# Enough merge-shaped padding to make a region jsonbulk cuts (64 KiB): pairs are not code
+# references (`configs._mapping` reads only the strings of an auto_map list).
+PAIRS = [[f"t{i}", f"u{i}"] for i in range(6000)]
+
+
+def automap_bulk(key: str = "merges") -> bytes:
+    """`config.json` whose auto_map entry is named like a tokenizer table and holds a
+    cross-repo reference among merge-shaped pairs."""
+    return json.dumps({"auto_map": {key: ["attacker/repo--modeling_evil.Model", *PAIRS]}},
+                      separators=(",", ":")).encode()
+
+
+def test_auto_map_entry_named_like_bulk_keeps_its_references(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Miss 1: `"auto_map": {"merges": [...]}` was cut as inert merges (64 KiB of strings
+    and pairs), so the CFG002 reference in it vanished; the reference walk reports it.
+    (`vocab` shapes hold no bare strings: [piece, score] lists are not references.)"""
+    key = "merges"
+    raw = automap_bulk(key)
+    assert len(raw) >= jsonbulk.MIN_REGION
+    result = assert_same(tmp_path, raw, monkeypatch)
+    assert [(f.rule_id, f.severity.value) for f in result.findings] == [("CFG002", "error")]
+    # the same region under a plain key is still cut (the speed-up stays)
+    plain = json.dumps({"model": {key: ["attacker/repo--x.Y", *PAIRS]}}).encode()
+    assert jsonbulk.parse_without_bulk(plain) == {"model": {key: []}}
+
+
+def test_chat_template_list_of_dicts_is_checked(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """tokenizer_config.json's named templates (`[{"name", "template"}]`): checked."""
+    raw = json.dumps({"chat_template": [{"name": "default", "template": "{{ messages }}"},
+                                        {"name": "tool_use", "template": SSTI}],
+                      "model": {"merges": [f"a{i} b{i}" for i in range(9000)]}}).encode()
+    result = assert_same(tmp_path, raw, monkeypatch)
+    assert any(f.rule_id == "CFG005" for f in result.findings)
+
+
+@pytest.mark.parametrize("payload", [
+    "\\u007b\\u007b cycler.__init__.__globals__.os.popen('true') }}",  # escaped braces
+    "{\\u0025 set x = cycler.__init__.__globals__.os.popen('true') %}",
+    "\\/{{ cycler.__init__.__globals__.os.popen('true') }}",
+])
+def test_escaped_template_in_merges_is_found(tmp_path: Path, payload: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Escapes in bulk strings spell triggers: the region is walked, the template found."""
+    merges = ",".join(f'"a{i} b{i}"' for i in range(9000))
+    raw = ('{"model":{"merges":[' + merges + ',"' + payload + '"]}}').encode()
+    result = assert_same(tmp_path, raw, monkeypatch)
+    assert any(f.severity.value == "error" for f in result.findings), result.findings
+
+
+def test_yaml_merge_key_target_is_found(tmp_path: Path) -> None:
+    """`<<` is not applied by the composer; the merged mapping is still walked."""
+    result = scan(tmp_path, "c.yaml", "base: &b {_target_: os.system}\nx:\n  <<: *b\n")
+    assert any(f.rule_id == "CFG003" for f in result.findings)
+
+
+def test_scan_json_helper_is_the_fast_path(tmp_path: Path) -> None:
+    """The comparisons above mean something only if the fast scan cuts regions."""
+    raw = json.dumps({"model": {"merges": [f"a{i} b{i}" for i in range(9000)]}}).encode()
+    assert jsonbulk._regions(raw)
+    assert not scan_json(tmp_path, raw).findings
