@@ -76,3 +76,19 @@ def test_scan_json_helper_is_the_fast_path(tmp_path: Path) -> None:
     raw = json.dumps({"model": {"merges": [f"a{i} b{i}" for i in range(9000)]}}).encode()
     assert jsonbulk._regions(raw)
     assert not scan_json(tmp_path, raw).findings
+
+
+def test_yaml_named_file_in_json_flow_style_is_composed_as_yaml(tmp_path: Path) -> None:
+    """Miss 2 (routing, older than issue 18): a `.yaml` starting `{"` was claimed by the JSON
+    scanner, which refused `{"a":!!python/name:os.system x}` (JSN001 WARNING); PyYAML
+    reads the JSON-like key and constructs the tag (YML001 ERROR)."""
+    result = scan(tmp_path, "config.yaml", '{"a":!!python/name:os.system x}\n')
+    assert result.format == "yaml"
+    assert [(f.rule_id, f.severity.value) for f in result.findings] == [("YML001", "error")]
+    # JSON in a .yml is still walked as a config (YAML composes JSON the same)
+    twin = scan(tmp_path, "b.yml", json.dumps({"m": {"_target_": "os.system"}}))
+    assert [f.rule_id for f in twin.findings] == ["CFG003"]
+    benign = scan(tmp_path, "c.yaml", json.dumps({"model": {"hidden": 4, "names": ["a"]}}))
+    assert (benign.format, list(benign.findings)) == ("yaml", [])
+    # a .json name keeps the JSON scanner
+    assert scan(tmp_path, "d.json", '{"a": 1}').format == "json"

@@ -59,6 +59,10 @@ _MIN_PADDED_HEAD = 1024
 
 
 def sniff(head: bytes, name: str) -> bool:
+    if name.lower().endswith((".yaml", ".yml")):
+        # Loaded with a YAML loader, which reads flow text JSON refuses (`{"a":!!python/
+        # name:os.system x}`): `yaml_config` scans it (YAML composes valid JSON the same).
+        return False
     body = head.lstrip(_PADDING)
     if not body:
         return len(head) >= _MIN_PADDED_HEAD
