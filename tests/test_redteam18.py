@@ -92,3 +92,17 @@ def test_yaml_named_file_in_json_flow_style_is_composed_as_yaml(tmp_path: Path) 
     assert (benign.format, list(benign.findings)) == ("yaml", [])
     # a .json name keeps the JSON scanner
     assert scan(tmp_path, "d.json", '{"a": 1}').format == "json"
+
+
+@pytest.mark.parametrize("size", [700_000, 999_999, 1_000_000])
+def test_node_budget_counts_each_node_once(size: int) -> None:
+    """Miss 3 (the other way: a false "not fully scanned"): the lazy walk counted every
+    container twice (in its parent's len and again when opened), so 700,000 one-item lists
+    (1.4 M nodes) were over the 2 M budget for it and not for the reference walk."""
+    document = {"data": [[0]] * size}  # 2 * size + 2 nodes: over the budget at 1,000,000
+    verdicts = []
+    for walk in (configs.walk_config, reference_walk):
+        ctx = context()
+        list(walk(document, ctx))
+        verdicts.append(bool(ctx.incomplete))
+    assert verdicts == [size >= 1_000_000] * 2

@@ -112,7 +112,7 @@ def walk_config(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Fi
     and nulls cost nothing more than being counted.
     """
     stack: list[tuple[Any, Any]] = [(document, where)]
-    nodes = 0
+    nodes = 1  # each node is counted once: the root here, the others in their parent's len
     while stack:
         node, path = stack.pop()
         if isinstance(node, dict):
@@ -126,11 +126,10 @@ def walk_config(document: Any, ctx: ScanContext, where: str = "") -> Iterator[Fi
             children = enumerate(node)
             is_index = True
         else:
-            nodes += 1
             if isinstance(node, str) and _string_may_matter(node):
                 yield from _string(node, _spell(path), ctx)
             continue
-        nodes += 1 + len(node)
+        nodes += len(node)
         if nodes > _MAX_NODES:
             ctx.note_incomplete(f"config has more than {_MAX_NODES} nodes")
             return
