@@ -10,9 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
-from test_fast_paths import SSTI, assert_same, scan, scan_json
+from test_fast_paths import SSTI, assert_same, reference_walk, scan, scan_json
 
-from batchscan.workers import jsonbulk
+from batchscan.workers import configs, jsonbulk
+from batchscan.workers.registry import context
 
 # Enough merge-shaped padding to make a region jsonbulk cuts (64 KiB): pairs are not code
 # references (`configs._mapping` reads only the strings of an auto_map list).
