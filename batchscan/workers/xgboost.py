@@ -116,10 +116,31 @@ def _int(value: Any, what: str) -> int:
 
 def check_model(document: Any, ctx: ScanContext) -> Iterator[Finding]:
     """Findings for one parsed XGBoost model document (JSON or UBJSON)."""
+    yield from _structure(document, ctx)
+    # The loaders that read a JSON document as configuration (Hydra's `instantiate`, Keras)
+    # walk every key whatever its first key says: the whole document gets the config checks
+    # (tree arrays of numbers pruned: inert, and they would only count against the walk).
+    _prune_numbers(document)
+    yield from walk_config(document, ctx)
+
+
+def _prune_numbers(document: Any) -> None:
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(items):
+            if isinstance(value, list) and all(
+                    isinstance(v, int | float) for v in value):
+                node[key] = []
+            elif isinstance(value, dict | list):
+                stack.append(value)
+
+
+def _structure(document: Any, ctx: ScanContext) -> Iterator[Finding]:
     learner = _mapping(_mapping(document, "the model").get("learner"), "learner")
     attributes = learner.get("attributes", {})
     _mapping(attributes, "learner.attributes")
-    yield from walk_config(attributes, ctx, "learner.attributes")
     meta = attributes.get("scikit_learn")
     if isinstance(meta, str):
         parsed = _loads(meta)
@@ -129,7 +150,6 @@ def check_model(document: Any, ctx: ScanContext) -> Iterator[Finding]:
         names = learner.get(key, [])
         if not isinstance(names, list):
             raise FormatError(f"learner.{key} is not a list")
-        yield from walk_config(names, ctx, f"learner.{key}")
     objective = _mapping(learner.get("objective"), "learner.objective").get("name")
     if objective not in OBJECTIVES:
         yield UNKNOWN_OBJECTIVE.finding(f"objective {objective!r} is not one XGBoost registers",

@@ -1,0 +1,115 @@
+"""Red team of issue 20's format modules: sniff hijacks, fail-open variants, resource use.
+
+Every fixture is generated here with a harmless payload (`os.system("true")`) and only
+scanned, never loaded. The shapes were confirmed with the real loaders in a throwaway
+subprocess (a marker under /tmp).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchscan.records import FileResult, Severity
+from batchscan.workers.task import WorkerOptions, scan_file
+
+_ORDER = [Severity.DEBUG, Severity.INFO, Severity.WARNING, Severity.ERROR]
+TARGET = {"_target_": "os.system", "_args_": ["true"]}
+
+
+def scan(tmp_path: Path, data: bytes, name: str) -> FileResult:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return scan_file(str(path), WorkerOptions())
+
+
+def worst(result: FileResult) -> Severity | None:
+    return max((f.severity for f in result.findings), key=_ORDER.index, default=None)
+
+
+# --- sniff hijack: JSON whose first key names an inert format ------------------------------
+# xgboost, orbax and skops_schema sit before json_config and claim a JSON document by its first
+# key; each then checked only the keys its format defines. Hydra's `instantiate` (1.3.2) of the
+# same document walks every key and ran the nested `_target_` (marker file created); batchscan
+# said `clean`. Fixed: these modules also give the whole document the config checks.
+XGBOOST_MODEL: dict[str, Any] = {
+    "learner": {
+        "attributes": {}, "feature_names": [], "feature_types": [],
+        "gradient_booster": {"name": "gbtree", "model": {
+            "gbtree_model_param": {"num_parallel_tree": "1", "num_trees": "1"},
+            "iteration_indptr": [0, 1], "tree_info": [0],
+            "trees": [{"tree_param": {"num_nodes": "1", "size_leaf_vector": "1",
+                                      "num_feature": "1", "num_deleted": "0"},
+                       "id": 0, "left_children": [-1], "right_children": [-1],
+                       "parents": [2147483647], "split_indices": [0],
+                       "split_conditions": [0.5], "split_type": [0], "default_left": [0],
+                       "base_weights": [0.5], "loss_changes": [0.0], "sum_hessian": [1.0],
+                       "categories": [], "categories_nodes": [], "categories_segments": [],
+                       "categories_sizes": []}]}},
+        "learner_model_param": {"base_score": "5E-1", "num_class": "0", "num_feature": "1",
+                                "num_target": "1", "boost_from_average": "1"},
+        "objective": {"name": "binary:logistic", "reg_loss_param": {"scale_pos_weight": "1"}},
+    },
+    "version": [2, 0, 0],
+}
+HIJACKS: dict[str, tuple[str, dict[str, Any]]] = {
+    "xgboost_top": ("xgboost", {**XGBOOST_MODEL, "model": TARGET}),
+    "xgboost_in_tree": ("xgboost", json.loads(json.dumps(XGBOOST_MODEL).replace(
+        '"id": 0', '"id": 0, "hook": ' + json.dumps(TARGET)))),
+    "orbax_tree": ("orbax", {"tree_metadata": {}, "model": TARGET}),
+    "orbax_checkpoint": ("orbax", {"item_handlers": {}, "model": TARGET}),
+    "skops": ("skops", {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+                        "content": {}, "protocol": 2, "model": TARGET}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HIJACKS))
+def test_json_first_key_hijack_gets_config_checks(tmp_path: Path, case: str) -> None:
+    fmt, document = HIJACKS[case]
+    result = scan(tmp_path, json.dumps(document).encode(), "config.json")
+    assert result.format == fmt  # still claimed by the format module...
+    assert worst(result) is Severity.ERROR, result.findings  # ...and the target is seen
+    assert any("os.system" in f.message for f in result.findings)
+
+
+def test_json_first_key_benign_twins_stay_clean(tmp_path: Path) -> None:
+    for case, (fmt, document) in HIJACKS.items():
+        document = json.loads(json.dumps(document).replace('"os.system"', '"builtins.dict"')
+                              .replace(', "_args_": ["true"]', ""))
+        document.pop("model", None)
+        result = scan(tmp_path, json.dumps(document).encode(), f"{case}.json")
+        assert result.format == fmt, case
+        assert worst(result) in (None, Severity.DEBUG, Severity.INFO), (case, result.findings)
+
+
+# --- sniff hijack: a pickle wearing a PE header ---------------------------------------------
+# `MZ` is BININT2 and a SHORT_BINBYTES argument can hold `e_lfanew` and `PE\0\0`: the
+# executable module (before pickle) claimed the file and reported only EXE001 (WARNING);
+# pickle.load and joblib.load ran the os.system call (marker file created). Fixed: an
+# executable head the unpickler runs is scanned as a pickle too.
+def pe_pickle(command: bytes) -> bytes:
+    header = bytearray(0x80 - 5 + 4)  # bytes 5..0x84 of the file
+    header[0x3C - 5 : 0x3C - 1] = (0x80).to_bytes(4, "little")
+    header[0x80 - 5 :] = b"PE\x00\x00"
+    return (b"MZ\x90" + b"C" + bytes([len(header)]) + bytes(header) + b"00"
+            + b"cos\nsystem\n(X" + len(command).to_bytes(4, "little") + command + b"tR.")
+
+
+def test_pickle_with_pe_header_is_scanned_as_pickle(tmp_path: Path) -> None:
+    result = scan(tmp_path, pe_pickle(b"true"), "model.pkl")
+    assert result.format == "executable"
+    assert worst(result) is Severity.ERROR, result.findings
+    assert any("os.system" in f.message for f in result.findings)
+
+
+def test_real_pe_header_is_not_a_pickle(tmp_path: Path) -> None:
+    header = bytearray(0x84)
+    header[:4] = b"MZ\x90\x00"  # what linkers write: 0x00 is no opcode
+    header[0x3C:0x40] = (0x80).to_bytes(4, "little")
+    header[0x80:] = b"PE\x00\x00"
+    result = scan(tmp_path, bytes(header) + bytes(256), "tool.exe")
+    assert result.format == "executable"
+    assert result.status == "findings" and worst(result) is Severity.WARNING, result.findings
