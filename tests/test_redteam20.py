@@ -112,4 +112,4 @@ def test_real_pe_header_is_not_a_pickle(tmp_path: Path) -> None:
     header[0x80:] = b"PE\x00\x00"
     result = scan(tmp_path, bytes(header) + bytes(256), "tool.exe")
     assert result.format == "executable"
-    assert result.status == "findings" and worst(result) is Severity.WARNING, result.findings
+    assert result.error is None and worst(result) is Severity.WARNING, result.findings
