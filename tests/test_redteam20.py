@@ -113,3 +113,48 @@ def test_real_pe_header_is_not_a_pickle(tmp_path: Path) -> None:
     result = scan(tmp_path, bytes(header) + bytes(256), "tool.exe")
     assert result.format == "executable"
     assert result.error is None and worst(result) is Severity.WARNING, result.findings
+
+
+# --- XML: XXE the reader did not see ---------------------------------------------------------
+# A parameter entity whose replacement text declares the external one: expat with parameter
+# entities off never sees `b` (XML003 WARNING only); a parser that expands parameter entities
+# (expat with XML_PARAM_ENTITY_PARSING_ALWAYS, Java's default SAX) fetched http://x.
+# UTF-16 documents (Java, libxml2 and pugixml read them) were not recognised at all:
+# `unsupported`, no finding. Fixed: the sniff decodes UTF-16/32/EBCDIC heads, and a parameter
+# entity whose text holds SYSTEM/PUBLIC is XML001.
+PMML = '<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4"><Header/><DataDictionary/></PMML>'
+NET = '<net name="m" version="11"><layers/></net>'
+EXTERNAL_DTD = '<!DOCTYPE {root} SYSTEM "http://127.0.0.1/e.dtd">\n'
+
+
+def test_parameter_entity_declaring_an_external_entity_is_xxe(tmp_path: Path) -> None:
+    doc = ('<?xml version="1.0"?>\n<!DOCTYPE PMML [<!ENTITY % a "<!ENTITY &#x25; b SYSTEM '
+           "'http://127.0.0.1/x'>\"> %a; %b;]>\n" + PMML)
+    result = scan(tmp_path, doc.encode(), "model.pmml")
+    assert result.format == "pmml"
+    assert worst(result) is Severity.ERROR, result.findings
+
+
+@pytest.mark.parametrize(("codec", "declared", "root", "body", "fmt"), [
+    ("utf-16", "UTF-16", "PMML", PMML, "pmml"),
+    ("utf-16-le", "UTF-16LE", "PMML", PMML, "pmml"),
+    ("utf-16-be", "UTF-16BE", "net", NET, "openvino"),
+    ("utf-16", "UTF-16", "net", NET, "openvino"),
+])
+def test_utf16_xml_is_recognised_and_checked(tmp_path: Path, codec: str, declared: str,
+                                             root: str, body: str, fmt: str) -> None:
+    prolog = f'<?xml version="1.0" encoding="{declared}"?>\n'
+    hostile = scan(tmp_path, (prolog + EXTERNAL_DTD.format(root=root) + body).encode(codec),
+                   f"bad.{fmt}.xml")
+    assert hostile.format == fmt and worst(hostile) is Severity.ERROR, hostile
+    benign = scan(tmp_path, (prolog + body).encode(codec), f"good.{fmt}.xml")
+    assert benign.format == fmt and benign.error is None, benign
+    assert worst(benign) in (None, Severity.DEBUG, Severity.INFO), benign.findings
+
+
+@pytest.mark.parametrize("codec", ["utf-32", "cp037"])
+def test_xml_in_an_encoding_the_reader_lacks_is_an_error(tmp_path: Path, codec: str) -> None:
+    doc = (f'<?xml version="1.0" encoding="{codec.upper()}"?>\n'
+           + EXTERNAL_DTD.format(root="PMML") + PMML)
+    result = scan(tmp_path, doc.encode(codec), "model.pmml")
+    assert result.format == "pmml" and result.error is not None, result  # not unsupported/clean
