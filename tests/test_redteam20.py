@@ -158,3 +158,17 @@ def test_xml_in_an_encoding_the_reader_lacks_is_an_error(tmp_path: Path, codec: 
            + EXTERNAL_DTD.format(root="PMML") + PMML)
     result = scan(tmp_path, doc.encode(codec), "model.pmml")
     assert result.format == "pmml" and result.error is not None, result  # not unsupported/clean
+
+
+# --- fail-open: CatBoost InfoMap entries past the bound --------------------------------------
+# Entries past MAX_INFO were dropped silently: a template in entry MAX_INFO+1 was never checked
+# and the model was `clean`. Fixed: the record says the InfoMap was not fully checked (error).
+def test_catboost_infomap_past_the_bound_is_not_clean(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from batchscan.workers import catboost
+    from tests.fixtures.formats3 import tree
+
+    monkeypatch.setattr(catboost, "MAX_INFO", 0)  # the bound scaled down: the template is past it
+    result = scan(tmp_path, tree.catboost_malicious()["ssti.cbm"], "ssti.cbm")
+    assert result.format == "catboost"
+    assert result.error is not None and "InfoMap" in result.error, result
