@@ -172,3 +172,27 @@ def test_catboost_infomap_past_the_bound_is_not_clean(
     result = scan(tmp_path, tree.catboost_malicious()["ssti.cbm"], "ssti.cbm")
     assert result.format == "catboost"
     assert result.error is not None and "InfoMap" in result.error, result
+
+
+# --- resource: UBJSON zero-byte typed containers ---------------------------------------------
+# `[$Z#l<n>` is n nulls in 4 bytes (each count only had to fit the bytes left), and a typed
+# container of such containers multiplies: a 114 KB .ubj ran past the 10 s timeout (quadratic
+# values). Fixed: a document holds at most as many values as it has bytes.
+def ubj_null_bomb(inner: int) -> bytes:
+    head = b"{U\x07learner[$[#l" + inner.to_bytes(4, "big")
+    out = bytearray(head)
+    for index in range(inner):
+        left = 8 * (inner - index - 1)  # bytes after this inner container's header
+        out += b"$Z#l" + left.to_bytes(4, "big")
+    return bytes(out)
+
+
+def test_ubjson_zero_byte_values_are_bounded(tmp_path: Path) -> None:
+    import time
+
+    data = ubj_null_bomb(14_000)
+    started = time.monotonic()
+    result = scan(tmp_path, data, "model.ubj")
+    assert time.monotonic() - started < 5
+    assert result.format == "xgboost" and result.error is not None
+    assert "more values than" in result.error

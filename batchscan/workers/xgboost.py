@@ -224,6 +224,14 @@ class _Ubj:
     def __init__(self, data: bytes):
         self.data = data
         self.pos = 0
+        self.values = 0  # every value costs a byte, except those of a typed `Z`/`T`/`F`
+        # container: counting them keeps `[$[#` of `[$Z#<bytes left>` from going quadratic
+
+    def counted(self, n: int) -> None:
+        self.values += n
+        if self.values > len(self.data):
+            raise FormatError(f"UBJSON holds more values than its {len(self.data)} bytes "
+                              "(zero-byte typed containers)")
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
@@ -253,6 +261,7 @@ class _Ubj:
         return value
 
     def value(self, mark: bytes, depth: int) -> Any:
+        self.counted(1)
         if mark in _UBJ_NUMBER:
             fmt = ">" + _UBJ_NUMBER[mark]
             return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
