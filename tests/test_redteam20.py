@@ -196,3 +196,43 @@ def test_ubjson_zero_byte_values_are_bounded(tmp_path: Path) -> None:
     assert time.monotonic() - started < 5
     assert result.format == "xgboost" and result.error is not None
     assert "more values than" in result.error
+
+
+# --- resource: TFLite operators sharing one large Flex options vector ------------------------
+# Every operator's custom options (up to 16 MiB) were read and searched, and the operator
+# vector may name one operator table 20,000 times: a 1 MB .tflite ran past the 10 s timeout
+# (20 GB searched). Fixed: the Flex options bytes searched are bounded per model, and
+# options of custom ops that are not Flex ops are not read at all.
+def tflite_shared_ops(copies: int, options: int, code: str = "FlexAddV2") -> bytes:
+    from tests.fixtures.binformats import FlatBuilder
+
+    b = FlatBuilder()
+    codes = [b.table([("i8", 32), ("ref", b.string(code)), ("i32", 1), ("i32", 32)])]
+    op = b.table([("u32", 0), ("ref", b.scalar_vector("i", [0])),
+                  ("ref", b.scalar_vector("i", [0])), None, None,
+                  ("ref", b.bytes_vector(b"A" * options))])
+    tensor = b.table([("ref", b.scalar_vector("i", [2])), ("i8", 0), ("u32", 0),
+                      ("ref", b.string("x"))])
+    subgraph = b.table([("ref", b.ref_vector([tensor])), ("ref", b.scalar_vector("i", [0])),
+                        ("ref", b.scalar_vector("i", [0])), ("ref", b.ref_vector([op] * copies)),
+                        ("ref", b.string("main"))])
+    fields: list[Any] = [("u32", 3), ("ref", b.ref_vector(codes)),
+                         ("ref", b.ref_vector([subgraph])), ("ref", b.string("t")),
+                         ("ref", b.ref_vector([b.table([])]))]
+    return b.finish(b.table(fields), b"TFL3")
+
+
+def test_tflite_shared_flex_options_are_bounded(tmp_path: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    result = scan(tmp_path, tflite_shared_ops(2_000, 64 * 1024), "model.tflite")
+    assert time.monotonic() - started < 5
+    assert result.format == "tflite" and result.error is not None
+    assert "Flex custom options" in result.error
+
+
+def test_tflite_shared_non_flex_options_are_not_read(tmp_path: Path) -> None:
+    result = scan(tmp_path, tflite_shared_ops(2_000, 64 * 1024, "MyCustomOp"), "model.tflite")
+    assert result.format == "tflite" and result.error is None, result.error
+    assert worst(result) is Severity.WARNING  # the custom op is still reported
