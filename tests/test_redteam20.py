@@ -236,3 +236,40 @@ def test_tflite_shared_non_flex_options_are_not_read(tmp_path: Path) -> None:
     result = scan(tmp_path, tflite_shared_ops(2_000, 64 * 1024, "MyCustomOp"), "model.tflite")
     assert result.format == "tflite" and result.error is None, result.error
     assert worst(result) is Severity.WARNING  # the custom op is still reported
+
+
+# --- resource: flatbuffer vectors of references to one shared table --------------------------
+# A .pte whose plan vector names one plan 5,000 times, the plan naming one operator 5,000
+# times: 25 M operator reads from a 40 KB file, past the 10 s timeout (the instruction bound
+# was per plan). Fixed (workers/flatbuf.py): the references walked are bounded by the size.
+def pte_shared_plans(plans: int, ops: int) -> bytes:
+    from tests.fixtures.binformats import FlatBuilder
+
+    b = FlatBuilder()
+    op = b.table([("ref", b.string("aten::add")), ("ref", b.string("out"))])
+    plan = b.table([("ref", b.string("forward")), None, ("ref", b.ref_vector([])),
+                    ("ref", b.scalar_vector("i", [])), ("ref", b.scalar_vector("i", [])),
+                    ("ref", b.ref_vector([])), ("ref", b.ref_vector([op] * ops)),
+                    ("ref", b.ref_vector([]))])
+    program = b.table([("u32", 0), ("ref", b.ref_vector([plan] * plans)),
+                       ("ref", b.ref_vector([])), ("ref", b.ref_vector([])),
+                       ("ref", b.ref_vector([]))])
+    body = bytearray(b.finish(program, b"ET12", b"\0" * 32))
+    body[8:40] = b"eh00" + (32).to_bytes(4, "little") + len(body).to_bytes(8, "little") + (
+        (len(body) + (-len(body)) % 128).to_bytes(8, "little")) + bytes(8)
+    return bytes(body)
+
+
+def test_flatbuffer_shared_tables_are_bounded(tmp_path: Path) -> None:
+    import time
+
+    started = time.monotonic()
+    result = scan(tmp_path, pte_shared_plans(3_000, 3_000), "model.pte")
+    assert time.monotonic() - started < 5
+    assert result.format == "executorch" and result.error is not None
+    assert "references walked" in result.error
+
+
+def test_flatbuffer_unshared_twin_is_scanned(tmp_path: Path) -> None:
+    result = scan(tmp_path, pte_shared_plans(1, 3_000), "model.pte")
+    assert result.format == "executorch" and result.error is None, result.error
