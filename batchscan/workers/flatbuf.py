@@ -7,8 +7,8 @@ strings and vectors are a uint32 length then the data; references are uint32 off
 where they are stored (https://flatbuffers.dev/internals/).
 
 Every offset and length is checked against the buffer, so a hostile offset cannot make the
-reader allocate or read past the data; the references walked are bounded by the buffer's size
-(a vector of N refs to one table of M entries would otherwise cost N x M). The data is read lazily in pages from the `Source`:
+reader allocate or read past the data; the references walked are bounded by the buffer's
+size (a vector of N refs to one table of M entries would otherwise cost N x M). The data is read lazily in pages from the `Source`:
 weight vectors are skipped by their length, never read.
 """
 
