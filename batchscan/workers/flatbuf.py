@@ -8,8 +8,9 @@ where they are stored (https://flatbuffers.dev/internals/).
 
 Every offset and length is checked against the buffer, so a hostile offset cannot make the
 reader allocate or read past the data; the references walked are bounded by the buffer's
-size (a vector of N refs to one table of M entries would otherwise cost N x M). The data is read lazily in pages from the `Source`:
-weight vectors are skipped by their length, never read.
+size (a vector of N refs to one table of M entries would otherwise cost N x M). The data is
+read lazily in pages from the `Source`: weight vectors are skipped by their length, never
+read.
 """
 
 from __future__ import annotations
