@@ -273,3 +273,26 @@ def test_flatbuffer_shared_tables_are_bounded(tmp_path: Path) -> None:
 def test_flatbuffer_unshared_twin_is_scanned(tmp_path: Path) -> None:
     result = scan(tmp_path, pte_shared_plans(1, 3_000), "model.pte")
     assert result.format == "executorch" and result.error is None, result.error
+
+
+# Paddle's PIR JSON program (`{"base_code": {"magic": "pir"...`) is claimed the same way; the
+# keys PIR does not define now get the config checks too (the program is walked for ops).
+def test_paddle_pir_json_extra_keys_get_config_checks(tmp_path: Path) -> None:
+    document = {"base_code": {"magic": "pir", "trainable": True, "version": 1},
+                "program": {"regions": []}, "model": TARGET}
+    result = scan(tmp_path, json.dumps(document).encode(), "config.json")
+    assert result.format == "paddle"
+    assert worst(result) is Severity.ERROR, result.findings
+    document.pop("model")
+    benign = scan(tmp_path, json.dumps(document).encode(), "model.json")
+    assert benign.format == "paddle" and not benign.findings, benign.findings
+
+
+def test_xgboost_many_trees_stay_under_the_config_walk_bound(tmp_path: Path) -> None:
+    document = json.loads(json.dumps(XGBOOST_MODEL))
+    model = document["learner"]["gradient_booster"]["model"]
+    model["trees"] = [dict(model["trees"][0], id=i) for i in range(120_000)]
+    model["tree_info"] = [0] * 120_000
+    result = scan(tmp_path, json.dumps(document).encode(), "model.json")
+    assert result.format == "xgboost" and result.error is None, result.error
+    assert not result.findings, result.findings

@@ -65,6 +65,13 @@ OBJECTIVES = frozenset({
 })
 BOOSTERS = frozenset({"gbtree", "gblinear", "dart"})
 
+# A tree's fields (src/tree/tree_model.cc SaveModel); `tree_param` is checked in _tree_problems.
+_TREE_FIELDS = frozenset({
+    "tree_param", "id", "loss_changes", "sum_hessian", "base_weights", "leaf_weights",
+    "left_children", "right_children", "parents", "split_indices", "split_conditions",
+    "split_type", "default_left", "categories", "categories_nodes", "categories_segments",
+    "categories_sizes",
+})
 _JSON_START = re.compile(rb'\A\s*\{\s*"(?:learner|version)"\s*:\s*[\{\[]')
 _UBJ_LENGTH = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q"}
 _UBJ_NUMBER = {b"i": "b", b"U": "B", b"I": "h", b"l": "i", b"L": "q", b"d": "f", b"D": "d"}
@@ -125,16 +132,27 @@ def check_model(document: Any, ctx: ScanContext) -> Iterator[Finding]:
 
 
 def _prune_numbers(document: Any) -> None:
+    """Drop what cannot matter to the config checks, so that a model of 100k trees stays far
+    under the walk's node bound: lists of numbers, and a tree's own fields once checked."""
     stack = [document]
     while stack:
         node = stack.pop()
+        if isinstance(node, dict) and isinstance(node.get("tree_param"), dict):
+            for key in _TREE_FIELDS.intersection(node):
+                value = node[key]
+                if key == "tree_param" or not isinstance(value, dict | list | str) or (
+                        isinstance(value, list) and _numbers(value)):
+                    del node[key]
         items = node.items() if isinstance(node, dict) else enumerate(node)
         for key, value in list(items):
-            if isinstance(value, list) and all(
-                    isinstance(v, int | float) for v in value):
+            if isinstance(value, list) and _numbers(value):
                 node[key] = []
             elif isinstance(value, dict | list):
                 stack.append(value)
+
+
+def _numbers(values: list[Any]) -> bool:
+    return all(isinstance(v, int | float) for v in values)
 
 
 def _structure(document: Any, ctx: ScanContext) -> Iterator[Finding]:
