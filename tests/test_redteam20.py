@@ -296,3 +296,27 @@ def test_xgboost_many_trees_stay_under_the_config_walk_bound(tmp_path: Path) -> 
     result = scan(tmp_path, json.dumps(document).encode(), "model.json")
     assert result.format == "xgboost" and result.error is None, result.error
     assert not result.findings, result.findings
+
+
+# --- TensorRT: Ultralytics metadata that AutoBackend evaluates ------------------------------
+# `[u32 length][JSON][ftrt...]`: Ultralytics 8.0-8.3 AutoBackend runs eval() on the string
+# values of imgsz/names/kpt_shape when it loads the engine. The prefix was only checked to be
+# JSON (the engine came out `error` - opaque plan - with TRT002 info, the code unnamed). Now:
+# TRT003 (ERROR) for a value that is not a Python literal; the metadata gets the config checks.
+def engine(metadata: dict[str, Any]) -> bytes:
+    raw = json.dumps(metadata).encode()
+    return len(raw).to_bytes(4, "little") + raw + b"ftrt" + bytes(64)
+
+
+def test_tensorrt_metadata_eval_is_flagged(tmp_path: Path) -> None:
+    hostile = scan(tmp_path, engine({"stride": 32, "task": "detect", "batch": 1,
+                                     "imgsz": [640, 640],
+                                     "names": "__import__('os').system('true')"}), "m.engine")
+    assert hostile.format == "tensorrt"
+    assert any(f.rule_id == "TRT003" and f.severity is Severity.ERROR
+               for f in hostile.findings), hostile.findings
+    benign = scan(tmp_path, engine({"stride": 32, "task": "detect", "batch": 1,
+                                    "imgsz": "[640, 640]", "names": "{0: 'person'}"}),
+                  "ok.engine")
+    assert benign.format == "tensorrt" and benign.error is not None  # opaque plan: never clean
+    assert not any(f.rule_id == "TRT003" for f in benign.findings), benign.findings
