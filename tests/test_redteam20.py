@@ -320,3 +320,22 @@ def test_tensorrt_metadata_eval_is_flagged(tmp_path: Path) -> None:
                   "ok.engine")
     assert benign.format == "tensorrt" and benign.error is not None  # opaque plan: never clean
     assert not any(f.rule_id == "TRT003" for f in benign.findings), benign.findings
+
+
+# A pickle that starts `J\0\0\0{` (BININT) reads as a 74-byte Ultralytics prefix, with `ftrt`
+# inside a SHORT_BINBYTES argument at offset 78: the tensorrt module claimed it and said only
+# "metadata prefix is not JSON" (error); pickle.load ran os.system (marker file created).
+# Fixed: the tensorrt sniff leaves a stream the unpickler runs to the pickle module.
+def trt_pickle(command: bytes) -> bytes:
+    body = b"J\x00\x00\x00{" + b"0"
+    start = len(body) + 2
+    arg = bytearray(82 - start)
+    arg[78 - start :] = b"ftrt"
+    return (body + b"C" + bytes([len(arg)]) + bytes(arg) + b"0"
+            + b"cos\nsystem\n(X" + len(command).to_bytes(4, "little") + command + b"tR.")
+
+
+def test_pickle_shaped_like_an_engine_prefix_is_a_pickle(tmp_path: Path) -> None:
+    result = scan(tmp_path, trt_pickle(b"true"), "model.pkl")
+    assert result.format == "pickle"
+    assert worst(result) is Severity.ERROR, result

@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
+from batchscan.workers import pickle as pickle_format
 from batchscan.workers.base import FormatError, ScanContext, Source
 from batchscan.workers.configs import CONFIG_RULES, walk_config
 
@@ -80,7 +81,9 @@ def _plan_offset(head: bytes) -> int | None:
 
 
 def sniff(head: bytes, name: str) -> bool:
-    return _plan_offset(head) is not None
+    # `J` (BININT) + three zeros + `{` reads as a 74-byte metadata prefix: a stream the
+    # unpickler runs is left to the pickle module (later in the registry).
+    return _plan_offset(head) is not None and not pickle_format.sniff(head, name)
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
