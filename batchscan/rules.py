@@ -1187,6 +1187,16 @@ TRT002 = Rule(
     "reported clean.",
     fix="Rebuild the engine yourself from a scanned ONNX model on the target GPU.",
 )
+TRT003 = Rule(
+    "TRT003",
+    "metadata-eval",
+    Severity.ERROR,
+    "CWE-95",
+    "A TensorRT engine's Ultralytics metadata holds `imgsz`, `names`, `kpt_shape` or `args` "
+    "as a string that is not a Python literal: Ultralytics' AutoBackend (8.0-8.3) passes "
+    "those strings to eval() when it loads the engine.",
+    fix="Do not load the engine with Ultralytics; rebuild it from a scanned model.",
+)
 
 # --- tar members for OCI image layers (batchscan/workers/tar.py) --------------
 TAR007 = Rule(
@@ -1695,6 +1705,7 @@ CATALOGUE: tuple[Rule, ...] = (
     EXE001,
     TRT001,
     TRT002,
+    TRT003,
     TAR007,
     TAR008,
     TFL001,

@@ -42,6 +42,7 @@ PINNED = {
     "MAR001": "warning", "MAR002": "warning", "MAR003": "warning", "MAR004": "warning",
     "RAR001": "info", "RAR002": "error", "RAR003": "error", "RAR004": "warning",
     "RAR005": "info", "EXE001": "warning", "TRT001": "warning", "TRT002": "info",
+    "TRT003": "error",
     "TAR007": "warning", "TAR008": "info",
 }
 

@@ -133,8 +133,12 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         key_at, value_at = flat.field(kv, 0), flat.field(kv, 1)
         key = flat.string(key_at) if key_at else ""
         value = flat.string(value_at) if value_at else ""
-        if len(info) < MAX_INFO:
-            info[key] = _decode(value)
+        if len(info) >= MAX_INFO and key not in info:
+            # the loader keeps every entry: the ones past the bound are not checked
+            ctx.note_incomplete(f"CatBoost InfoMap has more than {MAX_INFO} entries; the "
+                                "rest are not checked")
+            break
+        info[key] = _decode(value)
     yield from walk_config(info, ctx, "InfoMap")
     parts_at = flat.field(fields, 3)
     parts = [flat.string(p) for p in flat.vector(parts_at, 4)] if parts_at else []

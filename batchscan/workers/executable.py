@@ -6,6 +6,7 @@ Layout. ELF: `\\x7fELF`, class (1/2) and data (1/2) bytes. PE: a DOS header `MZ`
 order (universal binaries 0xcafebabe are also Java class files and are left out). APE
 (cosmopolitan, llamafile): `MZqFpD='` - a PE header that is also a shell script - with a
 zip central directory at the end holding the weights (GGUF) and arguments (`.args`).
+A PE's `MZ` is also a pickle opcode (BININT2): a pickle stream can carry a PE signature.
 
 Attack surface. Running the file runs its code; a shared library runs its constructors when
 loaded (TensorRT plugins, custom ops, `ctypes.CDLL`). A llamafile is executed, not loaded:
@@ -14,7 +15,8 @@ the weights inside are read by the embedded llama.cpp (GGUF chat templates, meta
 What is checked. The file (or member) is named as an executable (EXE001, WARNING under the
 severity contract: shipped code). The zip part of an APE/llamafile, or any executable with a
 zip end record (self-extractors), is scanned by the zip module: every member (GGUF weights,
-`.args`, nested pickles) by content. The machine code itself is not analysed.
+`.args`, nested pickles) by content; a head the unpickler runs is scanned as a pickle too.
+The machine code itself is not analysed.
 
 References: System V ABI (ELF header), Microsoft PE/COFF specification (`e_lfanew`),
 Apple Mach-O header, cosmopolitan's APE format (justine.lol/ape.html), llamafile README.
@@ -33,6 +35,7 @@ from collections.abc import Iterator
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
+from batchscan.workers import pickle as pickle_format
 from batchscan.workers import zip as zip_format
 from batchscan.workers.base import FormatError, ScanContext, Source
 
@@ -73,6 +76,10 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     suffix = " that also ends like a zip archive (its members are scanned)" if has_zip else ""
     yield EXECUTABLE.finding(f"{label}{suffix}: running or loading it runs native code",
                              member=ctx.member, evidence=source.head[:16].hex())
+    if pickle_format.sniff(source.head, source.name):
+        # `MZ` is a BININT2 opcode: a stream the unpickler runs can carry a PE signature in a
+        # bytes argument (pickle.load/joblib.load run it); a real PE is no pickle (`MZ\x90\0`).
+        yield from pickle_format.scan(source, ctx)
     if has_zip:
         try:
             # the executable in front is this file, reported above: not scanned again

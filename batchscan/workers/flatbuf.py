@@ -7,8 +7,10 @@ strings and vectors are a uint32 length then the data; references are uint32 off
 where they are stored (https://flatbuffers.dev/internals/).
 
 Every offset and length is checked against the buffer, so a hostile offset cannot make the
-reader allocate or read past the data. The data is read lazily in pages from the `Source`:
-weight vectors are skipped by their length, never read.
+reader allocate or read past the data; the references walked are bounded by the buffer's
+size (a vector of N refs to one table of M entries would otherwise cost N x M). The data is
+read lazily in pages from the `Source`: weight vectors are skipped by their length, never
+read.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ class Buffer:
         self.base = base
         self.size = source.size - base if size is None else size
         self._pages: dict[int, bytes] = {}
+        # Table and string references walked so far. Each takes 4 bytes of its vector, so a
+        # buffer whose vectors are read once (or twice) stays under size / 2; more means
+        # vectors or tables shared to multiply the walk (N refs to one plan of M entries).
+        self.walked = 0
+        self.max_walked = self.size // 2 + 4096
+
+    def walk(self, count: int, what: str) -> None:
+        self.walked += count
+        if self.walked > self.max_walked:
+            raise FormatError(f"{what}: {self.walked} references walked in a {self.size}-byte "
+                              "flatbuffer (tables or vectors shared to multiply the work)")
 
     def read(self, pos: int, length: int, what: str = "data") -> bytes:
         if pos < 0 or length < 0 or pos + length > self.size:
@@ -147,12 +160,14 @@ class Table:
 
     def tables(self, index: int, what: str) -> Iterator[Table]:
         start, count = self.vector(index, 4, what)
+        self.buf.walk(count, what)
         for i in range(count):
             at = start + 4 * i
             yield Table(self.buf, at + self.buf.u32(at), f"{what}[{i}]")
 
     def strings(self, index: int, what: str) -> Iterator[str]:
         start, count = self.vector(index, 4, what)
+        self.buf.walk(count, what)
         for i in range(count):
             at = start + 4 * i
             yield string_at(self.buf, at + self.buf.u32(at), f"{what}[{i}]")

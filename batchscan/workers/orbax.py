@@ -85,8 +85,13 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         raise FormatError("metadata nests too deeply") from None
     if isinstance(document, dict) and "tree_metadata" in document:
         yield from _tree(document, ctx)
+        # A JSON reader that takes the document as configuration (Hydra's `instantiate`)
+        # walks every key: the whole document gets the config checks, not only the free
+        # metadata Orbax defines.
+        yield from walk_config(document, ctx)
     elif isinstance(document, dict) and "item_handlers" in document:
         yield from _checkpoint(document, ctx)
+        yield from walk_config(document, ctx)
     else:
         if ctx.depth == 0:
             ctx.format_hint = json_config.FORMAT
@@ -123,9 +128,6 @@ def _tree(document: dict[str, Any], ctx: ScanContext) -> Iterator[Finding]:
             if unknown <= MAX_FINDINGS:
                 yield UNKNOWN_TYPE.finding(f"leaf {name[:120]!r}: value type {str(kind)[:80]!r}",
                                            member=ctx.member, evidence=str(kind)[:200])
-    custom = document.get("custom_metadata")
-    if custom is not None:
-        yield from walk_config(custom, ctx, "custom_metadata")
 
 
 def _checkpoint(document: dict[str, Any], ctx: ScanContext) -> Iterator[Finding]:
@@ -140,6 +142,3 @@ def _checkpoint(document: dict[str, Any], ctx: ScanContext) -> Iterator[Finding]
             yield UNKNOWN_TYPE.finding(f"item {item!r} handler {typestr[:120]!r} is not Orbax's"
                                        " (used only if the application registered it)",
                                        member=ctx.member, evidence=typestr[:200])
-    for key in ("custom_metadata", "metrics"):
-        if document.get(key) is not None:
-            yield from walk_config(document[key], ctx, key)

@@ -43,13 +43,14 @@ from batchscan.records import Finding
 from batchscan.rules import Rule
 from batchscan.workers import protobuf
 from batchscan.workers.base import FormatError, LimitExceeded, ScanContext, Source
+from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "paddle"
 
 PYTHON_OP = rules.PDL001
 FILE_OP = rules.PDL002
 BAD = rules.PDL003
-RULES: tuple[Rule, ...] = (PYTHON_OP, FILE_OP, BAD)
+RULES: tuple[Rule, ...] = (PYTHON_OP, FILE_OP, BAD, *CONFIG_RULES)
 
 PYTHON_OPS = frozenset({"py_func", "pylayer"})
 FILE_OPS = frozenset({"save", "save_combine", "load", "load_combine", "read_file"})
@@ -157,6 +158,9 @@ def _pir(source: Source, ctx: ScanContext) -> Iterator[Finding]:
     program = document.get("program") if isinstance(document, dict) else None
     if not isinstance(program, dict) or not isinstance(program.get("regions"), list):
         raise FormatError("no program regions")
+    # A JSON reader that takes the file as configuration (Hydra's `instantiate`) walks keys
+    # PIR does not define: they get the config checks (the program itself is walked below).
+    yield from walk_config({k: v for k, v in document.items() if k != "program"}, ctx)
     stack: list[Any] = [program]
     ops = 0
     while stack:

@@ -44,6 +44,7 @@ ENTITY_DECLARATION = rules.XML003
 _CHUNK = 64 * 1024
 MAX_ELEMENTS = 2_000_000
 MAX_DEPTH = 512
+_EXTERNAL_ID = re.compile(r"\b(?:SYSTEM|PUBLIC)\b")
 MAX_TEXT = 64 * 1024  # characters of text kept per element (the rest is counted, not kept)
 
 
@@ -105,7 +106,11 @@ _NAME = re.compile(rb"<([A-Za-z_][\w.:-]*)")
 def root_tag(head: bytes) -> tuple[str, bytes] | None:
     """The root element's local name and its start tag (up to 2 KiB), skipping the XML
     declaration, processing instructions, comments and a DOCTYPE (with an internal subset)
-    in `head`; None when `head` does not start like XML (sniffing, nothing is parsed)."""
+    in `head`; None when `head` does not start like XML (sniffing, nothing is parsed).
+    A UTF-16/UTF-32 or EBCDIC head (which Java, libxml2 and pugixml loaders read) is decoded
+    first: a document is recognised in any encoding its loaders accept, and `read` then
+    parses it or says it cannot."""
+    head = _as_utf8(head)
     pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
     for _ in range(64):
         while pos < len(head) and head[pos] in b" \t\r\n":
@@ -136,6 +141,22 @@ def root_tag(head: bytes) -> tuple[str, bytes] | None:
         if pos < 0:
             return None
     return None
+
+
+# Appendix F of the XML 1.0 specification: the first bytes tell the encoding family.
+_WIDE = ((b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+         (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
+         (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+         (b"<\x00", "utf-16-le"), (b"\x00<", "utf-16-be"), (b"\x4c\x6f\xa7\x94", "cp037"))
+
+
+def _as_utf8(head: bytes) -> bytes:
+    for start, codec in _WIDE:
+        if head.startswith(start):
+            width = 4 if "32" in codec else 2 if "16" in codec else 1
+            text = head[: len(head) - len(head) % width].decode(codec, "replace")
+            return text.lstrip("\ufeff").encode("utf-8")
+    return head
 
 
 def _subset_end(head: bytes, pos: int) -> int:
@@ -301,7 +322,14 @@ def declaration_findings(doc: Document, ctx: ScanContext) -> Iterator[Finding]:
             "loader fetches it", member=ctx.member, evidence=str(target)[:300])
     internal: list[Entity] = []
     for entity in doc.entities:
-        if entity.system_id or entity.public_id:
+        if entity.parameter and entity.value and _EXTERNAL_ID.search(entity.value):
+            # `<!ENTITY % a "<!ENTITY &#x25; b SYSTEM 'http://...'>"> %a; %b;`: expat (with
+            # parameter entities off) never sees `b`; a loader that expands `%a;` fetches it.
+            yield EXTERNAL_ENTITY.finding(
+                f"parameter entity {entity.name!r} (line {entity.line}) declares an external "
+                "identifier in its replacement text: a loader that expands it opens that file "
+                "or URL (XXE)", member=ctx.member, evidence=entity.value[:300])
+        elif entity.system_id or entity.public_id:
             kind = "parameter entity" if entity.parameter else "entity"
             target = entity.system_id or entity.public_id
             yield EXTERNAL_ENTITY.finding(

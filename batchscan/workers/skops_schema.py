@@ -124,6 +124,9 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
         counts[finding.rule_id] = counts.get(finding.rule_id, 0) + 1
         if counts[finding.rule_id] <= MAX_FINDINGS_PER_RULE:
             yield finding
+    # A JSON reader that takes the document as configuration (Hydra's `instantiate`) walks
+    # every key, skops or not: the whole document gets the config checks too.
+    yield from walk_config(schema, ctx)
 
 
 def _text(value: Any, what: str) -> str:

@@ -12,7 +12,8 @@ an embedded lean runtime) loads. An engine can therefore carry or require native
 The plan is opaque to any static tool.
 
 What is checked. The header (magic, or the metadata prefix: JSON, bounded, checked like other
-configs through its strings); the plan bytes are searched (bounded, streaming, never held
+configs through its strings; string values Ultralytics passes to eval() must be literals,
+TRT003); the plan bytes are searched (bounded, streaming, never held
 whole) for embedded ELF/PE images, shared-library names and plugin creator names (TRT001,
 WARNING: native code that runs when the engine is deserialised). Because the plan format is
 undocumented, an engine is never reported clean: TRT002 and an incomplete-scan note are
@@ -26,10 +27,12 @@ Rules
 |--------|----------------|----------|---------|
 | TRT001 | plugin-library | warning  | CWE-829 |
 | TRT002 | opaque-engine  | info     | CWE-693 |
+| TRT003 | metadata-eval  | error    | CWE-95  |
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
@@ -37,13 +40,17 @@ from collections.abc import Iterator
 from batchscan import rules
 from batchscan.records import Finding
 from batchscan.rules import Rule
+from batchscan.workers import pickle as pickle_format
 from batchscan.workers.base import FormatError, ScanContext, Source
+from batchscan.workers.configs import CONFIG_RULES, walk_config
 
 FORMAT = "tensorrt"
 
 PLUGIN = rules.TRT001
 OPAQUE = rules.TRT002
-RULES: tuple[Rule, ...] = (PLUGIN, OPAQUE)
+METADATA_EVAL = rules.TRT003
+RULES: tuple[Rule, ...] = (PLUGIN, OPAQUE, METADATA_EVAL, *CONFIG_RULES)
+_EVALUATED = ("imgsz", "names", "kpt_shape", "args")
 
 MAGIC = b"ftrt"
 _MAX_METADATA = 1024 * 1024
@@ -74,7 +81,9 @@ def _plan_offset(head: bytes) -> int | None:
 
 
 def sniff(head: bytes, name: str) -> bool:
-    return _plan_offset(head) is not None
+    # `J` (BININT) + three zeros + `{` reads as a 74-byte metadata prefix: a stream the
+    # unpickler runs is left to the pickle module (later in the registry).
+    return _plan_offset(head) is not None and not pickle_format.sniff(head, name)
 
 
 def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
@@ -129,13 +138,27 @@ def scan(source: Source, ctx: ScanContext) -> Iterator[Finding]:
 
 
 def _metadata(source: Source, offset: int, ctx: ScanContext) -> Iterator[Finding]:
-    """Ultralytics' prefix is read with `json.loads` (inert); it must be JSON."""
+    """Ultralytics' prefix is read with `json.loads`; it must be JSON. AutoBackend (8.0-8.3)
+    then runs `eval()` on the string values of `imgsz`, `names`, `kpt_shape` (and `args`):
+    one that is not a Python literal is code that runs on load (TRT003)."""
     raw = source.read_at(4, offset - 4)
     try:
-        json.loads(raw.decode("utf-8"))
+        metadata = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise FormatError("TensorRT engine metadata prefix is not JSON") from None
-    return iter(())
+    if not isinstance(metadata, dict):
+        return
+    for key in _EVALUATED:
+        value = metadata.get(key)
+        if not isinstance(value, str):
+            continue
+        try:
+            ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            yield METADATA_EVAL.finding(
+                f"metadata {key!r} is not a Python literal: Ultralytics evaluates it when it "
+                "loads the engine", member=ctx.member, evidence=value[:300])
+    yield from walk_config(metadata, ctx, "metadata")
 
 
 __all__ = ["FORMAT", "RULES", "scan", "sniff"]

@@ -67,6 +67,7 @@ _DANGEROUS_OP = re.compile(
     + rb")(?![A-Za-z0-9_])")
 _MAX_OPERATORS = 10_000_000
 _MAX_OPTIONS = 16 * 1024 * 1024
+_MAX_OPTIONS_TOTAL = 64 * 1024 * 1024  # Flex options bytes searched per model
 
 
 def sniff(head: bytes, name: str) -> bool:
@@ -113,7 +114,7 @@ def _scan(buf: flatbuf.Buffer, file_size: int, ctx: ScanContext,
                 f"external weights are read from {path!r} ({why})", member=ctx.member,
                 evidence=path))
     uses: Counter[str] = Counter()
-    operators = 0
+    operators = options_read = 0
     for number, subgraph in enumerate(model.tables(2, "subgraph")):
         for tensor in subgraph.tables(0, f"subgraph {number} tensor"):
             if tensor.u32(2) >= max(buffer_count, 1):
@@ -134,7 +135,14 @@ def _scan(buf: flatbuf.Buffer, file_size: int, ctx: ScanContext,
             custom = codes[index]
             if custom is None:
                 continue
-            options = _custom_options(operator, file_size, number, ctx, findings)
+            flex = custom.startswith("Flex")
+            options = _custom_options(operator, file_size, number, ctx, findings, read=flex)
+            # Operators can share (or overlap) one options vector: bound the bytes searched
+            # over the whole model, not per operator (1 MB of refs x 1 MB of options).
+            options_read += len(options)
+            if options_read > _MAX_OPTIONS_TOTAL:
+                raise LimitExceeded("TFLite Flex custom options bytes", _MAX_OPTIONS_TOTAL,
+                                    options_read, ctx.member)
             uses[custom] += 1
             findings.extend(_flex(custom, options, number, ctx))
     for custom, count in sorted(uses.items()):
@@ -147,10 +155,13 @@ def _scan(buf: flatbuf.Buffer, file_size: int, ctx: ScanContext,
 
 
 def _custom_options(operator: flatbuf.Table, file_size: int, number: int, ctx: ScanContext,
-                    findings: list[Finding]) -> bytes:
-    """The custom options bytes (inline, or after the flatbuffer for >2 GiB models)."""
+                    findings: list[Finding], read: bool = True) -> bytes:
+    """The custom options bytes (inline, or after the flatbuffer for >2 GiB models); their
+    bounds are always checked, the bytes only read when `read`."""
     start, count = operator.vector(5, 1, "custom options")
     if count:
+        if not read:
+            return b""
         return operator.buf.read(start, min(count, _MAX_OPTIONS), "custom options")
     offset, size = operator.u64(9), operator.u64(10)
     if offset > 1:
@@ -159,7 +170,7 @@ def _custom_options(operator: flatbuf.Table, file_size: int, number: int, ctx: S
                 f"subgraph {number}: custom options at bytes {offset}..{offset + size} of a "
                 f"{file_size}-byte file", member=ctx.member))
             return b""
-        return operator.buf.source.read_at(offset, min(size, _MAX_OPTIONS))
+        return operator.buf.source.read_at(offset, min(size, _MAX_OPTIONS)) if read else b""
     return b""
 
 

@@ -65,6 +65,13 @@ OBJECTIVES = frozenset({
 })
 BOOSTERS = frozenset({"gbtree", "gblinear", "dart"})
 
+# A tree's fields (src/tree/tree_model.cc SaveModel); `tree_param` is checked in _tree_problems.
+_TREE_FIELDS = frozenset({
+    "tree_param", "id", "loss_changes", "sum_hessian", "base_weights", "leaf_weights",
+    "left_children", "right_children", "parents", "split_indices", "split_conditions",
+    "split_type", "default_left", "categories", "categories_nodes", "categories_segments",
+    "categories_sizes",
+})
 _JSON_START = re.compile(rb'\A\s*\{\s*"(?:learner|version)"\s*:\s*[\{\[]')
 _UBJ_LENGTH = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q"}
 _UBJ_NUMBER = {b"i": "b", b"U": "B", b"I": "h", b"l": "i", b"L": "q", b"d": "f", b"D": "d"}
@@ -116,10 +123,42 @@ def _int(value: Any, what: str) -> int:
 
 def check_model(document: Any, ctx: ScanContext) -> Iterator[Finding]:
     """Findings for one parsed XGBoost model document (JSON or UBJSON)."""
+    yield from _structure(document, ctx)
+    # The loaders that read a JSON document as configuration (Hydra's `instantiate`, Keras)
+    # walk every key whatever its first key says: the whole document gets the config checks
+    # (tree arrays of numbers pruned: inert, and they would only count against the walk).
+    _prune_numbers(document)
+    yield from walk_config(document, ctx)
+
+
+def _prune_numbers(document: Any) -> None:
+    """Drop what cannot matter to the config checks, so that a model of 100k trees stays far
+    under the walk's node bound: lists of numbers, and a tree's own fields once checked."""
+    stack = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict) and isinstance(node.get("tree_param"), dict):
+            for key in _TREE_FIELDS.intersection(node):
+                value = node[key]
+                if key == "tree_param" or not isinstance(value, dict | list | str) or (
+                        isinstance(value, list) and _numbers(value)):
+                    del node[key]
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(items):
+            if isinstance(value, list) and _numbers(value):
+                node[key] = []
+            elif isinstance(value, dict | list):
+                stack.append(value)
+
+
+def _numbers(values: list[Any]) -> bool:
+    return all(isinstance(v, int | float) for v in values)
+
+
+def _structure(document: Any, ctx: ScanContext) -> Iterator[Finding]:
     learner = _mapping(_mapping(document, "the model").get("learner"), "learner")
     attributes = learner.get("attributes", {})
     _mapping(attributes, "learner.attributes")
-    yield from walk_config(attributes, ctx, "learner.attributes")
     meta = attributes.get("scikit_learn")
     if isinstance(meta, str):
         parsed = _loads(meta)
@@ -129,7 +168,6 @@ def check_model(document: Any, ctx: ScanContext) -> Iterator[Finding]:
         names = learner.get(key, [])
         if not isinstance(names, list):
             raise FormatError(f"learner.{key} is not a list")
-        yield from walk_config(names, ctx, f"learner.{key}")
     objective = _mapping(learner.get("objective"), "learner.objective").get("name")
     if objective not in OBJECTIVES:
         yield UNKNOWN_OBJECTIVE.finding(f"objective {objective!r} is not one XGBoost registers",
@@ -204,6 +242,14 @@ class _Ubj:
     def __init__(self, data: bytes):
         self.data = data
         self.pos = 0
+        self.values = 0  # every value costs a byte, except those of a typed `Z`/`T`/`F`
+        # container: counting them keeps `[$[#` of `[$Z#<bytes left>` from going quadratic
+
+    def counted(self, n: int) -> None:
+        self.values += n
+        if self.values > len(self.data):
+            raise FormatError(f"UBJSON holds more values than its {len(self.data)} bytes "
+                              "(zero-byte typed containers)")
 
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
@@ -233,6 +279,7 @@ class _Ubj:
         return value
 
     def value(self, mark: bytes, depth: int) -> Any:
+        self.counted(1)
         if mark in _UBJ_NUMBER:
             fmt = ">" + _UBJ_NUMBER[mark]
             return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
