@@ -94,6 +94,25 @@ ON_LOAD = {
     "direct": FN + lit((1,)) + b"R",
 }
 
+
+def nested_partials(depth: int) -> bytes:
+    """`partial(partial(...partial(f)...))` `depth` levels around the function."""
+    inner = FN
+    for _ in range(depth):
+        inner = call(g("functools", "partial"), inner)
+    return inner
+
+
+# Deeper or wider than the walk looking for rebuilt code follows: what it could not look
+# into is taken as holding that code, never as holding none.
+ON_LOAD["reduce-nested-partials-12"] = call(g("functools", "reduce"), nested_partials(12),
+                                            lit([1, 2]))
+ON_LOAD["reduce-wide-then-nested"] = call(
+    g("functools", "reduce"),
+    call(g("functools", "partial"), b"(" + b"".join(lit((i,)) for i in range(300)) + b"t",
+         nested_partials(3)), lit([1, 2]))
+ON_LOAD["partial-12-called"] = nested_partials(12) + b")R"
+
 KEPT = {
     "plain": b"",
     "in-a-dict": call(g("builtins", "dict"), b"}" + lit("f") + FN + b"s"),
@@ -127,3 +146,10 @@ def test_the_twins_are_what_the_unpickler_would_run() -> None:
         for tail in (*ON_LOAD.values(), *KEPT.values()):
             ops = list(pickletools.genops(with_tail(fixture, tail)))
             assert ops[-1][0].name == "STOP"
+
+
+def test_a_deeply_nested_function_only_kept_stays_warning(tmp_path: Path) -> None:
+    """Only kept, however deep: no callee, so no ERROR (cloudpickle: no graded-by-use global
+    is involved; dill's `__dict__` grading gives up past its depth and stays ERROR)."""
+    result = scan(tmp_path, with_tail("cloudpickle_lambda.pkl", nested_partials(12)))
+    assert worst(result) is Severity.WARNING, [f.message for f in result.findings]

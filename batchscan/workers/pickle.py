@@ -611,7 +611,10 @@ class _Walker:
             if cls is not None:
                 self.flag(DANGEROUS_GLOBAL, f"passes an object of a class rebuilt from the "
                           f"pickle (by `{cls}`) to `{resolved.qualname}`, which can run its "
-                          "methods while loading", call.offset,
+                          "methods while loading" if cls is not _UNFOLLOWED else
+                          f"passes {_UNFOLLOWED} to `{resolved.qualname}` after code was "
+                          "rebuilt from this pickle: it may hold that code, and the callee "
+                          "can run it while loading", call.offset,
                           evidence=render(call)[:_EVIDENCE_CHARS])
                 return
             if holder:
@@ -623,8 +626,10 @@ class _Walker:
             return
         target = resolved.qualname if isinstance(resolved, Ref) else render(resolved)[:120]
         self.flag(DANGEROUS_GLOBAL, f"passes code rebuilt from the pickle (by `{builder}`) to "
-                  f"`{target}`, which can call it while loading", call.offset,
-                  evidence=render(call)[:_EVIDENCE_CHARS])
+                  f"`{target}`, which can call it while loading" if builder is not _UNFOLLOWED
+                  else f"passes {_UNFOLLOWED} to `{target}` after code was rebuilt from this "
+                  "pickle: it may hold that code, and the callee can call it while loading",
+                  call.offset, evidence=render(call)[:_EVIDENCE_CHARS])
 
     # function rebuild: graded by use ----------------------------------------------------
     def account(self, func: object, resolved: object, args: object, call: Call) -> None:
@@ -703,7 +708,13 @@ class _Walker:
                 if entry is not None and entry.verdict.verdict is policy.Verdict.DENY:
                     entry.other_use = True
                 continue
-            if depth >= _REBUILD_SCAN_DEPTH or id(value) in seen:
+            if id(value) in seen:
+                continue
+            if depth >= _REBUILD_SCAN_DEPTH:
+                deeper = _items(value)
+                if deeper and any(isinstance(item, Ref) or not isinstance(item, _LEAVES)
+                                  for item in deeper):
+                    self.walk.rebuild_unsure = True  # a denied import may sit deeper
                 continue
             if isinstance(value, (tuple, PList, PDict)):
                 items: Sequence[object] = value
@@ -2228,20 +2239,56 @@ _CODE_HOLDERS = frozenset({
     ("builtins", "frozenset"), ("collections", "OrderedDict"), ("collections", "defaultdict"),
     ("functools", "partial"), ("_functools", "partial"),
 })
-_CODE_SCAN_DEPTH = 3
-_CODE_SCAN_NODES = 64
+_CODE_SCAN_DEPTH = 6
+_CODE_SCAN_NODES = 256
+# What `_nested` never expands: values that cannot hold code rebuilt from the pickle.
+_LEAVES = (str, bytes, int, float, bool, type(None), Ref, ModuleRef, Blob, Opaque)
+_UNFOLLOWED = "a structure too deep or large to follow"
 _PARTIALS = frozenset({("functools", "partial"), ("_functools", "partial")})
 _NEW_OBJECT = frozenset({("copyreg", "__newobj__"), ("copyreg", "__newobj_ex__"),
                          ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor")})
 
 
-def _rebuilt_instance(values: tuple[object, ...], *, direct: bool) -> str | None:
-    """The helper that rebuilt the class of an object found in `values` (only the values
-    themselves when `direct`, else containers and call arguments `_CODE_SCAN_DEPTH` deep)."""
+def _items(value: object) -> Sequence[object] | None:
+    """What a container holds, or a call's arguments; None for anything else."""
+    if isinstance(value, (tuple, PList, PDict)):
+        return value
+    if isinstance(value, Call):
+        return value.args if isinstance(value.args, tuple) else ()
+    return None
+
+
+def _held_values(values: tuple[object, ...], *, direct: bool = False) -> Iterator[object]:
+    """`values`, then (unless `direct`) the items of containers and the arguments of calls
+    among them, `_CODE_SCAN_DEPTH` deep, each shared object once, at most `_CODE_SCAN_NODES`
+    expanded. A structure left unexpanded by those bounds ends the walk with `_UNFOLLOWED`:
+    what it holds is unknown, and a caller looking for rebuilt code must not take it as none
+    (nesting `partial(partial(...(f)))` past the depth would otherwise hide `f`)."""
     seen: set[int] = set()
     todo: list[tuple[object, int]] = [(value, 0) for value in values]
+    truncated = False
     while todo:
         value, depth = todo.pop()
+        yield value
+        items = None if direct else _items(value)
+        if items is None or id(value) in seen:
+            continue
+        if depth >= _CODE_SCAN_DEPTH or len(seen) >= _CODE_SCAN_NODES:
+            truncated = truncated or any(not isinstance(item, _LEAVES) for item in items)
+            continue
+        seen.add(id(value))
+        todo.extend((item, depth + 1) for item in items)
+    if truncated:
+        yield _UNFOLLOWED
+
+
+def _rebuilt_instance(values: tuple[object, ...], *, direct: bool) -> str | None:
+    """The helper that rebuilt the class of an object found in `values` (only the values
+    themselves when `direct`, else as `_held_values` walks them), `_UNFOLLOWED` when the walk
+    could not look everywhere, else None."""
+    for value in _held_values(values, direct=direct):
+        if value is _UNFOLLOWED:
+            return _UNFOLLOWED
         if isinstance(value, Call):
             cls: object = value.func
             if isinstance(cls, Ref) and (cls.module, cls.name) in _NEW_OBJECT:
@@ -2250,41 +2297,18 @@ def _rebuilt_instance(values: tuple[object, ...], *, direct: bool) -> str | None
             builder = _rebuilt_code(cls)
             if builder is not None and builder.rsplit(".", 1)[-1] in _CLASS_BUILDERS:
                 return builder
-        if direct or depth >= _CODE_SCAN_DEPTH or id(value) in seen or (
-            len(seen) >= _CODE_SCAN_NODES
-        ):
-            continue
-        if isinstance(value, (tuple, PList, PDict)):
-            items: Sequence[object] = value
-        elif isinstance(value, Call):
-            items = value.args if isinstance(value.args, tuple) else ()
-        else:
-            continue
-        seen.add(id(value))
-        todo.extend((item, depth + 1) for item in items)
     return None
 
 
 def _code_within(values: tuple[object, ...]) -> str | None:
-    """The helper that rebuilt a function or class found in `values` (containers and call
-    arguments `_CODE_SCAN_DEPTH` deep, at most `_CODE_SCAN_NODES` of them), else None."""
-    seen: set[int] = set()
-    todo: list[tuple[object, int]] = [(value, 0) for value in values]
-    while todo:
-        value, depth = todo.pop()
+    """The helper that rebuilt a function or class found in `values` (as `_held_values`
+    walks them), `_UNFOLLOWED` when the walk could not look everywhere, else None."""
+    for value in _held_values(values):
+        if value is _UNFOLLOWED:
+            return _UNFOLLOWED
         builder = _rebuilt_code(value)
         if builder is not None and not _is_cell(value):
             return builder
-        if depth >= _CODE_SCAN_DEPTH or id(value) in seen or len(seen) >= _CODE_SCAN_NODES:
-            continue
-        if isinstance(value, (tuple, PList, PDict)):
-            items: Sequence[object] = value
-        elif isinstance(value, Call):
-            items = value.args if isinstance(value.args, tuple) else ()
-        else:
-            continue
-        seen.add(id(value))
-        todo.extend((item, depth + 1) for item in items)
     return None
 
 
