@@ -24,6 +24,7 @@ validated and bounded by `schema.sanitize`, as before.
 from __future__ import annotations
 
 import builtins
+import functools
 import io
 import pickle
 from typing import Any
@@ -91,12 +92,19 @@ def loads(data: bytes) -> Any:
     return message
 
 
-def _check_shape(message: Any) -> None:
+@functools.cache
+def _types() -> tuple[Any, ...]:
+    """pebble's message types and ours, imported once (pebble is loaded with the pool)."""
     from pebble.common.types import Result, ResultStatus
     from pebble.pool.process import Acknowledgement, TaskProblem, TaskResult
 
     from batchscan.workers.jobs import BatchResult
 
+    return Acknowledgement, TaskProblem, TaskResult, Result, ResultStatus, BatchResult
+
+
+def _check_shape(message: Any) -> None:
+    Acknowledgement, TaskProblem, TaskResult, Result, ResultStatus, BatchResult = _types()
     kind = type(message)
     if kind is Acknowledgement:
         if type(message.worker) is int and type(message.task) is int:

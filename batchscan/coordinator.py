@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 @dataclass(slots=True)
 class _Task:
     items: list[Item]
-    attempt: int = 0  # how many pool stalls or breaks this task has lived through
+    attempt: int = 0  # how many pool stalls this task has lived through (breaks: `solo`)
     pool: int = 0  # which pool it was submitted to (`Engine._pools`)
     solo: bool = False  # in flight when a pool broke: runs with nothing else in flight
 
