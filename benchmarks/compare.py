@@ -10,7 +10,15 @@ the tree, peak RSS of the command's own process and of its largest descendant):
 - `cat`, 2 processes: reading every byte;
 - `sha256sum`, 2 processes: hashing every byte (batchscan hashes every file);
 - `pickletools.genops`, 2 processes, over the pickle parts only (whole files that start like
-  a pickle, the `.pkl` members of zips): the parse floor the issue compares against;
+  a pickle, the `.pkl` members of zips): the floor issue 18 first compared against. It reads
+  4 bytes of every other file, so on a Hub-like tree (mostly JSON by bytes) it leaves out
+  most of the work any scanner must do;
+- `parse floor`, 2 processes: every byte hashed with hashlib's sha256 (what batchscan uses)
+  and each file parsed by the fastest bare parser of its format, with no check at all:
+  `pickletools.genops` over the pickle parts as above, `orjson.loads` for `.json` files (the
+  reference issue 18 names for JSON), libyaml's composer for `.yaml`/`.yml`, orjson over a
+  safetensors header. Every other format costs only its hash here, so this is a lower bound
+  on a scanner that hashes and parses what it checks;
 - `batchscan scan TREE -j 2`: every format scanned, sha256 on, JSONL written;
 - with `--with-peers`, from a venv under bench-data/peers-venv that the script creates
   (pip install picklescan modelscan modelaudit): picklescan and modelscan on the tree with its
@@ -63,6 +71,34 @@ for line in open(sys.argv[1]):
         for stream in parts(line.rstrip("\n")):
             for _ in pickletools.genops(stream):
                 pass
+    except Exception:
+        pass
+"""
+# The parse floor (see the docstring): hash every byte, parse pickles, JSON, YAML and
+# safetensors headers with the fastest bare parser, check nothing.
+PARSE = GENOPS.split("for line in open")[0] + r"""
+import hashlib, orjson, yaml
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+for line in open(sys.argv[1]):
+    path = line.rstrip("\n")
+    try:
+        with open(path, "rb") as handle:
+            hashlib.file_digest(handle, "sha256")
+            handle.seek(0)
+            head = handle.read(8)
+            handle.seek(0)
+            lowered = path.lower()
+            if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+                for stream in parts(path):
+                    for _ in pickletools.genops(stream):
+                        pass
+            elif lowered.endswith(".json"):
+                orjson.loads(handle.read())
+            elif lowered.endswith((".yaml", ".yml")):
+                list(yaml.compose_all(handle.read(), Loader=LOADER))
+            elif lowered.endswith(".safetensors"):
+                handle.seek(8)
+                orjson.loads(handle.read(int.from_bytes(head, "little")))
     except Exception:
         pass
 """
@@ -213,6 +249,8 @@ def main() -> None:
         ["sh", "-c", two.format(cmd="xargs -d '\\n' sha256sum >/dev/null <")]), ""))
     genops = timed(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{GENOPS}'")])
     rows.append(("pickletools.genops, 2 processes", genops, ""))
+    floor = timed(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{PARSE}'")])
+    rows.append(("parse floor, 2 processes", floor, ""))
     out = scratch / "batchscan.jsonl"
     scan = timed([sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl",
                         "-o", str(out), "-j", str(args.jobs), "--no-progress"])
@@ -250,11 +288,13 @@ def main() -> None:
     print(f"tree {root}: {manifest['entries']} entries, {len(files)} regular files, "
           f"{total / 1e6:.0f} MB; warm page cache; {os.cpu_count()} CPUs; "
           f"median of {args.repeat} run(s) per row")
-    print(f"{'what':36} {'wall s':>8} {'cpu s':>8} {'x genops':>9} {'RSS own/child MB':>17}")
+    print(f"{'what':36} {'wall s':>8} {'cpu s':>8} {'x genops':>9} {'x floor':>8} "
+          f"{'RSS own/child MB':>17}")
     for name, result, note in rows:
         rss = f"{result.peak_root_kib / 1024:.0f}/{result.peak_other_kib / 1024:.0f}"
         print(f"{name:36} {result.wall:8.2f} {result.cpu:8.2f} "
-              f"{result.wall / genops.wall:9.2f} {rss:>17}  {note}")
+              f"{result.wall / genops.wall:9.2f} {result.wall / floor.wall:8.2f} {rss:>17}  "
+              f"{note}")
     for line in check(out, manifest, len(files)):
         print(line)
     print("batchscan worker time per format (last run's records):")
