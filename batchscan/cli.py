@@ -462,9 +462,9 @@ def config_from_args(args: argparse.Namespace) -> ScanConfig:
 
 def _writer(fmt: str, out: Any, run_id: str, verbose: bool, flatten: bool,
             compat: str = "batchscan", emit: Callable[[str], None] | None = None,
-            quiet: bool = False) -> Writer:
+            quiet: bool = False, batched: bool = False) -> Writer:
     if fmt == "jsonl":
-        return FlatJsonlWriter(out) if flatten else JsonlWriter(out)
+        return FlatJsonlWriter(out, batched) if flatten else JsonlWriter(out, batched)
     if fmt == "json" and compat == "modelaudit":
         from batchscan.outputs.modelaudit import ModelAuditJsonWriter
 
@@ -603,8 +603,11 @@ def run_scan(args: argparse.Namespace, early_signals: list[int] | None = None) -
             progress: Any = _progress_bar() if show else _NoProgress()
             emit = (_progress_emit(progress, out)
                     if show and args.format == "text" and args.output is None else None)
+            local = args.executor != "dask"
             writer = _writer(args.format, out, engine.run_id, args.verbose, args.flatten,
-                             args.compat, emit, args.quiet)
+                             args.compat, emit, args.quiet, batched=local)
+            if local and isinstance(writer, JsonlWriter | FlatJsonlWriter):
+                engine.idle = writer.flush  # whole lines, written when the engine waits
             node_reports: list[dict[str, Any]] = []
             if args.executor == "dask":
                 from batchscan.executors import dask as dask_executor

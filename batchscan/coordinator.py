@@ -141,6 +141,9 @@ class Engine:
         self._hashes: dict[int, tuple[Future[str], float]] = {}
         # a scanned file whose hash is still running, by that hash (one file per hash)
         self._parked: dict[Future[str], tuple[Item, FileResult]] = {}
+        # called each time the engine is about to wait for workers (the CLI flushes its
+        # batched JSONL output there); an exception from it ends the run like a write error
+        self.idle: Callable[[], None] | None = None
         window = max(1, config.jobs) * max(1, config.inflight_per_worker)
         self.downloads = Downloads(window, config.max_download_bytes, config.download_dir)
 
@@ -352,6 +355,8 @@ class Engine:
                 if self.stop.is_set():
                     raise KeyboardInterrupt
                 waiting: list[Future[Any]] = [*inflight, *downloads.running, *self._parked]
+                if self.idle is not None:
+                    self.idle()
                 done, _ = wait(waiting, timeout=0.25, return_when=FIRST_COMPLETED)
                 if self.cache is not None:
                     self.cache.tick()

@@ -25,6 +25,7 @@ import base64
 import datetime as dt
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,8 @@ def clean_text(value: object, limit: int) -> str:
     text = value if isinstance(value, str) else repr(value)
     if len(text) > limit:
         text = f"{text[:limit]}...[{len(text) - limit} characters cut]"
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -162,6 +165,8 @@ def _unrecordable(finding: object) -> Finding:
 def cap_findings(findings: tuple[Finding, ...] | list[Finding]) -> tuple[tuple[Finding, ...], int]:
     """At most `MAX_FINDINGS` findings and `MAX_FINDINGS_BYTES` of them, the most severe
     first chosen (ties in the order found); returns (kept, in their order, and how many cut)."""
+    if not findings:
+        return (), 0
     if len(findings) <= MAX_FINDINGS and sum(_size(f) for f in findings[:MAX_FINDINGS]) \
             <= MAX_FINDINGS_BYTES:
         return tuple(findings), 0
@@ -227,14 +232,17 @@ def sanitize(record: ScanRecord) -> ScanRecord:
     )
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_FORMAT_ID = re.compile(r"[a-z0-9_]+")
+
+
 def _is_sha256(value: object) -> bool:
-    return (isinstance(value, str) and len(value) == 64
-            and all(c in "0123456789abcdef" for c in value))
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
 def _format_id(value: object) -> str:
-    if (isinstance(value, str) and 0 < len(value) <= MAX_SHORT_CHARS and value.isascii()
-            and all(c.islower() or c.isdigit() or c == "_" for c in value)):
+    if (isinstance(value, str) and len(value) <= MAX_SHORT_CHARS
+            and _FORMAT_ID.fullmatch(value) is not None):
         return value
     return "unknown"
 

@@ -347,3 +347,77 @@ def test_hf_cache_layout_scans_each_blob_once_under_snapshot_names(tmp_path: Pat
     # the snapshot name is the format hint: a YAML blob has no extension of its own
     assert records["hf://someorg/somemodel@c1/hparams.yaml"]["format"] == "yaml"
     assert records["hf://someorg/somemodel@c1/hparams.yaml"]["max_severity"] == "error"
+
+
+def test_records_are_on_disk_while_the_engine_waits_for_a_slow_file(tmp_path: Path) -> None:
+    """JSONL lines are batched (one write per batch, not per record), yet a record never
+    waits for the run: the CLI flushes whenever the engine waits for workers. While one
+    file hangs, every other file's record is already in the output, in whole lines."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    for i in range(30):
+        (root / f"f{i:02d}.pkl").write_bytes(pickle.dumps({"i": i}, 4))
+    (root / "hang.bin").write_bytes(b"BATCHSCAN-FAULT sleep 30 " + b" " * 1_100_000)
+    out = tmp_path / "run.jsonl"
+    env = {**os.environ, "BATCHSCAN_FAULT_INJECTION": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchscan", "scan", str(root), "-f", "jsonl", "-o", str(out),
+         "-j", "2", "-t", "60", "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, preexec_fn=default_sigint)
+    try:
+        deadline = time.monotonic() + 20
+        seen: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and len(seen) < 30:
+            time.sleep(0.2)
+            data = out.read_bytes() if out.exists() else b""
+            assert data == b"" or data.endswith(b"\n"), "a torn line reached the file"
+            seen = [json.loads(line) for line in data.splitlines()]
+        assert process.poll() is None, "the hanging file should still be running"
+        assert sorted(Path(r["path"]).name for r in seen) == [f"f{i:02d}.pkl" for i in range(30)]
+    finally:
+        process.kill()
+        process.wait()
+
+
+class _Sink:
+    """A binary file that remembers each write() it got."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_batched_jsonl_writes_whole_lines_and_flushes_on_demand(flat: bool) -> None:
+    from batchscan.outputs.writers import FlatJsonlWriter, JsonlWriter
+    from batchscan.records import ScanRecord, Status
+
+    def record(i: int) -> ScanRecord:
+        return ScanRecord(run_id="r", path=f"/x/{i}", source="file", size=1, sha256=None,
+                          format="pickle", status=Status.CLEAN, findings=(), error=None,
+                          scanned_at="2026-11-30T00:00:00.000Z", duration_ms=1.0,
+                          scanner_version="0")
+
+    kind = FlatJsonlWriter if flat else JsonlWriter
+    sink = _Sink()
+    writer = kind(sink, batched=True)  # type: ignore[arg-type]
+    for i in range(5):
+        writer.write(record(i))
+    assert sink.writes == [], "batched lines wait for a flush"
+    writer.flush()
+    assert len(sink.writes) == 1 and sink.writes[0].count(b"\n") == 5
+    writer.write(record(5))
+    writer.finish({})
+    assert len(sink.writes) == 2 and sink.writes[1].endswith(b"\n")
+    assert [json.loads(line)["path"] for w in sink.writes for line in w.splitlines()] == [
+        f"/x/{i}" for i in range(6)]
+    plain_sink = _Sink()
+    plain = kind(plain_sink)  # type: ignore[arg-type]
+    plain.write(record(0))
+    assert len(plain_sink.writes) == 1, "unbatched: each record is written at once"

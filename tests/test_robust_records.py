@@ -115,6 +115,35 @@ def test_sanitize_bounds_every_field() -> None:
     assert schema.record_from_dict(data).path == "a/b\udcffc.pkl"
 
 
+@pytest.mark.parametrize(("sha256", "kept"), [
+    ("a" * 64, True), ("0123456789abcdef" * 4, True), ("A" * 64, False), ("a" * 63, False),
+    ("a" * 64 + "\n", False), ("a" * 65, False), ("g" * 64, False), ("\u0661" * 64, False),
+    (b"a" * 64, False), (None, False)])
+def test_sanitize_keeps_only_a_lowercase_hex_sha256(sha256: object, kept: bool) -> None:
+    record = ScanRecord(run_id="r", path="p", source="file", size=1, sha256=sha256,  # type: ignore[arg-type]
+                        format="pickle", status=Status.CLEAN, findings=(), error=None,
+                        scanned_at=schema.utc_now(), duration_ms=1.0, scanner_version="0")
+    assert schema.sanitize(record).sha256 == (sha256 if kept else None)
+
+
+@pytest.mark.parametrize(("fmt", "kept"), [
+    ("pickle", True), ("keras_h5", True), ("tf_metagraph", True), ("", False),
+    ("Pickle", False), ("pickle\n", False), ("pick le", False), ("\u00e9t\u00e9", False),
+    ("\u0661", False), ("x" * 10_000, False), (7, False)])
+def test_sanitize_keeps_only_a_plain_format_id(fmt: object, kept: bool) -> None:
+    record = ScanRecord(run_id="r", path="p", source="file", size=1, sha256=None,
+                        format=fmt, status=Status.CLEAN, findings=(), error=None,  # type: ignore[arg-type]
+                        scanned_at=schema.utc_now(), duration_ms=1.0, scanner_version="0")
+    assert schema.sanitize(record).format == (fmt if kept else "unknown")
+
+
+def test_clean_text_keeps_text_and_escapes_what_utf8_cannot_carry() -> None:
+    assert schema.clean_text("plain ascii", 100) == "plain ascii"
+    assert schema.clean_text("caf\u00e9 \u4e2d", 100) == "caf\u00e9 \u4e2d"
+    assert schema.clean_text("a\ud800b", 100) == "a\\ud800b"
+    assert schema.clean_text("x" * 50, 10) == "x" * 10 + "...[40 characters cut]"
+
+
 def test_a_broken_worker_result_becomes_that_files_error_record() -> None:
     from batchscan.config import ScanConfig
     from batchscan.coordinator import Engine

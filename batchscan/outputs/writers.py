@@ -1,7 +1,13 @@
 """Writers: each receives records as they complete and finishes with the run summary.
 
-- `JsonlWriter`: one line per record, written with a single `write()` and flushed at once, so
-  a killed run leaves a valid, resumable file (every complete line is a complete record).
+- `JsonlWriter`: one line per record. Lines reach the file whole: each `write()` to the file
+  holds only complete lines, so a killed run leaves a valid, resumable file (every complete
+  line is a complete record; `selection.load_checkpoint` cuts a torn last line). Unbatched,
+  every record is flushed at once. Batched (the CLI's local runs), lines are gathered and
+  written together when the coordinator is about to wait for workers (`Engine.idle`), every
+  `_BATCH_SECONDS` and every `_BATCH_BYTES`: a 1,000,000-file walk made one write system call
+  per record before, about a tenth of its coordinator time. A record is on disk at most
+  `_BATCH_SECONDS` after the coordinator stops being busy.
 - `JsonWriter`: one document `{schema_version, run_id, summary, records}` written at the end.
 - `TextWriter`: files with findings or failures as they complete, then a summary.
 """
@@ -9,6 +15,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, TextIO
 
@@ -24,16 +31,51 @@ class Writer(Protocol):
     def finish(self, summary: dict[str, Any]) -> None: ...
 
 
-class JsonlWriter:
-    def __init__(self, out: BinaryIO):
-        self.out = out
+_BATCH_SECONDS = 0.1
+_BATCH_BYTES = 256 * 1024
 
-    def write(self, record: ScanRecord) -> None:
-        self.out.write(dumps_record(record))
+
+class _Lines:
+    """Complete JSONL lines on their way to `out`, flushed per record or in batches."""
+
+    def __init__(self, out: BinaryIO, batched: bool):
+        self.out = out
+        self.batched = batched
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._since = time.monotonic()
+
+    def _put(self, lines: bytes) -> None:
+        if not self.batched:
+            self.out.write(lines)
+            self.out.flush()
+            return
+        self._pending.append(lines)
+        self._pending_bytes += len(lines)
+        if (self._pending_bytes >= _BATCH_BYTES
+                or time.monotonic() - self._since >= _BATCH_SECONDS):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is pending, whole lines in one write, and flush the file."""
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+            self.out.write(data)
         self.out.flush()
+        self._since = time.monotonic()
 
     def finish(self, summary: dict[str, Any]) -> None:
-        self.out.flush()
+        self.flush()
+
+
+class JsonlWriter(_Lines):
+    def __init__(self, out: BinaryIO, batched: bool = False):
+        super().__init__(out, batched)
+
+    def write(self, record: ScanRecord) -> None:
+        self._put(dumps_record(record))
 
 
 class JsonWriter:
@@ -80,26 +122,21 @@ class SarifWriter:
 FINDING_COLUMNS = ("rule_id", "severity", "message", "member", "offset", "evidence", "cwe")
 
 
-class FlatJsonlWriter:
+class FlatJsonlWriter(_Lines):
     """`--flatten`: one row per finding (a file without findings is one row of nulls), so a
     warehouse can load findings without unnesting; the record's columns repeat on each row."""
 
-    def __init__(self, out: BinaryIO):
-        self.out = out
+    def __init__(self, out: BinaryIO, batched: bool = False):
+        super().__init__(out, batched)
 
     def write(self, record: ScanRecord) -> None:
         base = record_to_dict(record)
         findings = base.pop("findings")
         rows = findings or [dict.fromkeys(FINDING_COLUMNS)]
-        lines = b"".join(
+        self._put(b"".join(
             orjson.dumps({**base, **{f"finding_{k}": row[k] for k in FINDING_COLUMNS}},
                          option=orjson.OPT_APPEND_NEWLINE)
-            for row in rows)
-        self.out.write(lines)
-        self.out.flush()
-
-    def finish(self, summary: dict[str, Any]) -> None:
-        self.out.flush()
+            for row in rows))
 
 
 _LABEL = {
