@@ -141,8 +141,9 @@ class Engine:
         self._hashes: dict[int, tuple[Future[str], float]] = {}
         # a scanned file whose hash is still running, by that hash (one file per hash)
         self._parked: dict[Future[str], tuple[Item, FileResult]] = {}
-        # called each time the engine is about to wait for workers (the CLI flushes its
-        # batched JSONL output there); an exception from it ends the run like a write error
+        # called before each step that may block (waiting for workers, the next item of a
+        # walk or listing): the CLI flushes its batched JSONL output there; an exception
+        # from it ends the run like a write error
         self.idle: Callable[[], None] | None = None
         window = max(1, config.jobs) * max(1, config.inflight_per_worker)
         self.downloads = Downloads(window, config.max_download_bytes, config.download_dir)
@@ -319,6 +320,8 @@ class Engine:
                             batch, batch_bytes = [], 0
                             continue
                         break
+                    if self.idle is not None:
+                        self.idle()  # the walk or a listing may take long to give the next
                     item = next(source, None)
                     if item is None:
                         exhausted = True

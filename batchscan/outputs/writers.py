@@ -4,10 +4,11 @@
   holds only complete lines, so a killed run leaves a valid, resumable file (every complete
   line is a complete record; `selection.load_checkpoint` cuts a torn last line). Unbatched,
   every record is flushed at once. Batched (the CLI's local runs), lines are gathered and
-  written together when the coordinator is about to wait for workers (`Engine.idle`), every
-  `_BATCH_SECONDS` and every `_BATCH_BYTES`: a 1,000,000-file walk made one write system call
-  per record before, about a tenth of its coordinator time. A record is on disk at most
-  `_BATCH_SECONDS` after the coordinator stops being busy.
+  written together before each step of the engine that may block (waiting for workers,
+  taking the next item of a walk or listing: `Engine.idle`), every `_BATCH_SECONDS` and
+  every `_BATCH_BYTES`: a 1,000,000-file walk made one write system call per record before,
+  about a tenth of its coordinator time. A record is on disk before the engine waits for
+  anything.
 - `JsonWriter`: one document `{schema_version, run_id, summary, records}` written at the end.
 - `TextWriter`: files with findings or failures as they complete, then a summary.
 """
@@ -57,17 +58,19 @@ class _Lines:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is pending, whole lines in one write, and flush the file."""
+        """Write what is pending, whole lines in one write, and flush the file (cheap when
+        nothing is pending: the engine calls it before each step that may block)."""
         if self._pending:
             data = b"".join(self._pending)
             self._pending.clear()
             self._pending_bytes = 0
             self.out.write(data)
-        self.out.flush()
+            self.out.flush()
         self._since = time.monotonic()
 
     def finish(self, summary: dict[str, Any]) -> None:
         self.flush()
+        self.out.flush()
 
 
 class JsonlWriter(_Lines):
