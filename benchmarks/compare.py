@@ -9,6 +9,8 @@ the tree, peak RSS of the command's own process and of its largest descendant):
 - `find`: the walk floor;
 - `cat`, 2 processes: reading every byte;
 - `sha256sum`, 2 processes: hashing every byte (batchscan hashes every file);
+- `hashlib sha256`, 2 processes: the same with Python's hashlib, which batchscan uses (OpenSSL,
+  with the CPU's SHA extensions where coreutils here has none): the hash part of the floor;
 - `pickletools.genops`, 2 processes, over the pickle parts only (whole files that start like
   a pickle, the `.pkl` members of zips): the floor issue 18 first compared against. It reads
   4 bytes of every other file, so on a Hub-like tree (mostly JSON by bytes) it leaves out
@@ -101,6 +103,12 @@ for line in open(sys.argv[1]):
                 orjson.loads(handle.read(int.from_bytes(head, "little")))
     except Exception:
         pass
+"""
+HASH = r"""
+import hashlib, sys
+for line in open(sys.argv[1]):
+    with open(line.rstrip("\n"), "rb") as handle:
+        hashlib.file_digest(handle, "sha256")
 """
 PEERS = ("picklescan", "modelscan", "modelaudit")
 # No network here: ModelAudit's telemetry would retry DNS failures for seconds per run.
@@ -247,6 +255,8 @@ def main() -> None:
         ["sh", "-c", two.format(cmd="xargs -d '\\n' cat >/dev/null <")]), ""))
     rows.append(("sha256sum, 2 processes", timed(
         ["sh", "-c", two.format(cmd="xargs -d '\\n' sha256sum >/dev/null <")]), ""))
+    rows.append(("hashlib sha256, 2 processes",
+                 timed(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{HASH}'")]), ""))
     genops = timed(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{GENOPS}'")])
     rows.append(("pickletools.genops, 2 processes", genops, ""))
     floor = timed(["sh", "-c", two.format(cmd=f"{sys.executable} -c '{PARSE}'")])
